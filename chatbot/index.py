@@ -169,10 +169,10 @@ class VectorIndex:
     def save(self, path: str | os.PathLike) -> None:
         """Write the index to path atomically: a reader sees the old file or the new one, never a torn one."""
         path = Path(path)
-        header = json.dumps(
-            {"dim": self.dim, "mode": self.mode, "kind": self.kind, "nprobe": self.nprobe, "count": len(self)}
-        ).encode()
         with self._lock:
+            header = json.dumps(
+                {"dim": self.dim, "mode": self.mode, "kind": self.kind, "nprobe": self.nprobe, "count": len(self)}
+            ).encode()
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             try:
                 with os.fdopen(fd, "wb") as f:
@@ -204,6 +204,8 @@ class VectorIndex:
                     raise IndexCorrupt(f"{path} is not a chatbot vector index (bad magic); rebuild it from the store")
                 (hlen,) = struct.unpack("<I", head[len(_MAGIC):])
                 meta = json.loads(f.read(hlen))
+                if meta["mode"] not in _KINDS:
+                    raise IndexCorrupt(f"{path} has an unknown index mode {meta['mode']!r}; rebuild it from the store")
                 if meta["dim"] != dim:
                     raise IndexCorrupt(
                         f"{path} holds {meta['dim']}-d vectors but {dim}-d were expected "
@@ -220,27 +222,27 @@ class VectorIndex:
             # faiss raises RuntimeError on truncated or garbled bytes; json raises ValueError
             raise IndexCorrupt(f"index file {path} is unreadable ({type(e).__name__}: {e}); rebuild it") from e
 
-        self = cls(dim, meta["mode"])
-        self.nprobe = int(meta["nprobe"])
+        vi = cls(dim, meta["mode"])
+        vi.nprobe = int(meta["nprobe"])
         if isinstance(index, faiss.IndexIDMap2):
             index.index = faiss.downcast_index(index.index)
             ids = faiss.vector_to_array(index.id_map)
-            self.kind = "flat"
+            vi.kind = "flat"
         elif isinstance(index, faiss.IndexIVFFlat):
             index.set_direct_map_type(faiss.DirectMap.Hashtable)  # no-op when saved with it (always, by us)
             ids = _ivf_ids(index)
-            self.kind = "ivf"
+            vi.kind = "ivf"
         else:
             raise IndexCorrupt(f"{path} holds an unexpected faiss index type {type(index).__name__}; rebuild it")
         if index.d != dim or index.ntotal != meta["count"] or len(ids) != index.ntotal:
             raise IndexCorrupt(
                 f"{path} is inconsistent (d={index.d}, ntotal={index.ntotal}, header count={meta['count']}); rebuild it"
             )
-        self._index = index
-        self._ids = np.sort(ids.astype(np.int64))
-        if len(self._ids) > 1 and (np.diff(self._ids) == 0).any():
+        vi._index = index
+        vi._ids = np.sort(ids.astype(np.int64))
+        if len(vi._ids) > 1 and (np.diff(vi._ids) == 0).any():
             raise IndexCorrupt(f"{path} stores some id twice; rebuild it from the store")
-        return self
+        return vi
 
 
 # ---- helpers -----------------------------------------------------------------------------------------------

@@ -1,0 +1,168 @@
+"""The Chat tab: streaming replies, stop, regenerate, new conversation, past conversations, per-message
+"don't learn" (the chat's feedback button on each message) and the memories used for the last reply."""
+from __future__ import annotations
+
+import threading
+
+import gradio as gr
+
+from ..chat import Accepted, Done, InputRefused
+from ..memory import describe
+from ..runtime import Runtime
+
+DONT_LEARN = "Don't learn"
+
+
+class _Stops:
+    """Per-browser-session stop signals (threading.Event cannot live in gr.State, which is deep-copied)."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def new(self, session: str) -> threading.Event:
+        with self._lock:
+            self._events[session] = ev = threading.Event()
+            return ev
+
+    def stop(self, session: str) -> None:
+        with self._lock:
+            ev = self._events.get(session)
+        if ev:
+            ev.set()
+
+
+def _empty_session() -> dict:
+    # conversation_id: the open conversation (None = a new one starts with the next message);
+    # turn_ids: turn id of each message shown, parallel to the Chatbot value (None until committed).
+    return {"conversation_id": None, "turn_ids": []}
+
+
+def chat_tab(rt: Runtime) -> None:
+    service = rt.chat
+    user = rt.config.serve.default_user
+    stops = _Stops()
+
+    def conversation_choices() -> list[tuple[str, int]]:
+        return [(f"#{c.id} {c.title or '(empty)'}", c.id) for c in service.store.conversations(user=user, limit=200)]
+
+    def load(conversation_id: int | None):
+        if conversation_id is None:
+            return [], _empty_session(), []
+        rows = service.history(user, conversation_id)
+        messages = [{"role": role, "content": text} for _, role, text, _ in rows]
+        feedback = [None if learn else DONT_LEARN for _, _, _, learn in rows]
+        return messages, {"conversation_id": conversation_id, "turn_ids": [r[0] for r in rows]}, feedback
+
+    with gr.Row():
+        with gr.Column(scale=1, min_width=220):
+            new_btn = gr.Button("New conversation", variant="secondary")
+            conv_list = gr.Dropdown(label="Past conversations", choices=conversation_choices(), value=None,
+                                    interactive=True, elem_id="conversations")
+            conv_learn = gr.Checkbox(label="Learn from this conversation", value=True, elem_id="conv-learn")
+            memories_md = gr.Markdown("No memories used yet.", elem_id="memories")
+        with gr.Column(scale=4):
+            bot = gr.Chatbot(label="Chat", height=480, elem_id="chat", feedback_options=[DONT_LEARN], buttons=["copy_all"],
+                             like_user_message=True, placeholder="Say something. Every turn is saved.")
+            notice_md = gr.Markdown("", elem_id="notice")
+            with gr.Row():
+                box = gr.Textbox(placeholder="Type a message and press Enter", show_label=False, scale=6,
+                                 elem_id="message", autofocus=True, lines=1, max_lines=8)
+                send_btn = gr.Button("Send", variant="primary", scale=1, elem_id="send")
+                stop_btn = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
+                regen_btn = gr.Button("Regenerate", scale=1, elem_id="regenerate")
+    session = gr.State(_empty_session())
+
+    def stream(events, history: list, state: dict, text_back, user_text: str | None = None):
+        """Drive a ChatService event stream into the Chatbot. The user's message is shown only once
+        ChatService has committed it (the Accepted event)."""
+        try:
+            first = next(events)
+        except InputRefused as e:
+            gr.Warning(str(e))
+            yield history, text_back, gr.skip(), str(e), state, gr.skip()
+            return
+        assert isinstance(first, Accepted)
+        state = dict(state, conversation_id=first.conversation_id)
+        if first.user_turn_id is not None:  # committed: now the UI may show it as sent
+            state["turn_ids"] = [*state["turn_ids"], first.user_turn_id]
+        if user_text is not None:
+            history = [*history, {"role": "user", "content": user_text}]
+        history = [*history, {"role": "assistant", "content": ""}]
+        notice = " ".join(first.notices)
+        mem = describe(first.memories)
+        yield history, "", mem, notice, state, gr.update(choices=conversation_choices(), value=first.conversation_id)
+        reply = ""
+        for ev in events:
+            if isinstance(ev, str):
+                reply += ev
+                history[-1] = {"role": "assistant", "content": reply}
+                yield history, gr.skip(), gr.skip(), gr.skip(), state, gr.skip()
+            elif isinstance(ev, Done):
+                state = dict(state, turn_ids=[*state["turn_ids"], ev.turn_id if ev.turn_id > 0 else None])
+                history[-1] = {"role": "assistant", "content": ev.text or "(no reply)"}
+                if ev.stopped:
+                    notice = (notice + " Stopped: the partial reply is saved and will not be learned.").strip()
+                yield history, gr.skip(), gr.skip(), notice, state, gr.skip()
+
+    def on_send(text: str, history: list, state: dict, learn_conv: bool, request: gr.Request):
+        stop = stops.new(request.session_hash)
+        cid = state["conversation_id"]
+        if cid is None and not learn_conv:
+            cid = service.store.new_conversation(user, learn=False)
+        yield from stream(service.send(user, text, cid, stop=stop), history, state, text, user_text=text)
+
+    def on_regenerate(history: list, state: dict, request: gr.Request):
+        stop = stops.new(request.session_hash)
+        cid = state["conversation_id"]
+        if cid is None:
+            gr.Warning("Nothing to regenerate yet.")
+            yield history, gr.skip(), gr.skip(), "Nothing to regenerate yet.", state, gr.skip()
+            return
+        if history and history[-1]["role"] == "assistant":
+            history = history[:-1]
+            state = dict(state, turn_ids=state["turn_ids"][:-1])
+        yield from stream(service.regenerate(user, cid, stop=stop), history, state, gr.skip())
+
+    def on_stop(request: gr.Request):
+        stops.stop(request.session_hash)
+
+    def on_like(state: dict, data: gr.LikeData):
+        index = data.index if isinstance(data.index, int) else data.index[0]
+        ids = state["turn_ids"]
+        if index >= len(ids) or ids[index] is None:
+            gr.Warning("That message is not saved yet.")
+            return "That message is not saved yet."
+        dont = data.liked == DONT_LEARN
+        service.set_learn(user, ids[index], not dont)
+        return ("This message will not be learned or recalled." if dont
+                else "This message may be learned again.")
+
+    def on_new():
+        return [], _empty_session(), gr.update(value=None), True, "No memories used yet.", ""
+
+    def on_pick(conversation_id, state: dict):
+        if conversation_id is None or conversation_id == state["conversation_id"]:
+            return gr.skip(), state, gr.skip(), ""
+        try:
+            messages, new_state, feedback = load(int(conversation_id))
+        except InputRefused as e:
+            return gr.skip(), state, gr.skip(), str(e)
+        conv = service.store.conversation(int(conversation_id))
+        return gr.update(value=messages, feedback_value=feedback), new_state, conv.learn, ""
+
+    def on_conv_learn(learn: bool, state: dict):
+        if state["conversation_id"] is not None:
+            service.store.set_conversation_learn(state["conversation_id"], learn)
+        return "" if learn else "Nothing in this conversation will be learned or recalled."
+
+    outputs = [bot, box, memories_md, notice_md, session, conv_list]
+    box.submit(on_send, [box, bot, session, conv_learn], outputs)
+    send_btn.click(on_send, [box, bot, session, conv_learn], outputs)
+    regen_btn.click(on_regenerate, [bot, session], outputs)
+    stop_btn.click(on_stop, None, None, queue=False)
+    bot.like(on_like, [session], [notice_md])
+    new_btn.click(on_new, None, [bot, session, conv_list, conv_learn, memories_md, notice_md])
+    conv_list.input(on_pick, [conv_list, session], [bot, session, conv_learn, notice_md])
+    conv_learn.input(on_conv_learn, [conv_learn, session], [notice_md])
+

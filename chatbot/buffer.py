@@ -1,0 +1,158 @@
+"""The conversation buffer: SQLite turns (truth) + their FAISS vectors (recall). A turn is committed to SQLite
+first, then embedded and indexed; the index file is saved every few turns and on close, and is reconciled with
+SQLite at start-up (rebuilt when missing or corrupt, repaired when stale), so a crash can never lose a turn."""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from .embed import Embedder
+from .index import IndexCorrupt, VectorIndex
+from .store import Store, Turn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Hit:
+    turn: Turn
+    user: str
+    score: float  # cosine similarity to the query
+
+
+class Buffer:
+    def __init__(self, store: Store, embedder: Embedder, index_path: Path, index_kind: str = "auto",
+                 save_every: int = 20):
+        self.store = store
+        self.embedder = embedder
+        # The file name carries the embedder and dimension, so switching embedders starts a fresh index.
+        self.index_path = Path(index_path).with_name(f"{Path(index_path).stem}-{embedder.name}-{embedder.dim}.faiss")
+        self.index_kind = index_kind
+        self.save_every = save_every
+        self._unsaved = 0
+        self._lock = threading.Lock()  # serialises index mutation + save bookkeeping
+        self.index = self._open_index()
+
+    # -- start-up reconciliation ---------------------------------------------------------------------------
+    def _open_index(self) -> VectorIndex:
+        try:
+            index = VectorIndex.load(self.index_path, self.embedder.dim)
+        except IndexCorrupt as e:
+            if self.index_path.exists():
+                log.warning("vector index %s is corrupt (%s): rebuilding from SQLite", self.index_path, e)
+            elif self.store.indexable_ids():
+                log.warning("vector index %s is missing: rebuilding from SQLite", self.index_path)
+            return self._rebuild()
+        want = self.store.indexable_ids()
+        have = set(index.ids().tolist())
+        missing, extra = sorted(want - have), sorted(have - want)
+        if missing or extra:
+            log.warning("vector index is stale (%d turns missing, %d extra): repairing from SQLite",
+                        len(missing), len(extra))
+            if extra:
+                index.remove(extra)
+            self._embed_into(index, missing)
+            index.save(self.index_path)
+        else:
+            log.info("vector index matches SQLite (%d vectors)", len(index))
+        return index
+
+    def _rebuild(self) -> VectorIndex:
+        index = VectorIndex(self.embedder.dim, kind=self.index_kind)
+        ids = sorted(self.store.indexable_ids())
+        self._embed_into(index, ids)
+        index.save(self.index_path)
+        log.info("vector index rebuilt: %d vectors", len(index))
+        return index
+
+    def _embed_into(self, index: VectorIndex, ids: list[int], chunk: int = 512) -> None:
+        for start in range(0, len(ids), chunk):
+            turns = self.store.turns_by_ids(ids[start:start + chunk])
+            batch = [t for t in turns.values()]
+            if batch:
+                index.add([t.id for t in batch], self.embedder.encode([t.text for t in batch]))
+
+    def rebuild(self) -> int:
+        """Throw the index away and rebuild it from SQLite; returns the vector count."""
+        with self._lock:
+            self.index = self._rebuild()
+            self._unsaved = 0
+            return len(self.index)
+
+    # -- writes --------------------------------------------------------------------------------------------
+    def log_turn(self, conversation_id: int, role: str, text: str, learn: bool = True, status: str = "complete",
+                 created_at: float | None = None) -> int:
+        """Commit a turn (durable on return), then index it. Returns the turn id."""
+        turn_id = self.store.add_turn(conversation_id, role, text, learn=learn, status=status, created_at=created_at)
+        self.index_turns([(turn_id, text)])
+        return turn_id
+
+    def index_turns(self, items: Iterable[tuple[int, str]]) -> None:
+        items = [(i, t) for i, t in items]
+        if not items:
+            return
+        vecs = self.embedder.encode([t for _, t in items])
+        with self._lock:
+            self.index.add([i for i, _ in items], vecs)
+            self._unsaved += len(items)
+            if self._unsaved >= self.save_every:
+                self._save_locked()
+
+    def remove(self, turn_ids: Iterable[int]) -> int:
+        with self._lock:
+            n = self.index.remove(list(turn_ids))
+            self._save_locked()
+            return n
+
+    def _save_locked(self) -> None:
+        self.index.save(self.index_path)
+        self._unsaved = 0
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._unsaved:
+                self._save_locked()
+
+    # -- reads ---------------------------------------------------------------------------------------------
+    def search(self, query: str, user: str | None = None, k: int = 4, exclude_conversation: int | None = None,
+               learnable_only: bool = True) -> list[Hit]:
+        """Most similar past turns of `user` (any user if None), best first. Turns marked "don't learn" (or in
+        a don't-learn conversation) are never recalled. Over-fetches because other users' turns are filtered."""
+        if k <= 0 or len(self.index) == 0:
+            return []
+        vec = self.embedder.encode([query])[0]
+        fetch = k * 8
+        while True:
+            raw = self.index.search(vec, fetch)
+            owners = self.store.owners([i for i, _ in raw])
+            turns = self.store.turns_by_ids([i for i, _ in raw])
+            convs = {cid: self.store.conversation(cid) for cid in {c for _, c in owners.values()}}
+            hits: list[Hit] = []
+            for turn_id, score in raw:
+                if turn_id not in owners or turn_id not in turns:
+                    continue
+                name, cid = owners[turn_id]
+                turn = turns[turn_id]
+                if user is not None and name != user:
+                    continue
+                if cid == exclude_conversation or turn.status == "superseded":
+                    continue
+                if learnable_only and (not turn.learn or not convs[cid].learn):
+                    continue
+                hits.append(Hit(turn, name, float(score)))
+                if len(hits) == k:
+                    return hits
+            if len(raw) < fetch or fetch >= len(self.index):
+                return hits
+            fetch *= 4
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def close(self) -> None:
+        self.flush()

@@ -1,0 +1,163 @@
+"""The chat path, free of any UI: validate → log the user turn → recall memories → stream the reply → log it.
+The Gradio app, the CLI's `ask` and the benchmarks all go through these functions."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from .buffer import Buffer
+from .config import Config
+from .generate import Generator
+from .memory import Memory, memory_prompt, recall
+from .store import Store, clean_text
+
+
+class InputRefused(ValueError):
+    """A message that is not accepted (empty, too long); nothing was logged. The text is for the user."""
+
+
+@dataclass
+class Accepted:
+    """The user turn is committed; the reply starts."""
+    conversation_id: int
+    user_turn_id: int | None  # None for regenerate (the user turn already exists)
+    memories: list[Memory]
+    notices: list[str]
+
+
+@dataclass
+class Done:
+    """The reply is committed."""
+    turn_id: int
+    text: str
+    stopped: bool  # the user stopped it early
+    n_tokens: int
+    seconds: float
+    notices: list[str] = field(default_factory=list)
+
+
+class ChatService:
+    def __init__(self, config: Config, store: Store, buffer: Buffer, generator: Generator):
+        self.config = config
+        self.store = store
+        self.buffer = buffer
+        self.generator = generator
+
+    # -- validation ----------------------------------------------------------------------------------------
+    def validate(self, text: str | None) -> str:
+        text = clean_text(text or "")
+        if not text.strip():
+            raise InputRefused("Empty message: type something first.")
+        limit = self.config.buffer.max_message_chars
+        if len(text) > limit:
+            raise InputRefused(
+                f"Message too long ({len(text):,} characters; the limit is {limit:,}, set by buffer.max_message_chars)."
+                " Nothing was saved."
+            )
+        return text
+
+    def check_owner(self, conversation_id: int, user: str) -> None:
+        conv = self.store.conversation(conversation_id)
+        if conv is None or conv.user != user:
+            # Same message for "missing" and "someone else's": do not reveal which ids exist.
+            raise InputRefused(f"Conversation {conversation_id} not found.")
+
+    # -- prompt --------------------------------------------------------------------------------------------
+    def _messages(self, conversation_id: int, memories: list[Memory]) -> list[dict]:
+        history = [{"role": t.role, "content": t.text} for t in self.store.turns(conversation_id) if t.role != "system"]
+        if memories:
+            return [{"role": "system", "content": memory_prompt(memories)}, *history]
+        return history
+
+    def _recall(self, query: str, user: str, conversation_id: int | None, use_memory: bool) -> list[Memory]:
+        m = self.config.memory
+        if not (use_memory and m.enabled):
+            return []
+        return recall(self.buffer, query, user, m.top_k, m.token_budget, m.min_score,
+                      self.generator.count_tokens, exclude_conversation=conversation_id)
+
+    # -- the chat path -------------------------------------------------------------------------------------
+    def send(self, user: str, text: str, conversation_id: int | None = None, learn: bool = True,
+             use_memory: bool = True, stop: threading.Event | None = None) -> Iterator[Accepted | str | Done]:
+        """Log `text` as the user's turn, then stream the reply: yields Accepted, then text pieces, then Done.
+        Raises InputRefused before logging anything when the message is not acceptable."""
+        text = self.validate(text)
+        if conversation_id is None:
+            conversation_id = self.store.new_conversation(user)
+        else:
+            self.check_owner(conversation_id, user)
+        conv_learn = self.store.conversation(conversation_id).learn
+        user_turn = self.buffer.log_turn(conversation_id, "user", text, learn=learn and conv_learn)
+        yield from self._reply(user, conversation_id, text, user_turn, use_memory, stop)
+
+    def regenerate(self, user: str, conversation_id: int, use_memory: bool = True,
+                   stop: threading.Event | None = None) -> Iterator[Accepted | str | Done]:
+        """Replace the last reply of the conversation with a new one (the old one is kept as superseded)."""
+        self.check_owner(conversation_id, user)
+        turns = self.store.turns(conversation_id)
+        if not turns or not any(t.role == "user" for t in turns):
+            raise InputRefused("Nothing to regenerate yet.")
+        if turns[-1].role == "assistant":
+            self.store.supersede(turns[-1].id)
+            self.buffer.remove([turns[-1].id])
+        last_user = [t for t in turns if t.role == "user"][-1]
+        yield from self._reply(user, conversation_id, last_user.text, None, use_memory, stop)
+
+    def _reply(self, user: str, conversation_id: int, query: str, user_turn: int | None, use_memory: bool,
+               stop: threading.Event | None) -> Iterator[Accepted | str | Done]:
+        stop = stop or threading.Event()
+        memories = self._recall(query, user, conversation_id, use_memory)
+        prompt = self.generator.build_prompt(self._messages(conversation_id, memories))
+        yield Accepted(conversation_id, user_turn, memories, prompt.notices)
+        started = time.time()
+        pieces: list[str] = []
+        try:
+            for piece in self.generator.stream(prompt, stop=stop):
+                pieces.append(piece)
+                yield piece
+        finally:
+            # Whatever happened (finished, stopped, client gone), commit what the user saw.
+            reply = "".join(pieces).strip()
+            stopped = stop.is_set()
+            conv = self.store.conversation(conversation_id)
+            turn_id = self.buffer.log_turn(
+                conversation_id, "assistant", reply, learn=conv.learn and not stopped,
+                status="stopped" if stopped else "complete", created_at=started,
+            ) if reply else -1
+        n_tokens = self.generator.count_tokens(reply) if reply else 0
+        yield Done(turn_id, reply, stopped, n_tokens, time.time() - started, prompt.notices)
+
+    # -- reading back ---------------------------------------------------------------------------------------
+    def history(self, user: str, conversation_id: int) -> list[tuple[int, str, str, bool]]:
+        """(turn id, role, text, learn) of the visible turns of one of `user`'s conversations."""
+        self.check_owner(conversation_id, user)
+        return [(t.id, t.role, t.text, t.learn) for t in self.store.turns(conversation_id) if t.role != "system"]
+
+    def set_learn(self, user: str, turn_id: int, learn: bool) -> None:
+        """The per-message "don't learn from this" toggle."""
+        turn = self.store.turn(turn_id)
+        if turn is None:
+            raise InputRefused(f"Message {turn_id} not found.")
+        self.check_owner(turn.conversation_id, user)
+        self.store.set_turn_learn(turn_id, learn)
+
+    # -- one-shot ------------------------------------------------------------------------------------------
+    def ask(self, question: str, user: str, use_memory: bool = True) -> dict:
+        """Answer one question in a fresh single-turn chat without logging it (a query, not a conversation)."""
+        question = self.validate(question)
+        memories = self._recall(question, user, None, use_memory)
+        messages = [{"role": "user", "content": question}]
+        if memories:
+            messages.insert(0, {"role": "system", "content": memory_prompt(memories)})
+        prompt = self.generator.build_prompt(messages)
+        started = time.time()
+        answer = self.generator.generate(prompt).strip()
+        return {
+            "question": question,
+            "answer": answer,
+            "memories": [m.text for m in memories],
+            "notices": prompt.notices,
+            "seconds": round(time.time() - started, 3),
+        }

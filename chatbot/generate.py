@@ -1,0 +1,158 @@
+"""Streaming generation on the served model: chat template, context-fitting truncation with a notice, a stop
+signal that really ends `generate`, and a seed set before every reply. One generation at a time: the model is
+shared by every chat session, and on a CPU parallel generates only slow each other down."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+from .config import DecodingConfig
+from .model import LoadedModel
+
+ELLIPSIS = "\n[…]\n"
+
+
+@dataclass
+class Prompt:
+    input_ids: torch.Tensor  # (1, n) token ids, chat template applied
+    notices: list[str] = field(default_factory=list)  # what was cut to fit the context, for the user
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.input_ids.shape[1])
+
+
+class _StopOnEvent(StoppingCriteria):
+    """Ends generate() at the next token once `event` is set (the stop button, a closed browser tab)."""
+
+    def __init__(self, *events: threading.Event):
+        self.events = events
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        done = any(e.is_set() for e in self.events)
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+
+class Generator:
+    """Turns chat messages into streamed reply text on one loaded model (and, later, its adapter)."""
+
+    def __init__(self, loaded: LoadedModel, decoding: DecodingConfig, max_context: int):
+        self.loaded = loaded
+        self.decoding = decoding
+        # The usable context: what the model supports, capped by config.
+        self.max_context = min(max_context, loaded.context_length)
+        self._lock = threading.Lock()
+
+    @property
+    def tokenizer(self):
+        return self.loaded.tokenizer
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.loaded.model
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def truncate_tokens(self, text: str, max_tokens: int) -> str:
+        """Keep the head and tail of `text` within `max_tokens` (questions often sit at the end of a long paste)."""
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) <= max_tokens:
+            return text
+        head = max(1, max_tokens // 2)
+        tail = max(1, max_tokens - head - 4)
+        return self.tokenizer.decode(ids[:head]) + ELLIPSIS + self.tokenizer.decode(ids[-tail:])
+
+    def _encode(self, messages: list[dict]) -> torch.Tensor:
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return self.tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
+
+    def build_prompt(self, messages: list[dict], max_new_tokens: int | None = None) -> Prompt:
+        """Apply the chat template and fit the prompt into the context, cutting in this order: the oldest
+        history messages, then the system notes (memories), then the middle of the last user message."""
+        budget = self.max_context - (max_new_tokens or self.decoding.max_new_tokens)
+        budget = max(budget, 32)
+        messages = [dict(m) for m in messages]
+        notices: list[str] = []
+        ids = self._encode(messages)
+        if ids.shape[1] <= budget:
+            return Prompt(ids, notices)
+        dropped = 0
+        # Messages between an optional leading system message and the final user message are history.
+        first = 1 if messages and messages[0]["role"] == "system" else 0
+        while ids.shape[1] > budget and len(messages) - first > 1:
+            del messages[first]
+            dropped += 1
+            ids = self._encode(messages)
+        if dropped:
+            notices.append(f"{dropped} earlier message(s) of this conversation were left out to fit the model's context.")
+        if ids.shape[1] > budget and first == 1:
+            del messages[0]
+            first = 0
+            notices.append("Memories were left out to fit the model's context.")
+            ids = self._encode(messages)
+        if ids.shape[1] > budget:
+            last = messages[-1]
+            overhead = ids.shape[1] - self.count_tokens(last["content"])
+            keep = max(budget - overhead - 8, 8)
+            original = self.count_tokens(last["content"])
+            last["content"] = self.truncate_tokens(last["content"], keep)
+            ids = self._encode(messages)
+            notices.append(
+                f"Your message is {original} tokens; the model saw only its first and last parts ({keep} tokens, "
+                f"context limit {self.max_context}). The full text is saved."
+            )
+        return Prompt(ids, notices)
+
+    def stream(self, prompt: Prompt, stop: threading.Event | None = None, **overrides) -> Iterator[str]:
+        """Yield reply text pieces as they are generated. Closing the iterator early (or setting `stop`) ends
+        generation at the next token and frees the model for the next reply."""
+        stop = stop or threading.Event()
+        abandoned = threading.Event()  # set when the consumer goes away; `stop` stays the caller's own signal
+        settings = {**self.decoding.__dict__, **overrides}
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=None)
+        kwargs = dict(
+            input_ids=prompt.input_ids.to(self.model.device),
+            attention_mask=torch.ones_like(prompt.input_ids).to(self.model.device),
+            max_new_tokens=settings["max_new_tokens"],
+            do_sample=settings["do_sample"],
+            repetition_penalty=settings["repetition_penalty"],
+            pad_token_id=self.tokenizer.pad_token_id,
+            streamer=streamer,
+            stopping_criteria=StoppingCriteriaList([_StopOnEvent(stop, abandoned)]),
+        )
+        if settings["do_sample"]:
+            kwargs.update(temperature=settings["temperature"], top_p=settings["top_p"])
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            with self._lock:
+                try:
+                    if stop.is_set() or abandoned.is_set():
+                        streamer.end()
+                        return
+                    torch.manual_seed(settings["seed"])
+                    with torch.inference_mode():
+                        self.model.generate(**kwargs)
+                except BaseException as e:  # surfaced in the consumer thread below
+                    errors.append(e)
+                    streamer.end()
+
+        thread = threading.Thread(target=run, name="generate", daemon=True)
+        thread.start()
+        try:
+            for piece in streamer:
+                if piece:
+                    yield piece
+        finally:
+            abandoned.set()  # no-op when finished; ends generation when the consumer went away
+            thread.join()
+        if errors:
+            raise errors[0]
+
+    def generate(self, prompt: Prompt, **overrides) -> str:
+        return "".join(self.stream(prompt, **overrides))
