@@ -136,12 +136,18 @@ class ChatService:
         return [(t.id, t.role, t.text, t.learn) for t in self.store.turns(conversation_id) if t.role != "system"]
 
     def set_learn(self, user: str, turn_id: int, learn: bool) -> None:
-        """The per-message "don't learn from this" toggle."""
+        """The per-message "don't learn from this" toggle. On a user message it also covers the reply to it,
+        since replies often repeat what was said."""
         turn = self.store.turn(turn_id)
         if turn is None:
             raise InputRefused(f"Message {turn_id} not found.")
         self.check_owner(turn.conversation_id, user)
         self.store.set_turn_learn(turn_id, learn)
+        if turn.role == "user":
+            turns = self.store.turns(turn.conversation_id)
+            after = [t for t in turns if t.id > turn_id][:1]
+            if after and after[0].role == "assistant":
+                self.store.set_turn_learn(after[0].id, learn)
 
     # -- one-shot ------------------------------------------------------------------------------------------
     def ask(self, question: str, user: str, use_memory: bool = True) -> dict:

@@ -109,7 +109,8 @@ class Generator:
         return Prompt(ids, notices)
 
     def stream(self, prompt: Prompt, stop: threading.Event | None = None, **overrides) -> Iterator[str]:
-        """Yield reply text pieces as they are generated. Closing the iterator early (or setting `stop`) ends
+        """Yield reply text pieces as they are generated. `overrides` replace decoding settings or add
+        generate() arguments. Closing the iterator early (or setting `stop`) ends
         generation at the next token and frees the model for the next reply."""
         stop = stop or threading.Event()
         abandoned = threading.Event()  # set when the consumer goes away; `stop` stays the caller's own signal
@@ -127,6 +128,8 @@ class Generator:
         )
         if settings["do_sample"]:
             kwargs.update(temperature=settings["temperature"], top_p=settings["top_p"])
+        # Anything else (e.g. min_new_tokens, suppress_tokens) goes straight to generate().
+        kwargs.update({k: v for k, v in overrides.items() if k not in self.decoding.__dict__})
         errors: list[BaseException] = []
 
         def run() -> None:

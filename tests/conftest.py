@@ -1,0 +1,99 @@
+"""Shared fixtures: a tiny random Llama (with the real SmolLM2 tokenizer and chat template) for unit tests,
+the real embedder, and the real embedded model for integration tests. Converted models are cached in
+$CHATBOT_TEST_CACHE (default ~/.cache/chatbot-tests) so only the first run pays the ~20 s GGUF conversion."""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+CACHE = Path(os.environ.get("CHATBOT_TEST_CACHE", Path.home() / ".cache" / "chatbot-tests"))
+
+
+@pytest.fixture(scope="session")
+def model_cache() -> Path:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    return CACHE
+
+
+@pytest.fixture(scope="session")
+def embedded_dir(model_cache: Path) -> Path:
+    """The embedded SmolLM2 converted to safetensors (real weights)."""
+    from chatbot.model import convert_gguf, embedded_gguf_path
+
+    return convert_gguf(embedded_gguf_path(), model_cache)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(embedded_dir: Path, model_cache: Path) -> Path:
+    """A randomly initialised 2-layer Llama with SmolLM2's tokenizer: fast, and exercises every real code path."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    target = model_cache / "tiny-llama-v3"
+    if (target / "config.json").exists() and (target / "tokenizer_config.json").exists():
+        return target
+    tokenizer = AutoTokenizer.from_pretrained(embedded_dir)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True,
+    )
+    model = LlamaForCausalLM(config)
+    # Zero the (tied) embedding rows of special and whitespace-only tokens: their logit is then 0 while the
+    # best of 49k random logits is far above it, so greedy replies are visible text and never end on EOS.
+    blank = [i for i in range(len(tokenizer)) if not tokenizer.decode([i]).strip()]
+    with torch.no_grad():
+        model.get_input_embeddings().weight[sorted(set(blank) | set(tokenizer.all_special_ids))] = 0.0
+    tmp = target.with_name(target.name + ".tmp")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    os.replace(tmp, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def tiny_loaded(tiny_model_dir: Path):
+    from chatbot.model import load_model
+
+    return load_model(str(tiny_model_dir), quantization="none")
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from chatbot.embed import Embedder
+
+    return Embedder()
+
+
+def tiny_config(tiny_model_dir: Path, **sections):
+    """A Config pointing at the tiny model, unquantized, short replies; override sections with dicts."""
+    from chatbot.config import Config
+
+    data = {"model": {"source": str(tiny_model_dir), "quantization": "none", "max_context": 512},
+            "decoding": {"max_new_tokens": 16}}
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return Config.from_dict(data)
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, tiny_model_dir: Path, tiny_loaded, embedder):
+    from chatbot.runtime import open_runtime
+
+    rt = open_runtime(tmp_path / "home", tiny_config(tiny_model_dir), loaded=tiny_loaded, embedder=embedder)
+    yield rt
+    rt.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
