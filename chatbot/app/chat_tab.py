@@ -163,6 +163,7 @@ def chat_tab(rt: Runtime) -> None:
     stop_btn.click(on_stop, None, None, queue=False)
     bot.like(on_like, [session], [notice_md])
     new_btn.click(on_new, None, [bot, session, conv_list, conv_learn, memories_md, notice_md])
+    bot.clear(on_new, None, [bot, session, conv_list, conv_learn, memories_md, notice_md])  # the chat's own bin icon
     conv_list.input(on_pick, [conv_list, session], [bot, session, conv_learn, notice_md])
     conv_learn.input(on_conv_learn, [conv_learn, session], [notice_md])
 

@@ -1,0 +1,59 @@
+"""Integration tests on the real embedded model (SmolLM2-135M-Instruct, 4-bit NF4 via bitsandbytes), through
+the CLI exactly as a user runs it."""
+import json
+
+import pytest
+
+from test_cli import chatbot
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory, embedded_dir, model_cache):
+    """A home whose config points the model cache at the shared test cache (no second GGUF conversion)."""
+    home = tmp_path_factory.mktemp("real") / "home"
+    home.mkdir()
+    (home / "config.toml").write_text(f'[model]\ncache_dir = "{model_cache}"\n[decoding]\nmax_new_tokens = 48\n')
+    src = home.parent / "facts.jsonl"
+    src.write_text("\n".join(json.dumps(x) for x in [
+        {"messages": [{"role": "user", "content": "My dog is called Rex."},
+                      {"role": "assistant", "content": "That's a lovely name for a dog!"}]},
+        {"messages": [{"role": "user", "content": "I work as a nurse in Lisbon."},
+                      {"role": "assistant", "content": "That sounds rewarding."}]},
+        {"user": "bob", "messages": [{"role": "user", "content": "I collect stamps."}]},
+    ]) + "\n")
+    return home, src
+
+
+def test_import_then_status_counts(real):
+    home, src = real
+    report = json.loads(chatbot(home, "import", "--json", str(src)).stdout.splitlines()[-1])
+    assert report["imported"] == 3 and report["turns"] == 5
+    status = json.loads(chatbot(home, "status", "--json").stdout.splitlines()[-1])
+    assert status["model"] == "embedded" and status["quantization"] == "4bit"
+    assert (status["users"], status["conversations"], status["turns"], status["indexed_vectors"]) == (2, 3, 5, 5)
+
+
+def test_faiss_rebuilt_after_deleting_index(real):
+    home, _ = real
+    files = list(home.glob("index-*.faiss"))
+    assert len(files) == 1
+    files[0].unlink()
+    proc = chatbot(home, "status", "--json")
+    assert "missing: rebuilding from SQLite" in proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1])["indexed_vectors"] == 5
+    assert files[0].exists()
+
+
+def test_ask_capital_of_france_and_memory(real):
+    home, _ = real
+    proc = chatbot(home, "ask", "--json", "--no-memory", "What is the capital of France?")
+    answers = json.loads(proc.stdout.splitlines()[-1])["answers"]
+    assert "Paris" in answers[0]["answer"]
+
+    with_memory = json.loads(chatbot(home, "ask", "--json", "What is my dog's name?").stdout.splitlines()[-1])
+    assert "My dog is called Rex." in with_memory["answers"][0]["memories"]
+    assert "Rex" in with_memory["answers"][0]["answer"]
+    closed = json.loads(chatbot(home, "ask", "--json", "--no-memory", "What is my dog's name?").stdout.splitlines()[-1])
+    assert "Rex" not in closed["answers"][0]["answer"]  # the weights do not know it yet: consolidation's job
