@@ -2,6 +2,7 @@
 The Gradio app, the CLI's `ask` and the benchmarks all go through these functions."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -11,7 +12,10 @@ from .buffer import Buffer
 from .config import Config
 from .generate import Generator
 from .memory import Memory, memory_prompt, recall
+from .registry import Registry
 from .store import Store, clean_text
+
+log = logging.getLogger(__name__)
 
 
 class InputRefused(ValueError):
@@ -25,6 +29,7 @@ class Accepted:
     user_turn_id: int | None  # None for regenerate (the user turn already exists)
     memories: list[Memory]
     notices: list[str]
+    adapter: str = "base"  # the adapter version that writes this reply
 
 
 @dataclass
@@ -39,11 +44,24 @@ class Done:
 
 
 class ChatService:
-    def __init__(self, config: Config, store: Store, buffer: Buffer, generator: Generator):
+    def __init__(self, config: Config, store: Store, buffer: Buffer, generator: Generator,
+                 registry: Registry | None = None):
         self.config = config
         self.store = store
         self.buffer = buffer
         self.generator = generator
+        self.registry = registry
+
+    def sync_adapter(self) -> str:
+        """Serve the currently promoted version (checked before every reply: a promotion is picked up between
+        replies, without restart). Returns the served version name."""
+        if self.registry is not None:
+            name = self.registry.current()
+            if name != self.generator.adapter:
+                path = self.registry.current_path()
+                self.generator.use_adapter(name, str(path) if path else None)
+                log.info("now serving adapter %s", name)
+        return self.generator.adapter
 
     # -- validation ----------------------------------------------------------------------------------------
     def validate(self, text: str | None) -> str:
@@ -108,9 +126,10 @@ class ChatService:
     def _reply(self, user: str, conversation_id: int, query: str, user_turn: int | None, use_memory: bool,
                stop: threading.Event | None) -> Iterator[Accepted | str | Done]:
         stop = stop or threading.Event()
+        self.sync_adapter()
         memories = self._recall(query, user, conversation_id, use_memory)
         prompt = self.generator.build_prompt(self._messages(conversation_id, memories))
-        yield Accepted(conversation_id, user_turn, memories, prompt.notices)
+        yield Accepted(conversation_id, user_turn, memories, prompt.notices, self.generator.adapter)
         started = time.time()
         pieces: list[str] = []
         try:
@@ -153,6 +172,7 @@ class ChatService:
     def ask(self, question: str, user: str, use_memory: bool = True) -> dict:
         """Answer one question in a fresh single-turn chat without logging it (a query, not a conversation)."""
         question = self.validate(question)
+        adapter = self.sync_adapter()
         memories = self._recall(question, user, None, use_memory)
         messages = [{"role": "user", "content": question}]
         if memories:
@@ -163,6 +183,7 @@ class ChatService:
         return {
             "question": question,
             "answer": answer,
+            "adapter": adapter,
             "memories": [m.text for m in memories],
             "notices": prompt.notices,
             "seconds": round(time.time() - started, 3),

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -29,19 +30,26 @@ def _emit(args: argparse.Namespace, text: str, data: dict) -> None:
 def _runtime(args: argparse.Namespace, with_model: bool):
     from .runtime import open_runtime
 
-    return open_runtime(args.home, args.cfg, with_model=with_model)
+    return open_runtime(args.home, args.cfg, with_model=with_model,
+                        config_file=str(Path(args.config).resolve()) if args.config else None)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Start the chat app in the browser."""
     from .app import build_app, launch
 
+    from .schedule import start_nightly
+
     rt = _runtime(args, with_model=True)
     host = args.host or rt.config.serve.host
     port = args.port or rt.config.serve.port
+    schedule = args.schedule if args.schedule is not None else rt.config.consolidate.schedule
+    scheduler = start_nightly(rt.paths.home, schedule, rt.config_file) if schedule else None
     try:
         launch(build_app(rt), host, port)
     finally:
+        if scheduler:
+            scheduler.shutdown(wait=False)
         rt.close()
     return 0
 
@@ -130,12 +138,97 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_consolidate(args: argparse.Namespace) -> int:
+    """Fine-tune a new adapter version on new dialogue mixed with replay (QLoRA)."""
+    from .consolidate import AlreadyRunning, consolidate
+
+    try:
+        result = consolidate(args.home, args.cfg, dry_run=args.dry_run, show_progress=not args.quiet)
+    except AlreadyRunning as e:
+        raise UsageError(str(e)) from None
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        return 0 if result.status != "rejected" else 1
+    print(result.message)
+    if result.counts:
+        print("mix: " + ", ".join(f"{k}={v}" for k, v in sorted(result.counts.items())))
+    for row in result.preview:
+        print(f"  [{row['source']}] " + " | ".join(f"{r}: {c[:70]}" for r, c in row["messages"]))
+    if result.metrics:
+        m = result.metrics
+        print(f"train loss {m['train_loss']}, {m['steps']} steps, {m['tokens_per_s']} tok/s, "
+              f"padding waste {m['padding_waste']:.1%}, {m['seconds']} s")
+    if result.run_dir:
+        print(f"log: {result.run_dir}/consolidate.log")
+    return 0 if result.status != "rejected" else 1
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    """List adapter versions and which one is served."""
+    from .registry import Registry
+    from .runtime import Paths
+
+    reg = Registry(Paths(args.home).adapters)
+    current = reg.current()
+    rows = [{"version": v.name, "status": v.status, "served": v.name == current,
+             "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(v.created_at)),
+             "new_turns": len(v.manifest.get("new_turn_ids", [])), "counts": v.manifest.get("counts", {}),
+             "train_loss": v.metrics.get("train_loss"), "reasons": v.reasons} for v in reg.versions()]
+    if args.json:
+        print(json.dumps({"served": current, "versions": rows}, ensure_ascii=False))
+        return 0
+    print(f"served: {current}")
+    for r in rows:
+        mark = "*" if r["served"] else " "
+        why = f"  ({'; '.join(r['reasons'])})" if r["reasons"] else ""
+        print(f"{mark} {r['version']}  {r['status']:<9} {r['created']}  new turns {r['new_turns']:<5} "
+              f"loss {r['train_loss']}{why}")
+    if not rows:
+        print("no versions yet: run `chatbot consolidate`")
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    """Serve version V (or 'base'); the running app switches between replies."""
+    from .registry import BASE, Registry, RegistryError
+    from .runtime import Paths
+
+    reg = Registry(Paths(args.home).adapters)
+    try:
+        if args.version != BASE:
+            v = reg.get(args.version)
+            if v.status == "rejected":
+                print(f"warning: {v.name} was rejected ({'; '.join(v.reasons)}); promoting it anyway",
+                      file=sys.stderr)
+        reg.promote(args.version)
+    except RegistryError as e:
+        raise UsageError(str(e)) from None
+    print(f"serving {args.version}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """Serve the previously promoted version again."""
+    from .registry import Registry
+    from .runtime import Paths
+
+    reg = Registry(Paths(args.home).adapters)
+    before = reg.current()
+    after = reg.rollback()
+    print(f"rolled back from {before} to {after}")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": cmd_serve,
     "import": cmd_import,
     "ask": cmd_ask,
     "status": cmd_status,
     "export": cmd_export,
+    "consolidate": cmd_consolidate,
+    "versions": cmd_versions,
+    "promote": cmd_promote,
+    "rollback": cmd_rollback,
 }
 
 
@@ -155,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help=cmd_serve.__doc__)
     s.add_argument("--host", default=None, help="bind address (default serve.host = 127.0.0.1)")
     s.add_argument("--port", type=int, default=None, help="port (default serve.port = 7860)")
+    s.add_argument("--schedule", default=None, metavar="HH:MM",
+                   help="consolidate every night at HH:MM while serving (default consolidate.schedule; '' = off)")
 
     s = sub.add_parser("import", help=cmd_import.__doc__)
     s.add_argument("file", metavar="FILE.jsonl", help='one conversation per line: {"messages": [{"role", "content"}, ...], '
@@ -174,6 +269,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file", metavar="FILE.jsonl")
     s.add_argument("--user", default=None, help="only this user's conversations")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    s = sub.add_parser("consolidate", help=cmd_consolidate.__doc__)
+    s.add_argument("--dry-run", action="store_true", help="print the data mix (counts per source, samples), no training")
+    s.add_argument("--json", action="store_true", help="print the result as JSON")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    s = sub.add_parser("versions", help=cmd_versions.__doc__)
+    s.add_argument("--json", action="store_true", help="print as JSON")
+
+    s = sub.add_parser("promote", help=cmd_promote.__doc__)
+    s.add_argument("version", metavar="V", help="a version name such as v0003, or 'base' for no adapter")
+
+    sub.add_parser("rollback", help=cmd_rollback.__doc__)
     return p
 
 
@@ -193,6 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.home = Path(args.home).expanduser() if args.home else default_home()
         args.cfg = load_config(args.home, args.config)
+        if getattr(args, "schedule", None):
+            from .config import ConsolidateConfig
+
+            ConsolidateConfig(schedule=args.schedule)  # validates HH:MM with a clear message
         return COMMANDS[args.command](args)
     except (UsageError, ConfigError, StoreError, ModelError, EmbedderError) as e:
         print(f"chatbot {args.command}: error: {e}", file=sys.stderr)

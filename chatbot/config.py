@@ -102,12 +102,59 @@ class ServeConfig:
 
 
 @dataclass
+class TrainConfig:
+    lora_r: int = 16  # LoRA rank (for a new adapter; a continued adapter keeps its own)
+    lora_alpha: int = 32  # LoRA scaling numerator (effective scale alpha/r)
+    lora_dropout: float = 0.05
+    target_modules: str = "all-linear"  # peft target_modules: "all-linear" or a comma-separated list of module names
+    learning_rate: float = 1e-4  # low on purpose: plasticity traded for stability
+    epochs: int = 3  # passes over the mix
+    batch_size: int = 8  # examples per step (padded to the longest; the mix is length-grouped)
+    max_seq_len: int = 384  # tokens per training example; longer ones are cut
+    replay_ratio: float = 1.0  # replayed old examples per new example (0 = no replay)
+    replay_policy: str = "nearest"  # "uniform" (reservoir sample) or "nearest" (old turns closest to the new ones in FAISS)
+    rehearsal_count: int = 8  # general prompts answered by the frozen base model, rehearsed every run (0 = off)
+    augment: bool = True  # turn what users stated into paraphrased Q/A pairs (needed for closed-book recall)
+    augment_per_fact: int = 4  # paraphrased questions per stated fact
+    ewc_lambda: float = 0.0  # Elastic Weight Consolidation strength (0 = off); Fisher from replay data
+    gradient_checkpointing: bool = False  # trade compute for memory on large models
+    seed: int = 0  # data order, replay choice, LoRA init
+
+    def __post_init__(self) -> None:
+        for name in ("lora_r", "lora_alpha", "learning_rate", "epochs", "batch_size", "max_seq_len", "augment_per_fact"):
+            _positive("train", name, getattr(self, name))
+        for name in ("replay_ratio", "rehearsal_count", "ewc_lambda", "lora_dropout"):
+            _positive("train", name, getattr(self, name), allow_zero=True)
+        _choice("train", "replay_policy", self.replay_policy, ("uniform", "nearest"))
+
+
+@dataclass
+class ConsolidateConfig:
+    schedule: str = ""  # "HH:MM" = consolidate every night at that local time while `serve` runs; "" = off
+    auto_promote: bool = True  # promote a finished candidate that passes the gate
+    min_new_turns: int = 1  # fewer learnable new turns than this = nothing to do
+
+    def __post_init__(self) -> None:
+        if self.schedule and not _valid_hhmm(self.schedule):
+            raise ConfigError(f"consolidate.schedule = {self.schedule!r}: use HH:MM (24-hour), e.g. '03:30'")
+        _positive("consolidate", "min_new_turns", self.min_new_turns)
+
+
+def _valid_hhmm(text: str) -> bool:
+    parts = text.split(":")
+    return (len(parts) == 2 and all(p.isdigit() and len(p) == 2 for p in parts)
+            and int(parts[0]) < 24 and int(parts[1]) < 60)
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     buffer: BufferConfig = field(default_factory=BufferConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    consolidate: ConsolidateConfig = field(default_factory=ConsolidateConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -146,6 +193,8 @@ _SECTION_TYPES = {
     "memory": MemoryConfig,
     "buffer": BufferConfig,
     "serve": ServeConfig,
+    "train": TrainConfig,
+    "consolidate": ConsolidateConfig,
 }
 
 

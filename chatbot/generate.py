@@ -46,6 +46,8 @@ class Generator:
         # The usable context: what the model supports, capped by config.
         self.max_context = min(max_context, loaded.context_length)
         self._lock = threading.Lock()
+        self.adapter = "base"  # the adapter version being served ("base" = none)
+        self._peft = None  # PeftModel wrapping loaded.model once any adapter was loaded
 
     @property
     def tokenizer(self):
@@ -54,6 +56,36 @@ class Generator:
     @property
     def model(self) -> torch.nn.Module:
         return self.loaded.model
+
+    def use_adapter(self, name: str, path: str | None) -> None:
+        """Serve adapter version `name` from folder `path` (None: the bare base). Takes the generation lock, so
+        the switch happens between replies, never inside one. The previous adapter is unloaded."""
+        with self._lock:
+            if name == self.adapter:
+                return
+            if path is not None:
+                from peft import PeftModel
+
+                if self._peft is None:
+                    self._peft = PeftModel.from_pretrained(self.loaded.model, path, adapter_name=name)
+                else:
+                    self._peft.load_adapter(path, adapter_name=name)
+                    self._peft.set_adapter(name)
+                    for old in [a for a in self._peft.peft_config if a != name]:
+                        self._peft.delete_adapter(old)
+                self._peft.eval()
+            self.adapter = name
+
+    def _serving(self):
+        """(module to call generate on, context manager): LoRA layers stay injected once loaded, so serving the
+        base after a rollback means disabling them."""
+        import contextlib
+
+        if self._peft is None:
+            return self.loaded.model, contextlib.nullcontext()
+        if self.adapter == "base":
+            return self._peft, self._peft.disable_adapter()
+        return self._peft, contextlib.nullcontext()
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -139,8 +171,9 @@ class Generator:
                         streamer.end()
                         return
                     torch.manual_seed(settings["seed"])
-                    with torch.inference_mode():
-                        self.model.generate(**kwargs)
+                    model, context = self._serving()
+                    with torch.inference_mode(), context:
+                        model.generate(**kwargs)
                 except BaseException as e:  # surfaced in the consumer thread below
                     errors.append(e)
                     streamer.end()

@@ -15,12 +15,12 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-import faiss  # hard dependency; importing it changes no global state (thread count is left to faiss/OpenMP)
+import faiss  # hard dependency; nothing here changes its global state (OpenMP threads included)
 import numpy as np
 
 # ---- defaults (chosen from scripts/bench_index.py on the 2-core CPU; see its report) -------------------------
-AUTO_IVF_THRESHOLD = 50_000  # TEMP
-NPROBE = 16                   # ivf lists scanned per query: recall@10 >= 0.95 with p99 far below 20 ms at 1M
+AUTO_IVF_THRESHOLD = 100_000  # "auto" switches flat -> ivf when the count passes this (flat p99 ~ 12 ms here)
+NPROBE = 64                   # ivf lists scanned per query: recall@10 >= 0.95 with p99 far below 20 ms at 1M
 NLIST_PER_SQRT_N = 4          # nlist ~ 4 * sqrt(n) at training time ...
 NLIST_MAX = 8192              # ... bounded so training / quantizer cost stays affordable on 2 cores
 MIN_POINTS_PER_LIST = 39      # faiss k-means wants >= 39 points per centroid; fewer -> fewer lists
@@ -39,15 +39,19 @@ class VectorIndex:
     """Vectors keyed by int64 turn id, searched by cosine similarity.
 
     kind: "flat" = exact IndexIDMap2(IndexFlatIP); "ivf" = IndexIVFFlat (inner product) with a hashtable direct
-    map so removal is O(removed) and ids are stable; "auto" = flat until the count passes AUTO_IVF_THRESHOLD, then a
-    one-off rebuild into ivf inside add(). An "ivf" index trains on its first add() batch, so feed it a
-    representative bulk load (a tiny first batch gives a tiny nlist); before that it is an empty flat index.
-    An ivf index never switches back to flat and keeps the nlist it was trained with.
+    map so removal is O(removed) and ids are stable; "auto" = flat until the count passes AUTO_IVF_THRESHOLD, then
+    a one-off switch to ivf inside the add() that crosses it. An "ivf" index trains on its first add() batch, so
+    feed it a representative bulk load (a tiny first batch gives a tiny nlist); until then it is an empty flat
+    index. An ivf index never switches back to flat and keeps the nlist it was trained with.
 
     Thread safety: one RLock guards every call, searches included. FAISS CPU searches are safe with each other
-    but not with add/remove/rebuild (they reallocate the arrays a search is reading), and a single-query search
-    takes about a millisecond (ivf) to ~12 ms (flat at the threshold), so serialising searches costs little at
-    chat rates and avoids a reader-writer lock. The price: searches wait during the one-off ivf rebuild.
+    but not with add/remove (they reallocate the arrays a search reads), and a single-query search takes ~1 ms
+    (ivf) to ~10 ms (flat near the threshold), so serialising searches costs little at chat rates and needs no
+    reader-writer lock. The flat -> ivf switch runs k-means outside the lock (searches and adds go on against the
+    flat index meanwhile) and holds it only to fill the trained ivf.
+
+    Threads inside FAISS: the OpenMP pool is left as it is (all cores). A single-query search runs on one thread
+    anyway (FAISS parallelises over queries), while training and bulk adds use every core.
     """
 
     def __init__(self, dim: int, kind: str = "auto") -> None:
@@ -169,6 +173,12 @@ class VectorIndex:
             [(int(i), float(s)) for i, s in zip(row_ids, row_scores) if i >= 0]
             for row_ids, row_scores in zip(ids, scores)
         ]
+
+    def reconstruct(self, ids: Sequence[int]) -> np.ndarray:
+        """The stored vectors of `ids` (all must be present), float32 (len(ids), dim)."""
+        with self._lock:
+            # IndexIDMap2 and the IVF hashtable direct map both map an external id to its stored vector.
+            return np.stack([self._index.reconstruct(int(i)) for i in ids]).astype(np.float32, copy=False)
 
     def ids(self) -> np.ndarray:
         """All stored ids (int64), in ascending order."""

@@ -12,6 +12,7 @@ from .config import Config
 from .embed import Embedder
 from .generate import Generator
 from .model import LoadedModel, load_model
+from .registry import Registry
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,12 @@ class Paths:
         return self.home / "models"
 
     @property
-    def logs(self) -> Path:
-        return self.home / "logs"
+    def adapters(self) -> Path:
+        return self.home / "adapters"
+
+    @property
+    def runs(self) -> Path:
+        return self.home / "runs"
 
 
 @dataclass
@@ -47,6 +52,7 @@ class Runtime:
     buffer: Buffer
     loaded: LoadedModel | None = None
     chat: ChatService | None = None
+    config_file: str | None = None  # the --config file, passed on to background consolidations
 
     def close(self) -> None:
         self.buffer.close()
@@ -58,7 +64,7 @@ def open_store(home: Path) -> Store:
 
 
 def open_runtime(home: Path, config: Config, with_model: bool = True, loaded: LoadedModel | None = None,
-                 embedder: Embedder | None = None) -> Runtime:
+                 embedder: Embedder | None = None, config_file: str | None = None) -> Runtime:
     """Open the buffer (reconciling the index with SQLite) and, if asked, load the model and chat service.
     `loaded`/`embedder` let tests and benchmarks inject a tiny or shared model."""
     paths = Paths(Path(home))
@@ -66,10 +72,11 @@ def open_runtime(home: Path, config: Config, with_model: bool = True, loaded: Lo
     store = Store(paths.db)
     embedder = embedder or Embedder(config.memory.embedder)
     buffer = Buffer(store, embedder, paths.index, config.buffer.index_kind, config.buffer.index_save_every)
-    rt = Runtime(config, paths, store, buffer)
+    rt = Runtime(config, paths, store, buffer, config_file=config_file)
     if with_model or loaded is not None:
         m = config.model
         rt.loaded = loaded or load_model(m.source, m.quantization, m.compute_dtype, m.cache_dir or paths.models)
         generator = Generator(rt.loaded, config.decoding, m.max_context)
-        rt.chat = ChatService(config, store, buffer, generator)
+        rt.chat = ChatService(config, store, buffer, generator, Registry(paths.adapters))
+        rt.chat.sync_adapter()
     return rt

@@ -331,6 +331,32 @@ class Store:
                 out[r["id"]] = (r["name"], r["conversation_id"])
         return out
 
+    def learnable_turns(self, consolidated: bool) -> list[tuple[str, Turn]]:
+        """(user, turn) of every turn that may be trained on: learn flag on turn and conversation, complete.
+        consolidated=False: not yet in any adapter (new data); True: already consolidated (the replay pool)."""
+        cond = "IS NOT NULL" if consolidated else "IS NULL"
+        rows = self._query(
+            "SELECT t.*, u.name AS user FROM turns t JOIN conversations c ON c.id = t.conversation_id"
+            " JOIN users u ON u.id = c.user_id"
+            f" WHERE t.learn = 1 AND c.learn = 1 AND t.status = 'complete' AND t.consolidated_in {cond}"
+            " ORDER BY t.conversation_id, t.id"
+        )
+        return [(r["user"], _turn(r)) for r in rows]
+
+    def mark_consolidated(self, turn_ids: Iterable[int], version: str) -> int:
+        """Record which adapter version learned these turns (only turns not consolidated before)."""
+        ids = list(turn_ids)
+        n = 0
+        with self._tx() as db:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                n += db.execute(
+                    f"UPDATE turns SET consolidated_in = ? WHERE consolidated_in IS NULL AND id IN ({marks})",
+                    (version, *chunk),
+                ).rowcount
+        return n
+
     def counts(self) -> dict[str, int]:
         row = self._query(
             "SELECT (SELECT COUNT(*) FROM users) AS users, (SELECT COUNT(*) FROM conversations) AS conversations,"

@@ -8,6 +8,7 @@ import gradio as gr
 
 from ..runtime import Runtime
 from .chat_tab import chat_tab
+from .consolidation_tab import consolidation_tab
 from .placeholders import coming_tab
 
 log = logging.getLogger(__name__)
@@ -16,20 +17,22 @@ log = logging.getLogger(__name__)
 def header(rt: Runtime) -> str:
     m = rt.loaded
     mode = f"single-user mode (user **{rt.config.serve.default_user}**)"
-    return (f"### Continual chatbot\nModel **{m.name}** ({m.quantization}) · adapter: **base** "
-            f"(no consolidation yet) · {mode}")
+    return (f"### Continual chatbot\nModel **{m.name}** ({m.quantization}) · adapter "
+            f"**{rt.chat.generator.adapter}** · {mode}")
 
 
 def build_app(rt: Runtime) -> gr.Blocks:
     with gr.Blocks(title="Continual chatbot") as app:
-        gr.Markdown(header(rt), elem_id="header")
+        head = gr.Markdown(header(rt), elem_id="header")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 chat_tab(rt)
             with gr.Tab("Consolidation", id="consolidation"):
-                coming_tab("Consolidation", "Consolidate now, progress, adapter versions, promote and rollback.")
+                consolidation_tab(rt)
             with gr.Tab("Dashboard", id="dashboard"):
                 coming_tab("Dashboard", "Probe scores across adapter versions, forgetting and backward transfer.")
+        # The served version changes when a consolidation promotes one; the chat switches before its next reply.
+        gr.Timer(3.0).tick(lambda: header(rt), None, head)
     return app
 
 

@@ -1,0 +1,74 @@
+"""The Consolidation tab: "Consolidate now" (a background process; chat keeps working), live progress, the
+adapter versions with promote and rollback."""
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+
+from ..jobs import describe_progress, start_consolidation
+from ..registry import BASE, Registry, RegistryError
+from ..runtime import Runtime
+
+COLUMNS = ["version", "status", "served", "created", "new turns", "examples", "train loss", "reasons"]
+
+
+def versions_table(registry: Registry) -> list[list]:
+    current = registry.current()
+    rows = []
+    for v in reversed(registry.versions()):
+        rows.append([v.name, v.status, "yes" if v.name == current else "",
+                     time.strftime("%Y-%m-%d %H:%M", time.localtime(v.created_at)),
+                     len(v.manifest.get("new_turn_ids", [])), sum(v.manifest.get("counts", {}).values()),
+                     v.metrics.get("train_loss"), "; ".join(v.reasons)])
+    return rows
+
+
+def consolidation_tab(rt: Runtime) -> None:
+    registry = Registry(rt.paths.adapters)
+    home = rt.paths.home
+
+    def refresh():
+        names = [BASE, *reversed(registry.names())]
+        return (describe_progress(home), f"Serving **{registry.current()}**.", versions_table(registry),
+                gr.update(choices=names))
+
+    gr.Markdown("Consolidation fine-tunes a new LoRA adapter on the new learnable turns, mixed with replayed "
+                "old samples and the base model's own answers to general prompts, then promotes it.")
+    with gr.Row():
+        run_btn = gr.Button("Consolidate now", variant="primary", elem_id="consolidate-now")
+        served_md = gr.Markdown(f"Serving **{registry.current()}**.", elem_id="served")
+    progress_md = gr.Markdown(describe_progress(home), elem_id="progress")
+    table = gr.Dataframe(headers=COLUMNS, value=versions_table(registry), interactive=False, elem_id="versions",
+                         label="Adapter versions (newest first)")
+    with gr.Row():
+        pick = gr.Dropdown(label="Version", choices=[BASE, *reversed(registry.names())], value=None, scale=2)
+        promote_btn = gr.Button("Promote", scale=1)
+        rollback_btn = gr.Button("Rollback", scale=1)
+    action_md = gr.Markdown("")
+    timer = gr.Timer(2.0)
+
+    def on_run():
+        return start_consolidation(home, rt.config_file)
+
+    def on_promote(name):
+        if not name:
+            return "Pick a version first."
+        try:
+            warn = ""
+            if name != BASE and registry.get(name).status == "rejected":
+                warn = f" Warning: {name} was rejected ({'; '.join(registry.get(name).reasons)})."
+            registry.promote(name)
+        except RegistryError as e:
+            return str(e)
+        return f"Now serving {name} (from the next reply on).{warn}"
+
+    def on_rollback():
+        before = registry.current()
+        return f"Rolled back from {before} to {registry.rollback()}."
+
+    outputs = [progress_md, served_md, table, pick]
+    run_btn.click(on_run, None, action_md).then(refresh, None, outputs)
+    promote_btn.click(on_promote, pick, action_md).then(refresh, None, outputs)
+    rollback_btn.click(on_rollback, None, action_md).then(refresh, None, outputs)
+    timer.tick(refresh, None, outputs)

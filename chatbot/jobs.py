@@ -1,0 +1,64 @@
+"""Background consolidation for the app and the scheduler: start `chatbot consolidate` in its own process (the
+chat keeps its model and keeps answering), and read its progress back. No UI code here."""
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .consolidate import is_running
+from .runtime import Paths
+
+log = logging.getLogger(__name__)
+
+
+def start_consolidation(home: Path, config_file: str | None = None) -> str:
+    """Launch a consolidation process unless one runs; returns a message for the user."""
+    home = Path(home)
+    if is_running(home):
+        return "A consolidation is already running."
+    cmd = [sys.executable, "-m", "chatbot", "--home", str(home)]
+    if config_file:
+        cmd += ["--config", str(config_file)]
+    cmd += ["consolidate", "--json", "--quiet"]
+    Paths(home).runs.mkdir(parents=True, exist_ok=True)
+    out = open(Paths(home).runs / "background.log", "ab")
+    subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    out.close()
+    log.info("started a background consolidation")
+    return "Consolidation started in the background; the chat keeps working."
+
+
+def latest_progress(home: Path) -> dict | None:
+    """The newest run's progress.json (stage, step, max_steps, loss, eta_s, status, message…), or None."""
+    runs = sorted(Paths(Path(home)).runs.glob("*/progress.json"))
+    for path in reversed(runs):
+        try:
+            return {"run": path.parent.name, **json.loads(path.read_text())}
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def describe_progress(home: Path) -> str:
+    """One Markdown line about the current or last consolidation."""
+    p = latest_progress(home)
+    running = is_running(home)
+    if p is None:
+        return "No consolidation has run yet." + (" One is starting…" if running else "")
+    stage = p.get("stage", "?")
+    if running and stage not in ("done", "failed"):
+        if stage == "training" and p.get("max_steps"):
+            loss = f", loss {p['loss']:.3f}" if isinstance(p.get("loss"), (int, float)) else ""
+            return (f"**Running** ({p['run']}): training step {p.get('step', 0)}/{p['max_steps']}{loss}, "
+                    f"about {int(p.get('eta_s') or 0)} s left")
+        return f"**Running** ({p['run']}): {stage}…"
+    if stage == "done":
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(p.get("updated", 0)))
+        return f"Last run {p['run']} ({when}): {p.get('message', p.get('status'))}"
+    if stage == "failed" or not running:
+        return f"Last run {p['run']} did not finish ({p.get('error', 'killed')}). The served version is unchanged."
+    return f"Run {p['run']}: {stage}"

@@ -1,0 +1,105 @@
+"""Building the training mix: new learnable turns (as dialogue and as paraphrased Q/A about what users stated),
+replayed old examples chosen by a replay policy, and rehearsal of the frozen base model's own answers to
+general prompts. Pure data: no training here."""
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable
+
+from .augment import qa_pairs
+from .store import Store, Turn
+
+
+@dataclass(frozen=True)
+class Example:
+    messages: tuple[tuple[str, str], ...]  # (role, content); loss only on assistant content
+    source: str  # "new" (dialogue), "augment" (Q/A from a new statement), "replay", "rehearsal"
+    turn_ids: tuple[int, ...] = ()  # the buffer turns it was built from (empty for rehearsal)
+    user: str = ""
+    ref: str = ""  # rehearsal prompt id
+
+    def as_chat(self) -> list[dict]:
+        return [{"role": r, "content": c} for r, c in self.messages]
+
+    def text(self) -> str:
+        return "\n".join(c for _, c in self.messages)
+
+
+@dataclass
+class Mix:
+    examples: list[Example]
+    new_turn_ids: list[int]  # turns this run consolidates
+    replay_pool_size: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_new(self) -> int:
+        return len(self.new_turn_ids)
+
+    def manifest(self) -> dict:
+        """Which turns and samples went into the run: the data lineage of a version."""
+        return {
+            "new_turn_ids": self.new_turn_ids,
+            "replay_turn_ids": sorted({i for e in self.examples if e.source == "replay" for i in e.turn_ids}),
+            "rehearsal_prompts": sorted({e.ref for e in self.examples if e.source == "rehearsal"}),
+            "counts": self.counts,
+            "replay_pool_size": self.replay_pool_size,
+        }
+
+    def preview(self, per_source: int = 2) -> list[dict]:
+        seen: Counter = Counter()
+        out = []
+        for e in self.examples:
+            if seen[e.source] < per_source:
+                seen[e.source] += 1
+                out.append({"source": e.source, "messages": [list(m) for m in e.messages]})
+        return out
+
+
+def conversation_examples(user: str, turns: list[Turn], source: str, augment: bool, per_fact: int,
+                          seed: int) -> list[Example]:
+    """One conversation's learnable turns → a dialogue example (if it has a reply to learn) plus, with augment,
+    Q/A pairs about each user statement (answered in the second person)."""
+    out: list[Example] = []
+    msgs = tuple((t.role, t.text) for t in turns if t.role in ("user", "assistant"))
+    if any(r == "assistant" for r, _ in msgs) and msgs[0][0] == "user":
+        out.append(Example(msgs, source, tuple(t.id for t in turns), user))
+    if augment:
+        aug_source = "augment" if source == "new" else source
+        for t in turns:
+            if t.role != "user":
+                continue
+            for q, a in qa_pairs(t.text, per_fact=per_fact, seed=seed + t.id):
+                out.append(Example((("user", q), ("assistant", a)), aug_source, (t.id,), user))
+    return out
+
+
+def _by_conversation(rows: Iterable[tuple[str, Turn]]) -> dict[int, tuple[str, list[Turn]]]:
+    groups: dict[int, tuple[str, list[Turn]]] = {}
+    for user, turn in rows:
+        groups.setdefault(turn.conversation_id, (user, []))[1].append(turn)
+    return groups
+
+
+def build_mix(store: Store, *, augment: bool, per_fact: int, replay_ratio: float,
+              replay_select: Callable[[list[Example], list[Example], int, int], list[Example]] | None,
+              rehearsal: list[Example], seed: int) -> Mix:
+    """Select new data, then add replay and rehearsal. The replay count is replay_ratio × new examples."""
+    new_rows = store.learnable_turns(consolidated=False)
+    new_examples: list[Example] = []
+    for user, turns in _by_conversation(new_rows).values():
+        new_examples += conversation_examples(user, turns, "new", augment, per_fact, seed)
+    pool: list[Example] = []
+    for user, turns in _by_conversation(store.learnable_turns(consolidated=True)).values():
+        pool += conversation_examples(user, turns, "replay", augment, per_fact, seed)
+    n_replay = min(len(pool), round(replay_ratio * len(new_examples)))
+    replay = replay_select(pool, new_examples, n_replay, seed) if (n_replay and replay_select) else []
+    examples = new_examples + replay + list(rehearsal)
+    random.Random(seed).shuffle(examples)
+    return Mix(examples, [t.id for _, t in new_rows], len(pool), dict(Counter(e.source for e in examples)))
+
+
+def example_to_dict(e: Example) -> dict:
+    return asdict(e)

@@ -1,0 +1,165 @@
+"""Adapter versions on disk. Each consolidation writes a version folder atomically
+(HOME/adapters/v0001/: adapter weights, resolved config, data manifest, metrics, status); promotion switches
+the served version by atomically replacing HOME/adapters/CURRENT; older versions stay for rollback."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BASE = "base"  # the served "version" when no adapter is promoted
+_NAME = re.compile(r"^v(\d{4,})$")
+
+
+class RegistryError(ValueError):
+    """A version name or state that does not allow the operation; the message says which."""
+
+
+@dataclass
+class Version:
+    name: str
+    path: Path
+    status: str  # "candidate", "promoted" (was served at some point), "rejected"
+    created_at: float
+    reasons: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON via temp file + fsync + rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, ensure_ascii=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _read_json(path: Path, default: Any = None) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return default
+
+
+class Registry:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._current_file = self.root / "CURRENT"
+
+    # -- reading -------------------------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        """Complete versions, oldest first (temp folders of killed runs are not versions)."""
+        out = [p.name for p in self.root.iterdir() if p.is_dir() and _NAME.match(p.name) and (p / "status.json").exists()]
+        return sorted(out, key=lambda n: int(n[1:]))
+
+    def get(self, name: str) -> Version:
+        path = self.root / name
+        if not _NAME.match(name) or not (path / "status.json").exists():
+            known = ", ".join(self.names()) or "none yet"
+            raise RegistryError(f"no version {name!r} (known: {known})")
+        status = _read_json(path / "status.json", {})
+        return Version(name, path, status.get("status", "candidate"), status.get("created_at", 0.0),
+                       status.get("reasons", []), _read_json(path / "metrics.json", {}),
+                       _read_json(path / "manifest.json", {}))
+
+    def versions(self) -> list[Version]:
+        return [self.get(n) for n in self.names()]
+
+    def current(self) -> str:
+        """The served version name, or BASE."""
+        try:
+            name = self._current_file.read_text().strip()
+        except OSError:
+            return BASE
+        return name if name == BASE or (self.root / name / "status.json").exists() else BASE
+
+    def current_path(self) -> Path | None:
+        name = self.current()
+        return None if name == BASE else self.root / name
+
+    def history(self) -> list[str]:
+        """Promotion history, oldest first (for rollback)."""
+        return _read_json(self.root / "history.json", [])
+
+    # -- writing -------------------------------------------------------------------------------------------
+    def next_name(self) -> str:
+        names = [p.name for p in self.root.iterdir() if _NAME.match(p.name)]
+        n = max((int(x[1:]) for x in names), default=0) + 1
+        return f"v{n:04d}"
+
+    def staging(self) -> Path:
+        """A temp folder to write a candidate into; finish with commit()."""
+        return Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
+
+    def commit(self, staging: Path, status: str = "candidate", reasons: list[str] | None = None) -> Version:
+        """Atomically turn a staging folder into the next version (status.json is written last inside it, and the
+        folder is renamed into place in one step)."""
+        name = self.next_name()
+        write_json_atomic(staging / "status.json",
+                          {"status": status, "created_at": time.time(), "reasons": reasons or []})
+        os.replace(staging, self.root / name)
+        _fsync_dir(self.root)
+        return self.get(name)
+
+    def set_status(self, name: str, status: str, reasons: list[str] | None = None) -> None:
+        v = self.get(name)
+        write_json_atomic(v.path / "status.json",
+                          {"status": status, "created_at": v.created_at, "reasons": reasons if reasons is not None else v.reasons})
+
+    def promote(self, name: str) -> None:
+        """Serve `name` (or BASE) from now on: one atomic rename of CURRENT."""
+        if name != BASE:
+            v = self.get(name)
+            if v.status != "promoted":
+                self.set_status(name, "promoted", v.reasons)
+        history = self.history()
+        if not history or history[-1] != name:
+            write_json_atomic(self.root / "history.json", [*history, name])
+        fd, tmp = tempfile.mkstemp(prefix=".CURRENT.", dir=self.root)
+        with os.fdopen(fd, "w") as f:
+            f.write(name + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._current_file)
+        _fsync_dir(self.root)
+
+    def rollback(self) -> str:
+        """Serve the previously promoted version again; returns its name."""
+        history = self.history()
+        current = self.current()
+        while history and history[-1] == current:
+            history.pop()
+        target = history[-1] if history else BASE
+        write_json_atomic(self.root / "history.json", history)
+        self.promote(target)
+        return target
+
+    def clean_staging(self) -> int:
+        """Remove temp folders left by killed runs; returns how many."""
+        n = 0
+        for p in self.root.glob(".staging-*"):
+            shutil.rmtree(p, ignore_errors=True)
+            n += 1
+        return n
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

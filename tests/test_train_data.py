@@ -1,0 +1,49 @@
+"""Training-data construction: assistant-only labels, mix sources, replay policies."""
+import numpy as np
+
+from chatbot.index import VectorIndex
+from chatbot.mix import Example
+from chatbot.replay import NearestReplay, UniformReplay
+from chatbot.train import IGNORE, tokenize_example
+
+
+def test_labels_cover_only_assistant_tokens(tiny_loaded):
+    tok = tiny_loaded.tokenizer
+    messages = [{"role": "user", "content": "What is my dog called?"},
+                {"role": "assistant", "content": "Your dog is called Rex."},
+                {"role": "user", "content": "Thanks"},
+                {"role": "assistant", "content": "You're welcome."}]
+    enc = tokenize_example(tok, messages, max_len=512)
+    learned = tok.decode([t for t, lab in zip(enc["input_ids"], enc["labels"]) if lab != IGNORE])
+    assert "Your dog is called Rex." in learned and "You're welcome." in learned
+    assert "What is my dog" not in learned and "Thanks" not in learned and "system" not in learned
+    assert "<|im_end|>" in learned  # the model learns to stop
+    short = tokenize_example(tok, messages, max_len=10)
+    assert len(short["input_ids"]) == 10
+
+
+def ex(i: int, turn: int) -> Example:
+    return Example((("user", f"q{i}"), ("assistant", f"a{i}")), "replay", (turn,))
+
+
+def test_uniform_replay_is_seeded_sample_without_repeats():
+    pool = [ex(i, i) for i in range(100)]
+    a = UniformReplay()(pool, [], 10, seed=1)
+    assert len(a) == 10 and len(set(a)) == 10
+    assert a == UniformReplay()(pool, [], 10, seed=1) != UniformReplay()(pool, [], 10, seed=2)
+    assert UniformReplay()(pool[:3], [], 10, seed=1) == pool[:3]
+
+
+def test_nearest_replay_prefers_old_turns_close_to_new_ones():
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(50, 16)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    index = VectorIndex(16, kind="flat")
+    index.add(list(range(50)), vecs)
+    # New turn 1000 sits right next to old turn 7.
+    near7 = vecs[7] + 0.01 * rng.normal(size=16).astype(np.float32)
+    index.add([1000], (near7 / np.linalg.norm(near7))[None, :].astype(np.float32))
+    pool = [ex(i, i) for i in range(50)]
+    new = [Example((("user", "new"), ("assistant", "x")), "new", (1000,))]
+    picked = NearestReplay(index)(pool, new, 3, seed=0)
+    assert picked[0].turn_ids == (7,) and len(picked) == 3 and len(set(picked)) == 3
