@@ -1,9 +1,11 @@
 """The conversation buffer: SQLite turns (truth) + their FAISS vectors (recall). A turn is committed to SQLite
-first, then embedded and indexed; the index file is saved every few turns and on close, and is reconciled with
-SQLite at start-up (rebuilt when missing or corrupt, repaired when stale), so a crash can never lose a turn."""
+first; embedding, indexing and the periodic save of the index file happen on a background thread, so the chat
+path only pays for the commit. The index is reconciled with SQLite at start-up (rebuilt when missing or corrupt,
+repaired when stale), so a crash can never lose a turn, only delay its indexing."""
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +15,7 @@ import numpy as np
 
 from .embed import Embedder
 from .index import IndexCorrupt, VectorIndex
-from .store import Store, Turn
+from .store import Store, Turn, clean_text
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,10 @@ class Buffer:
         self._unsaved = 0
         self._lock = threading.Lock()  # serialises index mutation + save bookkeeping
         self.index = self._open_index()
+        # (turn id, text, vector or None) waiting to be indexed; None stops the worker.
+        self._pending: queue.Queue[tuple[int, str, np.ndarray | None] | None] = queue.Queue()
+        self._worker = threading.Thread(target=self._index_worker, name="buffer-indexer", daemon=True)
+        self._worker.start()
 
     # -- start-up reconciliation ---------------------------------------------------------------------------
     def _open_index(self) -> VectorIndex:
@@ -86,24 +92,60 @@ class Buffer:
 
     # -- writes --------------------------------------------------------------------------------------------
     def log_turn(self, conversation_id: int, role: str, text: str, learn: bool = True, status: str = "complete",
-                 created_at: float | None = None) -> int:
-        """Commit a turn (durable on return), then index it. Returns the turn id."""
+                 created_at: float | None = None, vec: np.ndarray | None = None) -> int:
+        """Commit a turn (durable on return) and queue it for indexing (`vec`: its embedding, if the caller has
+        it already). Returns the turn id."""
+        text = clean_text(text)
         turn_id = self.store.add_turn(conversation_id, role, text, learn=learn, status=status, created_at=created_at)
-        self.index_turns([(turn_id, text)])
+        self._pending.put((turn_id, text, vec))
         return turn_id
 
+    def _index_worker(self) -> None:
+        while True:
+            item = self._pending.get()
+            if item is None:
+                self._pending.task_done()
+                return
+            batch = [item]
+            while True:  # take whatever else is waiting: one encode call for a burst of turns
+                try:
+                    nxt = self._pending.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._pending.put(None)
+                    self._pending.task_done()
+                    break
+                batch.append(nxt)
+            try:
+                fresh = iter(self.embedder.encode([text for _, text, v in batch if v is None]))
+                vecs = np.stack([next(fresh) if v is None else v for _, _, v in batch])
+                self._add([tid for tid, _, _ in batch], vecs)
+            except Exception:  # the turns are safe in SQLite; start-up reconciliation indexes them
+                log.exception("indexing %d turn(s) failed; they will be indexed at next start", len(batch))
+            finally:
+                for _ in batch:
+                    self._pending.task_done()
+
     def index_turns(self, items: Iterable[tuple[int, str]]) -> None:
+        """Embed and index turns now (bulk paths: import, repair)."""
         items = [(i, t) for i, t in items]
-        if not items:
-            return
-        vecs = self.embedder.encode([t for _, t in items])
+        if items:
+            self._add([i for i, _ in items], self.embedder.encode([t for _, t in items]))
+
+    def _add(self, ids: list[int], vecs: np.ndarray) -> None:
         with self._lock:
-            self.index.add([i for i, _ in items], vecs)
-            self._unsaved += len(items)
+            self.index.add(ids, vecs)
+            self._unsaved += len(ids)
             if self._unsaved >= self.save_every:
                 self._save_locked()
 
+    def wait_indexed(self) -> None:
+        """Block until every logged turn is in the index."""
+        self._pending.join()
+
     def remove(self, turn_ids: Iterable[int]) -> int:
+        self.wait_indexed()  # a queued turn must not be added back after its removal
         with self._lock:
             n = self.index.remove(list(turn_ids))
             self._save_locked()
@@ -114,18 +156,21 @@ class Buffer:
         self._unsaved = 0
 
     def flush(self) -> None:
+        """Index everything queued and save the index file."""
+        self.wait_indexed()
         with self._lock:
             if self._unsaved:
                 self._save_locked()
 
     # -- reads ---------------------------------------------------------------------------------------------
     def search(self, query: str, user: str | None = None, k: int = 4, exclude_conversation: int | None = None,
-               learnable_only: bool = True) -> list[Hit]:
+               learnable_only: bool = True, vec: np.ndarray | None = None) -> list[Hit]:
         """Most similar past turns of `user` (any user if None), best first. Turns marked "don't learn" (or in
-        a don't-learn conversation) are never recalled. Over-fetches because other users' turns are filtered."""
+        a don't-learn conversation) are never recalled. Over-fetches because other users' turns are filtered.
+        `vec`: the query's embedding if the caller has it. Turns still queued for indexing are not searched."""
         if k <= 0 or len(self.index) == 0:
             return []
-        vec = self.embedder.encode([query])[0]
+        vec = self.embedder.encode([query])[0] if vec is None else vec
         fetch = k * 8
         while True:
             raw = self.index.search(vec, fetch)
@@ -156,3 +201,6 @@ class Buffer:
 
     def close(self) -> None:
         self.flush()
+        if self._worker.is_alive():
+            self._pending.put(None)
+            self._worker.join(timeout=10)

@@ -89,12 +89,13 @@ class ChatService:
             return [{"role": "system", "content": memory_prompt(memories)}, *history]
         return history
 
-    def _recall(self, query: str, user: str, conversation_id: int | None, use_memory: bool) -> list[Memory]:
+    def _recall(self, query: str, user: str, conversation_id: int | None, use_memory: bool,
+                query_vec=None) -> list[Memory]:
         m = self.config.memory
         if not (use_memory and m.enabled):
             return []
         return recall(self.buffer, query, user, m.top_k, m.token_budget, m.min_score,
-                      self.generator.count_tokens, exclude_conversation=conversation_id)
+                      self.generator.count_tokens, exclude_conversation=conversation_id, query_vec=query_vec)
 
     # -- the chat path -------------------------------------------------------------------------------------
     def send(self, user: str, text: str, conversation_id: int | None = None, learn: bool = True,
@@ -107,8 +108,9 @@ class ChatService:
         else:
             self.check_owner(conversation_id, user)
         conv_learn = self.store.conversation(conversation_id).learn
-        user_turn = self.buffer.log_turn(conversation_id, "user", text, learn=learn and conv_learn)
-        yield from self._reply(user, conversation_id, text, user_turn, use_memory, stop)
+        vec = self.buffer.embedder.encode([text])[0]  # one embedding serves both indexing and recall
+        user_turn = self.buffer.log_turn(conversation_id, "user", text, learn=learn and conv_learn, vec=vec)
+        yield from self._reply(user, conversation_id, text, user_turn, use_memory, stop, vec)
 
     def regenerate(self, user: str, conversation_id: int, use_memory: bool = True,
                    stop: threading.Event | None = None) -> Iterator[Accepted | str | Done]:
@@ -124,10 +126,10 @@ class ChatService:
         yield from self._reply(user, conversation_id, last_user.text, None, use_memory, stop)
 
     def _reply(self, user: str, conversation_id: int, query: str, user_turn: int | None, use_memory: bool,
-               stop: threading.Event | None) -> Iterator[Accepted | str | Done]:
+               stop: threading.Event | None, query_vec=None) -> Iterator[Accepted | str | Done]:
         stop = stop or threading.Event()
         self.sync_adapter()
-        memories = self._recall(query, user, conversation_id, use_memory)
+        memories = self._recall(query, user, conversation_id, use_memory, query_vec)
         prompt = self.generator.build_prompt(self._messages(conversation_id, memories))
         yield Accepted(conversation_id, user_turn, memories, prompt.notices, self.generator.adapter)
         started = time.time()

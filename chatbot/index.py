@@ -20,7 +20,8 @@ import numpy as np
 
 # ---- defaults (chosen from scripts/bench_index.py on the 2-core CPU; see its report) -------------------------
 AUTO_IVF_THRESHOLD = 100_000  # "auto" switches flat -> ivf when the count passes this (flat p99 ~ 12 ms here)
-NPROBE = 64                   # ivf lists scanned per query: recall@10 >= 0.95 with p99 far below 20 ms at 1M
+NPROBE_MIN = 64               # ivf lists scanned per query is max(NPROBE_MIN, nlist / NPROBE_LIST_DIVISOR): on the
+NPROBE_LIST_DIVISOR = 32      # benchmark data recall@10 >= 0.96 from 100k to 1M with p99 ~12 ms at 1M (2 cores)
 NLIST_PER_SQRT_N = 4          # nlist ~ 4 * sqrt(n) at training time ...
 NLIST_MAX = 8192              # ... bounded so training / quantizer cost stays affordable on 2 cores
 MIN_POINTS_PER_LIST = 39      # faiss k-means wants >= 39 points per centroid; fewer -> fewer lists
@@ -62,7 +63,7 @@ class VectorIndex:
         self.dim = int(dim)
         self.mode = kind  # what was asked for; `kind` is what runs now
         self.kind = "flat"
-        self.nprobe = NPROBE  # ivf only; applied at search time so it can be tuned on a live index
+        self.nprobe = NPROBE_MIN  # ivf only: set to nprobe_for(nlist) when the ivf is trained; tunable after that
         self._lock = threading.RLock()
         self._index: faiss.Index = _new_flat(self.dim)
         self._ids = np.empty(0, dtype=np.int64)  # sorted copy of the stored ids: O(log n) membership for re-add
@@ -144,7 +145,7 @@ class VectorIndex:
             xb = faiss.rev_swig_ptr(faiss.downcast_index(flat.index).get_xb(), n * self.dim)  # view, no copy
             xb = xb.reshape(n, self.dim)
             ivf.add_with_ids(xb, faiss.vector_to_array(flat.id_map))
-            self._index, self.kind = ivf, "ivf"
+            self._index, self.kind, self.nprobe = ivf, "ivf", nprobe_for(nlist)
             assert ivf.ntotal == len(self._ids)
 
     # ---- queries -------------------------------------------------------------------------------------------
@@ -178,7 +179,8 @@ class VectorIndex:
         """The stored vectors of `ids` (all must be present), float32 (len(ids), dim)."""
         with self._lock:
             # IndexIDMap2 and the IVF hashtable direct map both map an external id to its stored vector.
-            return np.stack([self._index.reconstruct(int(i)) for i in ids]).astype(np.float32, copy=False)
+            rows = [self._index.reconstruct(int(i)) for i in ids]
+        return np.stack(rows).astype(np.float32, copy=False) if rows else np.empty((0, self.dim), np.float32)
 
     def ids(self) -> np.ndarray:
         """All stored ids (int64), in ascending order."""
@@ -232,6 +234,7 @@ class VectorIndex:
                     raise IndexCorrupt(f"{path} is not a chatbot vector index (bad magic); rebuild it from the store")
                 (hlen,) = struct.unpack("<I", head[len(_MAGIC):])
                 meta = json.loads(f.read(hlen))
+                nprobe = int(meta["nprobe"])
                 if meta["mode"] not in _KINDS:
                     raise IndexCorrupt(f"{path} has an unknown index mode {meta['mode']!r}; rebuild it from the store")
                 if meta["dim"] != dim:
@@ -251,7 +254,7 @@ class VectorIndex:
             raise IndexCorrupt(f"index file {path} is unreadable ({type(e).__name__}: {e}); rebuild it") from e
 
         vi = cls(dim, meta["mode"])
-        vi.nprobe = int(meta["nprobe"])
+        vi.nprobe = nprobe
         if isinstance(index, faiss.IndexIDMap2):
             index.index = faiss.downcast_index(index.index)
             ids = faiss.vector_to_array(index.id_map)
@@ -282,6 +285,11 @@ def _new_flat(dim: int) -> faiss.IndexIDMap2:
 def nlist_for(n: int) -> int:
     """IVF list count for n training vectors: ~4*sqrt(n), at most NLIST_MAX, and >= 39 points per list."""
     return max(1, min(int(NLIST_PER_SQRT_N * math.sqrt(n)), n // MIN_POINTS_PER_LIST, NLIST_MAX))
+
+
+def nprobe_for(nlist: int) -> int:
+    """Default lists probed per query. More lists (bigger bulk builds) need more probes for the same recall."""
+    return min(nlist, max(NPROBE_MIN, math.ceil(nlist / NPROBE_LIST_DIVISOR)))
 
 
 def _trained_ivf(sample: np.ndarray, nlist: int) -> faiss.IndexIVFFlat:

@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from .buffer import Buffer
 
 MEMORY_HEADER = (
@@ -29,11 +31,12 @@ class Memory:
 
 
 def recall(buffer: Buffer, query: str, user: str, top_k: int, token_budget: int, min_score: float,
-           count_tokens: Callable[[str], int], exclude_conversation: int | None = None) -> list[Memory]:
+           count_tokens: Callable[[str], int], exclude_conversation: int | None = None,
+           query_vec: np.ndarray | None = None) -> list[Memory]:
     """Pick up to `top_k` memories scoring >= `min_score`, best first, whose lines fit in `token_budget` tokens."""
     if top_k <= 0 or token_budget <= 0:
         return []
-    hits = buffer.search(query, user=user, k=top_k, exclude_conversation=exclude_conversation)
+    hits = buffer.search(query, user=user, k=top_k, exclude_conversation=exclude_conversation, vec=query_vec)
     chosen: list[Memory] = []
     used = count_tokens(MEMORY_HEADER)
     for hit in hits:

@@ -11,8 +11,9 @@ the same folder, interleaved turn by turn, so the ratio means something on a noi
 Target: log_turn p99 <= 50 ms.
 
 Search latency (FAISS flat vs ivf at 100k and 1M 384-d vectors) comes from scripts/bench_index.py: this script
-imports its make_data() and bench_kind() and runs them at --search-sizes (skip with --search-sizes 0; the 1M
-run needs ~5 GB of RAM and a few minutes on 2 cores). Run bench_index.py itself for the full nprobe sweep.
+imports its make_data() and bench_kind() and runs them at --search-sizes, flat (exact) and ivf at the module's
+default nprobe (skip with --search-sizes 0). The 1M run needs ~5 GB of RAM and took ~14 min on a busy 2-core
+machine, nearly all of it ivf k-means training. Run bench_index.py itself for the full nprobe sweep.
 
     .venv/bin/python scripts/bench_buffer.py [--turns 500] [--prefill 10000] [--search-sizes 100000 1000000] [--json]
 """
@@ -123,7 +124,7 @@ SEARCH_DATA = {"dim": 384, "centres": 1000, "noise": 1.0, "rank": 16, "iso": 0.1
 
 
 def run_search(sizes: list[int], queries: int, seed: int, workdir: Path) -> list[dict]:
-    """bench_index.bench_kind for flat (exact reference) and ivf at the module's NPROBE, per size."""
+    """bench_index.bench_kind for flat (exact reference) and ivf at the module's default nprobe, per size."""
     import inspect
 
     import bench_index
@@ -136,12 +137,15 @@ def run_search(sizes: list[int], queries: int, seed: int, workdir: Path) -> list
         raise RuntimeError(f"scripts/bench_index.py make_data() now needs {missing}: update SEARCH_DATA in "
                            "bench_buffer.py, or run bench_index.py directly")
     data, qs = bench_index.make_data(**{p: v for p, v in known.items() if p in params})
+    # bench_kind always times the module's default nprobe for the trained nlist; older versions of chatbot.index
+    # had one constant NPROBE instead, which then has to be asked for.
+    nprobes = [vindex.NPROBE] if hasattr(vindex, "NPROBE") else []
     rows = []
     for n in sorted(sizes):
         truth = None
         for kind in ("flat", "ivf"):
             t = time.perf_counter()
-            got, truth = bench_index.bench_kind(kind=kind, x=data[:n], queries=qs, truth=truth, nprobes=[vindex.NPROBE],
+            got, truth = bench_index.bench_kind(kind=kind, x=data[:n], queries=qs, truth=truth, nprobes=nprobes,
                                                 removes=5, workdir=workdir, seed=seed)
             rows += got
             print(f"# search: {kind} @ {n:,} done in {time.perf_counter() - t:.0f} s", flush=True)
@@ -211,10 +215,11 @@ def report_search(search_rows: list[dict]) -> None:
     print(f"FAISS single-query search, k=10, via scripts/bench_index.py (synthetic clustered vectors, {SEARCH_DATA}; "
           f"recall of ivf against exact flat):")
     print()
-    print("| size | kind | nprobe | p50 ms | p99 ms | recall@10 | build s |")
-    print("|---:|---|---:|---:|---:|---:|---:|")
+    print("| size | kind | nlist | nprobe | p50 ms | p99 ms | recall@10 | build s (ivf: incl. k-means) |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
     for r in search_rows:
-        print(f"| {r['size']:,} | {r['kind']} | {r['nprobe'] if r['nprobe'] is not None else '-'} | "
+        print(f"| {r['size']:,} | {r['kind']} | {r.get('nlist') or '-'} | "
+              f"{r['nprobe'] if r['nprobe'] is not None else '-'} | "
               f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['recall10']:.3f} | {r['build_s']:.1f} |")
     for size in sorted({r["size"] for r in search_rows}):
         f = next(r for r in search_rows if r["size"] == size and r["kind"] == "flat")

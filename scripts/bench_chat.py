@@ -6,10 +6,12 @@ Compares, on the same prompt and the same greedy decoding:
              index it, recall memories from a buffer pre-filled with --prefill-turns imported turns of the same
              user, build the prompt, stream the reply, log + index the assistant turn.
 (a) gets exactly the prompt (b) builds: Generator.build_prompt on [memory system message from the memories (b)
-reported in its Accepted event, user message]; the script checks that both paths produce the same reply, so the
-same number of tokens is decoded (Generator.stream has no way to force a length: it forwards only
-max_new_tokens, do_sample, repetition_penalty and, when sampling, temperature/top_p). The two paths alternate
-(a,b then b,a, ...) to cancel drift; medians are reported as ratios measured in this run.
+reported in its Accepted event, user message], on the same served module (the base model: a fresh home has no
+adapter). ChatService.send takes no decoding overrides, so the reply length cannot be forced to
+max_new_tokens (min_new_tokens); instead the script checks that both paths produce the same greedy reply, so
+both decode the same tokens. The two paths alternate (a,b then b,a, ...) to cancel drift; medians are reported
+as ratios measured in this run. The time (b) spends in its own calls (SQLite commits, embeddings, index add,
+search, adapter check, tokenizer calls) is broken down by timing the package's methods on the live objects.
 
 Target: the chat path adds <= 5 % to time-to-first-token and costs <= 5 % of decode tokens/s.
 
@@ -129,6 +131,8 @@ def run_bare(generator, prompt, settings: dict) -> dict:
             pieces.append(piece)
     th.join()
     t_end = time.perf_counter()
+    if t_first is None:
+        raise SystemExit("bare generate produced no text for this prompt: try another --prompt")
     n_new = int(out["seq"].shape[1] - prompt.n_tokens)
     return {"ttft": t_first - t0, "t_last": t_last - t0, "total": t_end - t0, "n_new": n_new,
             "text": "".join(pieces).strip()}
@@ -151,11 +155,14 @@ def run_chat(chat, text: str) -> dict:
             t_first = t_first or now
             t_last = now
     t_end = time.perf_counter()
+    if t_first is None:
+        raise SystemExit("the chat path produced no text for this prompt: try another --prompt")
     # Keep the bench conversation out of later recalls, so every rep builds the same prompt.
     chat.store.set_conversation_learn(accepted.conversation_id, False)
     return {"accepted": t_acc - t0, "ttft": t_first - t0, "t_last": t_last - t0, "total": t_end - t0,
             "post": t_end - t_last, "text": done.text, "n_tokens_retokenized": done.n_tokens,
-            "memory_ids": [m.turn_id for m in accepted.memories], "notices": accepted.notices}
+            "memory_ids": [m.turn_id for m in accepted.memories], "notices": accepted.notices,
+            "adapter": accepted.adapter}
 
 
 def main() -> None:
@@ -174,6 +181,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.reps < 1:
         ap.error("--reps must be >= 1")
+    if args.max_new_tokens < 2:
+        ap.error("--max-new-tokens must be >= 2 (decode speed is measured between the first and last piece)")
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -212,6 +221,8 @@ def main() -> None:
 
             # Warm-up (first-call costs of both paths) and the prompt (a) will get: what (b) built.
             warm = run_chat(chat, text)
+            if warm["adapter"] != "base":
+                raise SystemExit(f"the chat path serves adapter {warm['adapter']!r}; the bare path needs the base model")
             mem_ids = warm["memory_ids"]
             messages = [{"role": "user", "content": text}]
             if mem_ids:
@@ -227,7 +238,8 @@ def main() -> None:
                   f"(same reply: {warm_a['text'] == warm['text']})", flush=True)
 
             # Where (b)'s extra time goes: the package's own calls, timed on the live objects during (b) only.
-            parts = {"Store.add_turn (sqlite commit)": Timed(rt.store, "add_turn"),
+            parts = {"ChatService.sync_adapter": Timed(chat, "sync_adapter"),
+                     "Store.add_turn (sqlite commit)": Timed(rt.store, "add_turn"),
                      "Embedder.encode": Timed(rt.buffer.embedder, "encode"),
                      "VectorIndex.add": Timed(rt.buffer.index, "add"),
                      "VectorIndex.save": Timed(rt.buffer.index, "save"),

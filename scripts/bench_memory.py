@@ -148,7 +148,7 @@ def main() -> None:
     ap.add_argument("--source", default="embedded", help="model.source (default: the embedded SmolLM2-135M)")
     ap.add_argument("--compute-dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     ap.add_argument("--cache-dir", default="", help="converted-model cache (model.cache_dir); '' = the package default")
-    ap.add_argument("--gen-tokens", type=int, default=16, help="greedy tokens generated after load (0 = none)")
+    ap.add_argument("--gen-tokens", type=int, default=16, help="greedy tokens generated after load (>= 1)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads in the children (0 = torch's default)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=int, default=600, help="seconds per subprocess")
@@ -156,9 +156,9 @@ def main() -> None:
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
+    if args.gen_tokens < 1:
+        ap.error("--gen-tokens must be >= 1")
     if args.child:
-        if args.gen_tokens == 0 and args.child != "baseline":
-            args.gen_tokens = 1  # generate() needs >= 1; one token still builds the serving state
         print(json.dumps(child(args)))
         return
 

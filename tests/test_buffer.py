@@ -15,7 +15,8 @@ def test_log_turn_commits_then_indexes(tmp_path, embedder):
     buf = make_buffer(tmp_path, embedder)
     cid = buf.store.new_conversation("ann")
     tid = buf.log_turn(cid, "user", "My dog is called Rex.")
-    assert buf.store.turn(tid).text == "My dog is called Rex."
+    assert buf.store.turn(tid).text == "My dog is called Rex."  # durable at once
+    buf.wait_indexed()  # indexing happens off the chat path
     hits = buf.search("what is the name of my dog?", user="ann", k=1)
     assert [h.turn.id for h in hits] == [tid]
     assert hits[0].score > 0.4
@@ -26,11 +27,13 @@ def test_search_is_per_user_and_skips_dont_learn(tmp_path, embedder):
     ann, bob = buf.store.new_conversation("ann"), buf.store.new_conversation("bob")
     a = buf.log_turn(ann, "user", "My dog is called Rex.")
     b = buf.log_turn(bob, "user", "My dog is called Fido.")
+    buf.wait_indexed()
     assert [h.turn.id for h in buf.search("dog name", user="bob", k=5)] == [b]
     buf.store.set_turn_learn(b, False)
     assert buf.search("dog name", user="bob", k=5) == []
     quiet = buf.store.new_conversation("ann", learn=False)
     buf.log_turn(quiet, "user", "My dog is secretly called Shadow.")
+    buf.wait_indexed()
     assert [h.turn.id for h in buf.search("dog name", user="ann", k=5)] == [a]
     assert [h.turn.id for h in buf.search("dog name", user="ann", k=5, exclude_conversation=ann)] == []
 
@@ -64,6 +67,7 @@ def test_stale_index_is_repaired(tmp_path, embedder, caplog):
     buf.flush()
     # Simulate a crash after SQLite commit but before the index file was saved again:
     lost = buf.store.add_turn(cid, "user", "committed, never indexed")
+    buf.close()
     with caplog.at_level(logging.WARNING, logger="chatbot.buffer"):
         again = Buffer(buf.store, embedder, tmp_path / "index.faiss")
     assert "stale (1 turns missing, 0 extra)" in caplog.text

@@ -27,6 +27,7 @@ def test_user_turn_committed_before_reply_starts(runtime):
     done = rest[-1]
     assert isinstance(done, Done) and done.turn_id > 0
     assert db_rows(runtime)[1][:3] == ("assistant", done.text, "complete")
+    runtime.buffer.wait_indexed()
     assert len(runtime.buffer) == 2
 
 
@@ -62,6 +63,7 @@ def test_control_characters_and_invalid_utf8_do_not_crash(runtime):
 def test_memories_come_from_the_same_user_other_conversations(runtime):
     run(runtime.chat.send("me", "My dog is called Rex."))
     run(runtime.chat.send("other", "My dog is called Fido."))
+    runtime.buffer.wait_indexed()
     accepted, _, _ = run(runtime.chat.send("me", "What is my dog called?"))
     texts = [m.text for m in accepted.memories]
     assert "My dog is called Rex." in texts and not any("Fido" in t for t in texts)
@@ -104,6 +106,7 @@ def test_other_users_conversation_is_refused(runtime):
 
 def test_dont_learn_toggle(runtime):
     accepted, _, _ = run(runtime.chat.send("me", "my PIN is 1234"))
+    runtime.buffer.wait_indexed()
     runtime.chat.set_learn("me", accepted.user_turn_id, False)
     assert runtime.store.turn(accepted.user_turn_id).learn is False
     assert [r[3] for r in db_rows(runtime)] == [0, 0]  # the reply to it too

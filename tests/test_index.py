@@ -115,6 +115,17 @@ def test_save_load_roundtrip(kind, data, tmp_path):
     assert back.search(x[0], 1)[0][0] == ids[0] and len(back) == len(vi) + 1
 
 
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_reconstruct_returns_stored_vectors(kind, data, tmp_path):
+    ids, x = data
+    vi = VectorIndex(DIM, kind)
+    vi.add(ids, x)
+    np.testing.assert_array_equal(vi.reconstruct([ids[9], ids[2]]), x[[9, 2]])
+    assert vi.reconstruct([]).shape == (0, DIM)
+    vi.save(tmp_path / "r.vidx")
+    np.testing.assert_array_equal(VectorIndex.load(tmp_path / "r.vidx", DIM).reconstruct([ids[9]]), x[[9]])
+
+
 def test_failed_save_keeps_old_file(data, tmp_path, monkeypatch):
     ids, x = data
     vi = VectorIndex(DIM, "flat")
@@ -169,6 +180,7 @@ def test_auto_switches_to_ivf_and_still_finds_exact(monkeypatch, tmp_path):
     vi.add(ids[3000:], x[3000:])
     assert vi.kind == "ivf" and vi.nlist == vindex.nlist_for(4000) and vi.nlist > 1
     np.testing.assert_array_equal(vi.ids(), ids)
+    assert vi.nprobe == vindex.nprobe_for(vi.nlist) == min(vi.nlist, vindex.NPROBE_MIN)
     # a query equal to a stored vector lands in that vector's own list, so even nprobe=1 must find it
     vi.nprobe = 1
     for j in range(0, 4000, 37):
@@ -180,6 +192,13 @@ def test_auto_switches_to_ivf_and_still_finds_exact(monkeypatch, tmp_path):
     assert back.kind == "ivf" and back.mode == "auto" and len(back) == 3995
 
 
+def test_ivf_sizing_rules():
+    assert vindex.nlist_for(1_000_000) == 4000 and vindex.nlist_for(100_000) == 1264
+    assert vindex.nlist_for(1000) == 25  # capped at 39 training points per list
+    assert vindex.nlist_for(10**9) == vindex.NLIST_MAX and vindex.nlist_for(1) == 1
+    assert vindex.nprobe_for(4000) == 125 and vindex.nprobe_for(1264) == 64 and vindex.nprobe_for(10) == 10
+
+
 def test_concurrent_searches_during_adds_and_switch(monkeypatch):
     monkeypatch.setattr(vindex, "AUTO_IVF_THRESHOLD", 2500)  # the writer crosses it mid-run: switch under load
     base = unit(2000, seed=11)
@@ -189,9 +208,13 @@ def test_concurrent_searches_during_adds_and_switch(monkeypatch):
     errors: list[BaseException] = []
     wrong: list[tuple[int, int]] = []
     done = threading.Event()
+    readers_running = threading.Semaphore(0)
+    searches = [0, 0, 0]
 
     def writer() -> None:
         try:
+            for _ in range(3):  # start mutating only once every reader is searching
+                assert readers_running.acquire(timeout=30)
             for s in range(0, 1500, 50):
                 vi.add(np.arange(10_000 + s, 10_050 + s), extra[s:s + 50])
                 vi.remove([10_000 + s])  # keep mutating in both directions
@@ -204,6 +227,8 @@ def test_concurrent_searches_during_adds_and_switch(monkeypatch):
         rng = np.random.default_rng(seed)
         try:
             while not done.is_set():
+                if searches[seed] == 1:
+                    readers_running.release()
                 j = int(rng.integers(0, 2000))
                 got = vi.search(base[j], 3)
                 if got[0][0] != j or abs(got[0][1] - 1.0) > 1e-5:
@@ -211,6 +236,7 @@ def test_concurrent_searches_during_adds_and_switch(monkeypatch):
                 scores = [s for _, s in got]
                 if scores != sorted(scores, reverse=True):
                     wrong.append((j, -1))
+                searches[seed] += 1
         except BaseException as e:
             errors.append(e)
 
@@ -220,6 +246,6 @@ def test_concurrent_searches_during_adds_and_switch(monkeypatch):
     for t in threads:
         t.join(timeout=60)
     assert not any(t.is_alive() for t in threads)
-    assert errors == [] and wrong == []
+    assert errors == [] and wrong == [] and min(searches) >= 2
     assert vi.kind == "ivf" and len(vi) == 2000 + 1500 - 30
     assert len(vi.ids()) == len(vi) == vi._index.ntotal
