@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -26,7 +27,12 @@ def start_consolidation(home: Path, config_file: str | None = None) -> str:
     cmd += ["consolidate", "--json", "--quiet"]
     Paths(home).runs.mkdir(parents=True, exist_ok=True)
     out = open(Paths(home).runs / "background.log", "ab")
-    subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    # The chat shares these cores: the job runs at lower priority and leaves a core to the chat, because
+    # OpenMP threads of two processes fighting over the same cores slow both down many times over.
+    threads = max(1, (os.cpu_count() or 2) - 1)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                     env=env, preexec_fn=lambda: os.nice(10))
     out.close()
     log.info("started a background consolidation")
     return "Consolidation started in the background; the chat keeps working."

@@ -121,18 +121,27 @@ def quantization_config(quantization: str, compute_dtype: str):
 def load_model(
     source: str = "embedded", quantization: str = "4bit", compute_dtype: str = "float32", cache_dir: str | Path = "",
 ) -> LoadedModel:
-    """Load tokenizer and causal LM, quantized as asked, in eval mode."""
+    """Load tokenizer and causal LM, quantized as asked, in eval mode. A quantized model is saved once, already
+    quantized, under `cache_dir`: bitsandbytes then loads it in well under a second instead of re-quantizing
+    every weight at every start (~20 s on a laptop CPU for 135M parameters)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     cache = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "chatbot-models"
     folder, name = resolve_source(source, cache)
     device_map = {"": 0} if torch.cuda.is_available() else None
+    qconfig = quantization_config(quantization, compute_dtype)
+    quantized_dir = _quantized_cache(cache, folder, quantization, compute_dtype) if qconfig else None
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(
-            folder, dtype=_dtype(compute_dtype), quantization_config=quantization_config(quantization, compute_dtype),
-            device_map=device_map,
-        )
+        if quantized_dir is not None and (quantized_dir / ".complete").exists():
+            model = AutoModelForCausalLM.from_pretrained(quantized_dir, dtype=_dtype(compute_dtype),
+                                                         device_map=device_map)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(
+                folder, dtype=_dtype(compute_dtype), quantization_config=qconfig, device_map=device_map,
+            )
+            if quantized_dir is not None:
+                _save_quantized(model, quantized_dir)
     except OSError as e:
         raise ModelError(f"cannot load model {source!r}: {e}. Offline? Use a local folder or 'embedded'.") from None
     if tokenizer.pad_token_id is None:
@@ -141,3 +150,29 @@ def load_model(
         raise ModelError(f"model {source!r} has no chat template: use an instruct/chat model")
     model.eval()
     return LoadedModel(model=model, tokenizer=tokenizer, name=name, path=folder, quantization=quantization)
+
+
+def _quantized_cache(cache: Path, folder: str, quantization: str, compute_dtype: str) -> Path:
+    """Where the pre-quantized copy of `folder` lives: keyed by source, settings and device kind."""
+    import hashlib
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    key = hashlib.sha1(f"{Path(folder).resolve() if Path(folder).exists() else folder}".encode()).hexdigest()[:10]
+    return cache / f"{Path(folder).name}-{quantization}-{compute_dtype}-{device}-{key}"
+
+
+def _save_quantized(model: torch.nn.Module, target: Path) -> None:
+    """Save atomically (temp folder + rename); a failure only costs the speed-up, never the load."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".quantized-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        (tmp / ".complete").write_text("ok")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except Exception as e:  # e.g. a quantization method that cannot be serialized
+        log.warning("could not cache the quantized model (%s); it will be quantized at each start", e)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
