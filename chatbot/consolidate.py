@@ -36,7 +36,7 @@ class AlreadyRunning(RuntimeError):
 
 @dataclass
 class RunResult:
-    status: str  # "noop", "dry-run", "promoted", "candidate" (not auto-promoted), "rejected"
+    status: str  # "noop", "dry-run", "promoted", "candidate" (not auto-promoted), "rejected", "worker" (rank > 0)
     message: str
     version: str | None = None
     counts: dict = field(default_factory=dict)
@@ -182,6 +182,8 @@ def _consolidate(paths: Paths, config: Config, run: _RunLog, dry_run: bool, load
                                quantized=m.quantization != "none", hooks=hooks,
                                hook_examples=replay_part or None, report=run.progress, show_progress=show_progress)
         log.info("trained: %s", result.metrics)
+        if not _is_main_process():
+            return RunResult("worker", "training rank done; rank 0 saves the version")
 
         run.progress({"stage": "saving"})
         staging = registry.staging()

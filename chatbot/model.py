@@ -128,7 +128,8 @@ def load_model(
 
     cache = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "chatbot-models"
     folder, name = resolve_source(source, cache)
-    device_map = {"": 0} if torch.cuda.is_available() else None
+    # One GPU per process (under `accelerate launch` each rank takes its own); CPU otherwise.
+    device_map = {"": int(os.environ.get("LOCAL_RANK", "0"))} if torch.cuda.is_available() else None
     qconfig = quantization_config(quantization, compute_dtype)
     quantized_dir = _quantized_cache(cache, folder, quantization, compute_dtype) if qconfig else None
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 from pathlib import Path
 from typing import Callable
@@ -12,6 +13,7 @@ from typing import Callable
 from .mix import Example
 from .registry import write_json_atomic
 
+log = logging.getLogger(__name__)
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "data" / "rehearsal"
 DEFAULT_SUITE = "general-v1"
 
@@ -37,12 +39,13 @@ def rehearsal_examples(count: int, seed: int, cache_file: Path | None, answer: C
             cache = json.loads(cache_file.read_text(encoding="utf-8"))
         except ValueError:
             cache = {}  # a damaged cache is only a cache
-    changed = False
+    missing = [p for p in chosen if p["id"] not in cache]
+    for i, p in enumerate(missing, start=1):
+        log.info("rehearsal: base model answering general prompt %d/%d (cached afterwards)", i, len(missing))
+        cache[p["id"]] = answer(p["prompt"]).strip()
+    changed = bool(missing)
     out = []
     for p in chosen:
-        if p["id"] not in cache:
-            cache[p["id"]] = answer(p["prompt"]).strip()
-            changed = True
         if cache[p["id"]]:
             out.append(Example((("user", p["prompt"]), ("assistant", cache[p["id"]])), "rehearsal", (), "", p["id"]))
     if changed and cache_file is not None:

@@ -57,3 +57,23 @@ def test_ask_capital_of_france_and_memory(real):
     assert "Rex" in with_memory["answers"][0]["answer"]
     closed = json.loads(chatbot(home, "ask", "--json", "--no-memory", "What is my dog's name?").stdout.splitlines()[-1])
     assert "Rex" not in closed["answers"][0]["answer"]  # the weights do not know it yet: consolidation's job
+
+
+def test_consolidation_on_the_embedded_model(real, tmp_path):
+    """A handful of turns through the real QLoRA path (4-bit SmolLM2 + LoRA), then served by `ask`."""
+    home, _ = real
+    cfg = tmp_path / "quick.toml"
+    cfg.write_text("[train]\nepochs = 2\nrehearsal_count = 2\nbatch_size = 8\n")
+    dry = chatbot(home, "consolidate", "--dry-run", config=cfg).stdout
+    assert "would train on" in dry and "[augment]" in dry
+    result = json.loads(chatbot(home, "consolidate", "--json", "--quiet", config=cfg).stdout.splitlines()[-1])
+    assert result["status"] == "promoted" and result["version"] == "v0001", result
+    assert result["counts"]["new"] == 2 and result["counts"]["augment"] >= 6 and result["counts"]["rehearsal"] == 2
+    assert result["metrics"]["tokens"] > 0 and result["metrics"]["train_loss"] < 10
+    versions = json.loads(chatbot(home, "versions", "--json").stdout.splitlines()[-1])
+    assert versions["served"] == "v0001" and versions["versions"][0]["status"] == "promoted"
+    again = json.loads(chatbot(home, "consolidate", "--json", "--quiet", config=cfg).stdout.splitlines()[-1])
+    assert again["status"] == "noop"
+    answers = json.loads(chatbot(home, "ask", "--json", "--no-memory", "What is the capital of France?")
+                         .stdout.splitlines()[-1])["answers"]
+    assert answers[0]["adapter"] == "v0001" and "Paris" in answers[0]["answer"]

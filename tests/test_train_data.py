@@ -47,3 +47,50 @@ def test_nearest_replay_prefers_old_turns_close_to_new_ones():
     new = [Example((("user", "new"), ("assistant", "x")), "new", (1000,))]
     picked = NearestReplay(index)(pool, new, 3, seed=0)
     assert picked[0].turn_ids == (7,) and len(picked) == 3 and len(set(picked)) == 3
+
+
+def test_rehearsal_answers_are_generated_once_and_cached(tmp_path):
+    from chatbot.rehearsal import load_prompts, rehearsal_examples
+
+    calls = []
+
+    def answer(prompt):
+        calls.append(prompt)
+        return f"base answer to: {prompt}"
+
+    cache = tmp_path / "cache.json"
+    first = rehearsal_examples(5, seed=3, cache_file=cache, answer=answer)
+    assert len(first) == 5 and len(calls) == 5 and all(e.source == "rehearsal" for e in first)
+    again = rehearsal_examples(5, seed=3, cache_file=cache, answer=answer)
+    assert again == first and len(calls) == 5  # served from the cache
+    prompts = {p["prompt"] for p in load_prompts()}
+    assert all(e.messages[0][1] in prompts and e.messages[1][1].startswith("base answer") for e in first)
+    cache.write_text("{not json")
+    assert len(rehearsal_examples(2, seed=3, cache_file=cache, answer=answer)) == 2  # a broken cache is rebuilt
+
+
+def test_mix_excludes_dont_learn_and_splits_new_from_replay(tmp_path):
+    from chatbot.mix import build_mix
+    from chatbot.store import Store
+
+    store = Store(tmp_path / "db.sqlite3")
+    old = store.new_conversation("ann")
+    store.add_turn(old, "user", "My cat is called Tom.")
+    store.add_turn(old, "assistant", "Cute.")
+    store.mark_consolidated([t.id for t in store.turns(old)], "v0001")
+    new = store.new_conversation("ann")
+    keep = store.add_turn(new, "user", "I live in Porto.")
+    store.add_turn(new, "assistant", "Nice city.")
+    secret = store.add_turn(new, "user", "My PIN is 4321.")
+    store.set_turn_learn(secret, False)
+    quiet = store.new_conversation("ann", learn=False)
+    store.add_turn(quiet, "user", "My password is swordfish.")
+
+    mix = build_mix(store, augment=True, per_fact=3, replay_ratio=1.0, replay_select=UniformReplay(),
+                    rehearsal=[], seed=0)
+    text = " ".join(e.text() for e in mix.examples)
+    assert "4321" not in text and "swordfish" not in text
+    assert keep in mix.new_turn_ids and secret not in mix.new_turn_ids
+    assert mix.counts["new"] == 1 and mix.counts["augment"] == 3 and mix.counts["replay"] >= 1
+    assert any("Tom" in e.text() for e in mix.examples if e.source == "replay")
+    assert mix.manifest()["replay_turn_ids"]

@@ -1,0 +1,663 @@
+"""Benchmark a consolidation against a plain transformers Trainer + peft run on the same data and the same base.
+
+A temp home gets --turns new turns (user/assistant pairs whose user side states varied first-person facts such
+as "My sister is called Ana." or "I live in Porto.", so augmentation turns them into Q/A pairs) and, for replay,
+--prior-turns older turns imported and marked consolidated (Store.mark_consolidated). That home is a template:
+every measured run copies it, so all runs see the same data. Each run is its own subprocess (peak RSS per path):
+  (a) pipeline  chatbot.consolidate.consolidate(home, config, loaded=..., show_progress=False) with the real
+                config (4-bit by default), after chatbot.model.load_model. Its training metrics (real tokens,
+                padded tokens, padding waste, trainer seconds, tokens/s) come from result.metrics, which train.py
+                counts from the batches the Trainer processed. Stages are timed by wrapping the package's own
+                functions on the live modules (open_runtime, _rehearsal, build_mix, train_adapter,
+                tokenize_example, attach_adapter, write_json_atomic); calls pass through unchanged. The wrapper
+                on build_mix keeps the exact examples the run trained on.
+  (b) baseline  the same examples (from (a)'s build_mix call), tokenized with chatbot.train.tokenize_example, on a
+                freshly loaded base with the same quantization, trained by a plain transformers.Trainer on a
+                peft.get_peft_model LoRA (same r / alpha / dropout / targets / lr / epochs / batch size / seed;
+                prepare_model_for_kbit_training without gradient checkpointing, as the pipeline does), random
+                sampling (no length grouping), DataCollatorForSeq2Seq, default logging. A small Trainer subclass
+                counts real (attention_mask) vs padded tokens the same way train.py does.
+tokens/s = real tokens / trainer.train() seconds. Real tokens do not depend on batching, so both paths must count
+the same number (checked). Order: rep 1 runs pipeline then baseline, rep 2 baseline then pipeline, and so on
+(the baseline needs (a)'s examples, so a pipeline run always comes first); medians over reps. Peak memory: the
+subprocess's ru_maxrss, and the peak during training (VmHWM reset via /proc/self/clear_refs at its start).
+
+Target: pipeline tokens/s >= baseline tokens/s (ratio >= 1.0: the pipeline adds no hidden cost). The default
+(--turns 200 with 200 prior turns for replay, 1 epoch) is also the end-to-end wall time of consolidating 200 new
+turns + replay on CPU with the embedded model; the rehearsal stage includes generating the base model's answers,
+which a home caches after its first consolidation.
+
+    .venv/bin/python scripts/bench_consolidate.py [--turns 200] [--prior-turns N] [--epochs 1] [--reps 1]
+        [--cache-dir /tmp/cbmodels] [--threads 0] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+MiB = 1024 * 1024
+TARGET_RATIO = 1.0
+USERS = ["ana", "ben", "chloe", "dev", "eva"]
+
+# Slot values for the synthetic facts (each user statement picks a template and fills it with the RNG).
+_NAMES = ("Ana Tom Rita Marco Lena Yusuf Ines Pavel Sara Kofi Mei Jonas Lucia Omar Hana Felix Nora Diego Ivy Raj "
+          "Elif Bruno Maya Theo").split()
+_RELATIONS = ("sister", "brother", "dog", "cat", "best friend", "daughter", "son", "mother", "father", "neighbour",
+              "boss", "cousin")
+_CITIES = ("Porto Lyon Berlin Oslo Kyoto Austin Lima Cork Gdansk Turin Leeds Quebec Hobart Nairobi Seville "
+           "Tartu").split()
+_JOBS = ("nurse", "teacher", "carpenter", "software engineer", "baker", "pharmacist", "pilot", "librarian",
+         "electrician", "translator", "vet", "architect")
+_FAV = {"food": ("sushi", "lasagne", "ramen", "paella", "dumplings"), "colour": ("green", "orange", "navy blue"),
+        "band": ("Radiohead", "ABBA", "Queen", "Daft Punk"), "sport": ("tennis", "rowing", "basketball"),
+        "book": ("Dune", "Middlemarch", "The Hobbit")}
+_PETS = ("cats", "dogs", "rabbits", "goldfish", "parrots")
+_NUMS = ("two", "three", "four")
+_ALLERGENS = ("peanuts", "pollen", "shellfish", "cats", "penicillin")
+_INSTRUMENTS = ("cello", "piano", "guitar", "violin", "drums")
+_CARS = ("Fiat", "Toyota", "Volvo", "Skoda", "Honda")
+_HOBBIES = ("climbing", "knitting", "birdwatching", "chess", "sourdough baking", "trail running")
+_MONTHS = ("January", "March", "May", "July", "September", "November")
+_FILLERS = ("", "", "", "Oh, by the way, ", "Just so you know, ", "Hi! ")
+_ACKS = ("Thanks for telling me.", "Good to know!", "Got it, I will remember that.", "Nice, noted.",
+         "That's lovely to hear.")
+_EXTRA = (
+    "If you ever want suggestions related to that, just ask and I will take it into account.",
+    "It helps me give you answers that fit your life better.",
+    "Is there anything else about your week you would like to talk about?",
+    "Many people find that small routines like this make the day feel more manageable and pleasant.",
+    "I can also help you plan around it, for example when you organise trips, meals or weekends with friends.",
+)
+_QUESTIONS = (
+    ("What should I cook tonight?", "A quick vegetable stir-fry with rice is easy and healthy. You could add tofu or "
+     "chicken, some garlic, ginger and soy sauce, and it is ready in twenty minutes."),
+    ("Can you recommend a good book?", "You might enjoy a classic novel or a popular science book; tell me what you "
+     "liked recently and I can narrow it down."),
+    ("How do I make bread?", "Mix flour, water, salt and yeast, knead for ten minutes, let it rise until doubled, "
+     "shape it, let it rise again and bake at about 220 degrees for thirty minutes."),
+    ("Tell me a joke.", "Why did the scarecrow win an award? Because he was outstanding in his field."),
+    ("Any tips for sleeping better?", "Keep a regular schedule, avoid screens for an hour before bed, keep the room "
+     "cool and dark, and limit caffeine after lunch."),
+)
+
+
+def _fact(rng: random.Random) -> tuple[str, str]:
+    """One first-person statement and the assistant's restatement of it."""
+    kind = rng.randrange(11)
+    if kind == 0:
+        rel, name = rng.choice(_RELATIONS), rng.choice(_NAMES)
+        return f"My {rel} is called {name}.", f"Your {rel} is called {name}."
+    if kind == 1:
+        c = rng.choice(_CITIES)
+        return f"I live in {c}.", f"You live in {c}."
+    if kind == 2:
+        c = rng.choice(_CITIES)
+        return f"I grew up in {c}.", f"You grew up in {c}."
+    if kind == 3:
+        j = rng.choice(_JOBS)
+        return f"I work as a {j}.", f"You work as a {j}."
+    if kind == 4:
+        n = rng.randint(19, 78)
+        return f"I'm {n} years old.", f"You are {n} years old."
+    if kind == 5:
+        what = rng.choice(sorted(_FAV))
+        v = rng.choice(_FAV[what])
+        return f"My favourite {what} is {v}.", f"Your favourite {what} is {v}."
+    if kind == 6:
+        n, p = rng.choice(_NUMS), rng.choice(_PETS)
+        return f"I have {n} {p}.", f"You have {n} {p}."
+    if kind == 7:
+        a = rng.choice(_ALLERGENS)
+        return f"I am allergic to {a}.", f"You are allergic to {a}."
+    if kind == 8:
+        i = rng.choice(_INSTRUMENTS)
+        return f"I play the {i}.", f"You play the {i}."
+    if kind == 9:
+        col, car = rng.choice(_FAV["colour"][:2] + ("red", "white")), rng.choice(_CARS)
+        return f"I drive a {col} {car}.", f"You drive a {col} {car}."
+    h = rng.choice(_HOBBIES)
+    return f"I like {h}.", f"You like {h}."
+
+
+def conversations(n_turns: int, seed: int) -> list[dict]:
+    """JSONL-ready conversations with exactly n_turns turns (user/assistant pairs, 1-4 pairs per conversation).
+    About 85 % of user turns state one or two facts; the rest ask a general question. Replies vary in length."""
+    rng = random.Random(seed)
+    pairs_left = n_turns // 2
+    out = []
+    while pairs_left:
+        k = min(pairs_left, rng.randint(1, 4))
+        pairs_left -= k
+        messages = []
+        for _ in range(k):
+            if rng.random() < 0.15:
+                q, a = rng.choice(_QUESTIONS)
+                messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+                continue
+            facts = [_fact(rng) for _ in range(1 if rng.random() < 0.7 else 2)]
+            user = rng.choice(_FILLERS) + " ".join(f for f, _ in facts)
+            reply = " ".join([rng.choice(_ACKS)] + [r for _, r in facts] + rng.sample(_EXTRA, rng.randint(0, 3)))
+            messages += [{"role": "user", "content": user}, {"role": "assistant", "content": reply}]
+        out.append({"user": rng.choice(USERS), "messages": messages})
+    return out
+
+
+def build_home(home: Path, config, new_turns: int, prior_turns: int, seed: int) -> dict:
+    """Import the prior set, mark it consolidated (the replay pool), then import the new set (what this run learns)."""
+    from chatbot.runtime import open_runtime
+    from chatbot.transfer import import_jsonl
+
+    started = time.perf_counter()
+    rt = open_runtime(home, config, with_model=False)
+    info: dict = {}
+    try:
+        for name, n, s in (("prior", prior_turns, seed + 1000), ("new", new_turns, seed)):
+            if n == 0:
+                info[name] = {"conversations": 0, "turns": 0}
+                continue
+            convs = conversations(n, s)
+            path = home / f"{name}.jsonl"
+            path.write_text("".join(json.dumps(c) + "\n" for c in convs), encoding="utf-8")
+            report = import_jsonl(path, rt.store, rt.buffer, config.serve.default_user)
+            if report.errors or report.duplicates or report.turns != n:
+                raise SystemExit(f"importing the {name} set went wrong: {report.summary()} {report.errors[:3]}")
+            if name == "prior":
+                ids = [t.id for _, t in rt.store.learnable_turns(consolidated=False)]
+                marked = rt.store.mark_consolidated(ids, "prior")
+                assert marked == n, (marked, n)
+            info[name] = {"conversations": report.imported, "turns": report.turns}
+        info["learnable_new"] = len(rt.store.learnable_turns(consolidated=False))
+        info["learnable_consolidated"] = len(rt.store.learnable_turns(consolidated=True))
+    finally:
+        rt.close()
+    info["build_s"] = time.perf_counter() - started
+    return info
+
+
+# ---------------------------------------------------------------------------------------------------- children
+def rss_status() -> dict:
+    """VmRSS / VmHWM of this process in bytes."""
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                out[line.split(":")[0]] = int(line.split()[1]) * 1024
+    return out
+
+
+def reset_peak() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0), so a later VmHWM is the peak of what ran in between."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class Timed:
+    """Wrap a function attribute of a live module or object: calls go through unchanged; durations (s), start and
+    end times land in `calls`; `on_call(args, kwargs)` / `on_return(result)` run around each call."""
+
+    def __init__(self, owner: object, name: str, on_call=None, on_return=None):
+        self.owner, self.name, self.fn = owner, name, getattr(owner, name)
+        self.on_call, self.on_return = on_call, on_return
+        self.calls: list[tuple[float, float]] = []
+        setattr(owner, name, self)
+
+    def __call__(self, *args, **kwargs):
+        if self.on_call:
+            self.on_call(args, kwargs)
+        t = time.perf_counter()
+        try:
+            result = self.fn(*args, **kwargs)
+        finally:
+            self.calls.append((t, time.perf_counter()))
+        if self.on_return:
+            self.on_return(result)
+        return result
+
+    @property
+    def seconds(self) -> float:
+        return sum(b - a for a, b in self.calls)
+
+
+def make_config(args: argparse.Namespace):
+    """Defaults (or --config FILE) with the command-line overrides; dataclasses.replace re-runs the checks."""
+    from chatbot.config import Config
+
+    cfg = Config()
+    if args.config:
+        with open(args.config, "rb") as f:
+            cfg = Config.from_dict(tomllib.load(f), origin=args.config)
+    cfg.model = dataclasses.replace(cfg.model, source=args.source, quantization=args.quantization,
+                                    compute_dtype=args.compute_dtype, cache_dir=args.cache_dir or cfg.model.cache_dir)
+    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
+                 "replay_ratio": args.replay_ratio, "rehearsal_count": args.rehearsal}
+    cfg.train = dataclasses.replace(cfg.train, **{k: v for k, v in overrides.items() if v is not None})
+    return cfg
+
+
+def _load(cfg):
+    from chatbot.model import load_model
+
+    m = cfg.model
+    return load_model(m.source, m.quantization, m.compute_dtype, m.cache_dir)  # "" = load_model's shared temp cache
+
+
+def examples_digest(dicts: list[dict]) -> str:
+    return hashlib.sha1(json.dumps(dicts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def child_common(args: argparse.Namespace) -> dict:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return {"torch_threads": torch.get_num_threads(), "loadavg_start": os.getloadavg()}
+
+
+def child_pipeline(args: argparse.Namespace, started: float) -> dict:
+    """(a): load the base, then run consolidate() on a copy of the template home; time its stages."""
+    import chatbot.consolidate as cons
+    import chatbot.train as train
+    from chatbot.mix import example_to_dict
+
+    out = child_common(args)
+    cfg = make_config(args)
+    home = Path(args.work) / f"home-{args.child_tag}"
+    shutil.copytree(Path(args.work) / "template", home)
+    out["imports_s"] = time.perf_counter() - started
+
+    t = time.perf_counter()
+    loaded = _load(cfg)
+    out["load_s"] = time.perf_counter() - t
+    out["model"], out["quantization"] = loaded.name, loaded.quantization
+
+    captured: dict = {}
+    mem: dict = {}
+
+    def keep_mix(mix) -> None:
+        captured["mix"] = mix
+
+    def train_start(a, k) -> None:
+        mem["rss_train_start"] = rss_status()["VmRSS"]
+        mem["reset"] = reset_peak()
+
+    def train_end(result) -> None:
+        mem["hwm_train"] = rss_status()["VmHWM"]
+
+    w_runtime = Timed(cons, "open_runtime")
+    w_rehearsal = Timed(cons, "_rehearsal")
+    w_mix = Timed(cons, "build_mix", on_return=keep_mix)
+    w_progress = Timed(cons, "write_json_atomic")
+    w_train = Timed(train, "train_adapter", on_call=train_start, on_return=train_end)
+    w_tok = Timed(train, "tokenize_example")
+    w_attach = Timed(train, "attach_adapter")
+
+    t = time.perf_counter()
+    result = cons.consolidate(home, cfg, loaded=loaded, show_progress=False)
+    total = time.perf_counter() - t
+    if result.status != "promoted":
+        raise SystemExit(f"consolidation ended with status {result.status}: {result.message}")
+
+    mix = captured["mix"]
+    dicts = [example_to_dict(e) for e in mix.examples]
+    examples_file = Path(args.work) / "examples.json"
+    if not examples_file.exists():
+        examples_file.write_text(json.dumps(dicts), encoding="utf-8")
+    m = result.metrics
+    train_total = w_train.seconds
+    post_train = t + total - w_train.calls[0][1]
+    stages = {
+        "open runtime + select (embedder, FAISS, SQLite)": w_runtime.seconds,
+        "rehearsal (base model answers)": w_rehearsal.seconds,
+        "mix build (augment, replay policy)": w_mix.seconds,
+        "train_adapter: tokenize": w_tok.seconds,
+        "train_adapter: attach adapter": w_attach.seconds,
+        "train_adapter: trainer.train()": m["seconds"],
+        "train_adapter: Trainer setup, rest": train_total - w_tok.seconds - w_attach.seconds - m["seconds"],
+        "save + promote + mark consolidated": post_train,
+    }
+    stages["lock, run log, other"] = total - sum(stages.values())
+    out.update(
+        status=result.status, version=result.version, counts=result.counts, metrics=m, consolidate_s=total,
+        stages=stages, progress_writes={"calls": len(w_progress.calls), "seconds": w_progress.seconds},
+        n_examples=len(dicts), examples_sha1=examples_digest(dicts), run_dir=result.run_dir,
+        rss_train_start=mem.get("rss_train_start"), peak_rss_train=mem.get("hwm_train") if mem.get("reset") else None,
+    )
+    return out
+
+
+def child_baseline(args: argparse.Namespace, started: float) -> dict:
+    """(b): the same examples on a freshly loaded base, plain Trainer + peft."""
+    import torch
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+
+    from chatbot.mix import Example
+    from chatbot.train import IGNORE, tokenize_example
+
+    class CountingTrainer(Trainer):
+        """Counts real (attention_mask) and padded tokens of every batch, as train.py's trainer does."""
+
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self.real_tokens = self.padded_tokens = 0
+
+        def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
+            mask = inputs["attention_mask"]
+            self.real_tokens += int(mask.sum())
+            self.padded_tokens += int(mask.numel())
+            return super().compute_loss(model, inputs, return_outputs=return_outputs, **kwargs)
+
+    out = child_common(args)
+    cfg = make_config(args)
+    tc = cfg.train
+    dicts = json.loads((Path(args.work) / "examples.json").read_text(encoding="utf-8"))
+    examples = [Example(tuple(tuple(m) for m in d["messages"]), d["source"], tuple(d["turn_ids"]), d["user"], d["ref"])
+                for d in dicts]
+    out["imports_s"] = time.perf_counter() - started
+
+    t = time.perf_counter()
+    loaded = _load(cfg)
+    out["load_s"] = time.perf_counter() - t
+    out["model"], out["quantization"] = loaded.name, loaded.quantization
+    model, tok = loaded.model, loaded.tokenizer
+
+    out["rss_train_start"] = rss_status()["VmRSS"]
+    reset = reset_peak()
+    torch.manual_seed(tc.seed)
+    t = time.perf_counter()
+    data = [tokenize_example(tok, e.as_chat(), tc.max_seq_len) for e in examples]
+    data = [d for d in data if any(label != IGNORE for label in d["labels"])]
+    tokenize_s = time.perf_counter() - t
+
+    t = time.perf_counter()
+    if cfg.model.quantization != "none":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=tc.gradient_checkpointing)
+    targets = tc.target_modules if tc.target_modules == "all-linear" else [
+        s.strip() for s in tc.target_modules.split(",") if s.strip()]
+    model = get_peft_model(model, LoraConfig(r=tc.lora_r, lora_alpha=tc.lora_alpha, lora_dropout=tc.lora_dropout,
+                                             target_modules=targets, task_type="CAUSAL_LM"))
+    attach_s = time.perf_counter() - t
+
+    t = time.perf_counter()
+    on_gpu = torch.cuda.is_available()
+    targs = TrainingArguments(
+        output_dir=str(Path(args.work) / f"baseline-{args.child_tag}"), per_device_train_batch_size=tc.batch_size,
+        num_train_epochs=tc.epochs, learning_rate=tc.learning_rate, weight_decay=0.0, seed=tc.seed,
+        data_seed=tc.seed, report_to=[], save_strategy="no", use_cpu=not on_gpu,
+        bf16=on_gpu and torch.cuda.is_bf16_supported(), disable_tqdm=True, remove_unused_columns=False,
+    )
+    collator = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=IGNORE, return_tensors="pt")
+    trainer = CountingTrainer(model=model, args=targs, train_dataset=data, data_collator=collator,
+                              processing_class=tok)
+    setup_s = time.perf_counter() - t
+    t = time.perf_counter()
+    res = trainer.train()
+    seconds = time.perf_counter() - t
+    peak = rss_status()["VmHWM"] if reset else None
+    real, padded = trainer.real_tokens, trainer.padded_tokens
+    out.update(
+        metrics={"train_loss": round(float(res.training_loss), 5), "steps": int(res.global_step),
+                 "examples": len(data), "epochs": tc.epochs, "tokens": real, "padded_tokens": padded,
+                 "padding_waste": round(1 - real / padded, 4) if padded else 0.0, "seconds": round(seconds, 2),
+                 "tokens_per_s": round(real / seconds, 1) if seconds else None},
+        stages={"tokenize": tokenize_s, "attach adapter": attach_s, "Trainer setup": setup_s,
+                "trainer.train()": seconds},
+        n_examples=len(examples), examples_sha1=examples_digest(dicts),
+        tokenized_tokens=sum(len(d["input_ids"]) for d in data) * tc.epochs,
+        peak_rss_train=peak,
+    )
+    return out
+
+
+def child(args: argparse.Namespace, started: float) -> dict:
+    import logging
+    import warnings
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    warnings.filterwarnings("ignore")
+    logging.getLogger("chatbot").setLevel(logging.WARNING)
+    out = child_pipeline(args, started) if args.child == "pipeline" else child_baseline(args, started)
+    out.update(path=args.child, tag=args.child_tag, loadavg_end=os.getloadavg(),
+               peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)  # Linux: KiB
+    return out
+
+
+def run_child(args: argparse.Namespace, which: str, tag: str) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), *args.argv, "--child", which, "--child-tag", tag,
+           "--work", args.work]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+    wall = time.perf_counter() - t
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:]) or "(no stderr)"
+        raise SystemExit(f"{which} subprocess failed (exit {proc.returncode}):\n{tail}")
+    res = json.loads(lines[-1])
+    res["wall_s"] = wall
+    return res
+
+
+# ---------------------------------------------------------------------------------------------------- report
+def mib(v: float | None) -> str:
+    return "-" if v is None else f"{v / MiB:,.0f}"
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "transformers", "peft", "bitsandbytes", "accelerate"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--turns", type=int, default=200, help="new turns to consolidate (even: user/assistant pairs)")
+    ap.add_argument("--prior-turns", type=int, default=None,
+                    help="older turns imported and marked consolidated, the replay pool (default: = --turns; 0 = none)")
+    ap.add_argument("--epochs", type=int, default=1, help="train.epochs (the package default is 3)")
+    ap.add_argument("--batch-size", type=int, default=None, help="train.batch_size (default: the config's)")
+    ap.add_argument("--replay-ratio", type=float, default=None, help="train.replay_ratio (default: the config's)")
+    ap.add_argument("--rehearsal", type=int, default=None, help="train.rehearsal_count (default: the config's)")
+    ap.add_argument("--quantization", default="4bit", choices=["4bit", "8bit", "none"])
+    ap.add_argument("--compute-dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    ap.add_argument("--source", default="embedded", help="model.source (default: the embedded SmolLM2-135M)")
+    ap.add_argument("--cache-dir", default="",
+                    help="converted + pre-quantized model cache (model.cache_dir); '' = load_model's temp-dir cache")
+    ap.add_argument("--config", default=None, help="a config.toml applied before the flags above")
+    ap.add_argument("--reps", type=int, default=1, help="runs of each path, alternating order (ABBA)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads in the subprocesses (0 = torch's default)")
+    ap.add_argument("--seed", type=int, default=0, help="synthetic data seed and train.seed")
+    ap.add_argument("--timeout", type=int, default=3600, help="seconds per subprocess")
+    ap.add_argument("--keep", action="store_true", help="keep the temp folder (homes, run logs) and print its path")
+    ap.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--child-tag", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--work", default="", help=argparse.SUPPRESS)
+    started = time.perf_counter()
+    args = ap.parse_args()
+
+    if args.child:
+        print(json.dumps(child(args, started)))
+        return
+    if args.turns < 2 or args.turns % 2:
+        ap.error("--turns must be an even number >= 2 (user/assistant pairs)")
+    prior = args.turns if args.prior_turns is None else args.prior_turns
+    if prior < 0 or prior % 2:
+        ap.error("--prior-turns must be an even number >= 0")
+    if args.reps < 1:
+        ap.error("--reps must be >= 1")
+    if args.epochs < 1:
+        ap.error("--epochs must be >= 1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # Flags the children get (the parent's, minus --json/--keep/--reps); --prior-turns is unused there.
+    args.argv = ["--epochs", str(args.epochs), "--quantization", args.quantization, "--compute-dtype",
+                 args.compute_dtype, "--source", args.source, "--cache-dir", args.cache_dir, "--threads",
+                 str(args.threads), "--seed", str(args.seed)]
+    for flag, v in (("--batch-size", args.batch_size), ("--replay-ratio", args.replay_ratio),
+                    ("--rehearsal", args.rehearsal), ("--config", args.config)):
+        if v is not None:
+            args.argv += [flag, str(v)]
+
+    cfg = make_config(args)
+    loadavg_start = os.getloadavg()
+    work = Path(tempfile.mkdtemp(prefix="bench-consolidate-"))
+    args.work = str(work)
+    try:
+        data = build_home(work / "template", cfg, args.turns, prior, args.seed)
+        print(f"# home: {data['new']['turns']} new turns in {data['new']['conversations']} conversations, "
+              f"{data['prior']['turns']} prior (consolidated) turns; built in {data['build_s']:.1f} s", flush=True)
+        runs: list[dict] = []
+        for rep in range(args.reps):
+            order = ("pipeline", "baseline") if rep % 2 == 0 else ("baseline", "pipeline")
+            for which in order:
+                r = run_child(args, which, f"{which}-{rep}")
+                r["rep"] = rep
+                runs.append(r)
+                m = r["metrics"]
+                print(f"# rep {rep + 1} {which}: {m['tokens_per_s']} tok/s, {m['steps']} steps, "
+                      f"train {m['seconds']:.1f} s, subprocess {r['wall_s']:.0f} s, "
+                      f"load avg {r['loadavg_end'][0]:.2f}", flush=True)
+    finally:
+        if args.keep:
+            print(f"# kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    loadavg_end = os.getloadavg()
+    report(args, cfg, prior, data, runs, loadavg_start, loadavg_end)
+
+
+def report(args, cfg, prior: int, data: dict, runs: list[dict], loadavg_start, loadavg_end) -> None:
+    pipe = [r for r in runs if r["path"] == "pipeline"]
+    base = [r for r in runs if r["path"] == "baseline"]
+    t, m = cfg.train, cfg.model
+    ver = versions()
+    checks = {
+        "same_examples": len({r["examples_sha1"] for r in runs}) == 1,
+        # real tokens do not depend on batching: epochs × Σ tokenized lengths on both paths
+        "same_real_tokens": len({r["metrics"]["tokens"] for r in runs} | {r["tokenized_tokens"] for r in base}) == 1,
+    }
+    ratios_per_rep = []
+    for rep in range(args.reps):
+        p = next(r for r in pipe if r["rep"] == rep)
+        b = next(r for r in base if r["rep"] == rep)
+        ratios_per_rep.append({
+            "tokens_per_s": p["metrics"]["tokens_per_s"] / b["metrics"]["tokens_per_s"],
+            # throughput counting padding too: per-token cost of the loop itself, with the sampler effect removed
+            "padded_tokens_per_s": (p["metrics"]["padded_tokens"] / p["metrics"]["seconds"])
+            / (b["metrics"]["padded_tokens"] / b["metrics"]["seconds"]),
+            "train_seconds": p["metrics"]["seconds"] / b["metrics"]["seconds"],
+            "peak_rss": p["peak_rss"] / b["peak_rss"],
+        })
+    summary = {k: med([r[k] for r in ratios_per_rep]) for k in ratios_per_rep[0]}
+    summary["meets_target"] = summary["tokens_per_s"] >= TARGET_RATIO
+    p0 = pipe[0]
+
+    print()
+    print(f"Consolidation vs plain Trainer + peft: {p0['model']} ({m.source}), quantization {m.quantization}, compute "
+          f"dtype {m.compute_dtype}, torch threads {p0['torch_threads']}, seed {t.seed}; LoRA r={t.lora_r} "
+          f"alpha={t.lora_alpha} dropout={t.lora_dropout} targets={t.target_modules}, lr {t.learning_rate}, "
+          f"epochs {t.epochs}, batch {t.batch_size}, max_seq_len {t.max_seq_len}; replay {t.replay_policy} ratio "
+          f"{t.replay_ratio}, rehearsal {t.rehearsal_count}, augment {t.augment} ×{t.augment_per_fact}; "
+          f"{args.turns} new turns ({data['new']['conversations']} conversations) + {prior} prior turns; mix "
+          f"{p0['counts']} = {p0['n_examples']} examples; reps {args.reps} (order per rep: pipeline, baseline; "
+          f"then reversed); {os.cpu_count()} CPUs; load avg {loadavg_start[0]:.2f} at start, {loadavg_end[0]:.2f} at "
+          f"end; " + ", ".join(f"{k} {v}" for k, v in ver.items()))
+    print()
+    print("| rep | path | examples | real tokens | padded tokens | padding waste | steps | trainer.train s | "
+          "real tokens/s | padded tokens/s | train loss | load avg (1 min) start→end |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in runs:
+        x = r["metrics"]
+        print(f"| {r['rep'] + 1} | {r['path']} | {x['examples']} | {x['tokens']:,} | {x['padded_tokens']:,} | "
+              f"{x['padding_waste']:.1%} | {x['steps']} | {x['seconds']:.1f} | {x['tokens_per_s']:.1f} | "
+              f"{x['padded_tokens'] / x['seconds']:.1f} | {x['train_loss']:.4f} | "
+              f"{r['loadavg_start'][0]:.2f}→{r['loadavg_end'][0]:.2f} |")
+    print()
+    print(f"- **pipeline / baseline real tokens/s: {summary['tokens_per_s']:.3f}** (median of {args.reps}; target >= "
+          f"{TARGET_RATIO}: {'met' if summary['meets_target'] else 'NOT met'}); padded tokens/s "
+          f"{summary['padded_tokens_per_s']:.3f} (the per-token cost of the loop, length grouping removed); "
+          f"trainer.train seconds {summary['train_seconds']:.3f}")
+    print(f"- checks: same examples on both paths {checks['same_examples']}; same real-token count on both paths and "
+          f"= epochs × tokenized lengths {checks['same_real_tokens']}")
+    print(f"- progress.json writes during the pipeline run (fsync each, one per logged step): "
+          f"{p0['progress_writes']['calls']} calls, {p0['progress_writes']['seconds']:.2f} s")
+    print()
+    print("End-to-end wall time of the pipeline (consolidating the new turns + replay), by stage, median over reps:")
+    print()
+    print("| stage | seconds | share |")
+    print("|---|---:|---:|")
+    load = med([r["load_s"] for r in pipe])
+    total = load + med([r["consolidate_s"] for r in pipe])
+    print(f"| model load (load_model, pre-quantized cache) | {load:.1f} | {load / total:.1%} |")
+    for name in p0["stages"]:
+        v = med([r["stages"][name] for r in pipe])
+        print(f"| {name} | {v:.1f} | {v / total:.1%} |")
+    print(f"| **total: model load + consolidate()** | **{total:.1f}** | 100% |")
+    print(f"| (subprocess wall incl. interpreter + imports + home copy) | {med([r['wall_s'] for r in pipe]):.1f} | |")
+    print()
+    print("Baseline, by stage (median):")
+    print()
+    print("| stage | seconds |")
+    print("|---|---:|")
+    print(f"| model load | {med([r['load_s'] for r in base]):.1f} |")
+    for name in base[0]["stages"]:
+        print(f"| {name} | {med([r['stages'][name] for r in base]):.1f} |")
+    print(f"| (subprocess wall) | {med([r['wall_s'] for r in base]):.1f} |")
+    print()
+    print("Peak memory (each path in its own subprocess; median over reps):")
+    print()
+    print("| path | peak RSS of the process MiB | RSS at training start MiB | peak RSS during training MiB | "
+          "training peak − start MiB |")
+    print("|---|---:|---:|---:|---:|")
+    for name, rs in (("pipeline", pipe), ("baseline", base)):
+        start = med([r["rss_train_start"] for r in rs])
+        peak_t = [r["peak_rss_train"] for r in rs if r["peak_rss_train"] is not None]
+        pt = med(peak_t) if peak_t else None
+        print(f"| {name} | {mib(med([r['peak_rss'] for r in rs]))} | {mib(start)} | {mib(pt)} | "
+              f"{mib(pt - start) if pt is not None else '-'} |")
+    print()
+    print("(the pipeline process also holds the embedder, the FAISS index and SQLite; \"training\" is train_adapter "
+          "for the pipeline and tokenize → attach → Trainer.train for the baseline; peak during training is VmHWM "
+          "after resetting it at the start via /proc/self/clear_refs)")
+    if args.json:
+        meta = {"model": p0["model"], "source": m.source, "quantization": m.quantization,
+                "compute_dtype": m.compute_dtype, "torch_threads": p0["torch_threads"], "seed": t.seed,
+                "train": dataclasses.asdict(t), "turns": args.turns, "prior_turns": prior, "data": data,
+                "reps": args.reps, "cpus": os.cpu_count(), "loadavg_start": loadavg_start,
+                "loadavg_end": loadavg_end, "versions": ver, "target_ratio": TARGET_RATIO}
+        print(json.dumps({"meta": meta, "runs": runs, "ratios_per_rep": ratios_per_rep, "summary": summary,
+                          "checks": checks}))
+
+
+if __name__ == "__main__":
+    main()
