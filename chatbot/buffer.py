@@ -120,12 +120,19 @@ class Buffer:
             try:
                 fresh = iter(self.embedder.encode([text for _, text, v in batch if v is None]))
                 vecs = np.stack([next(fresh) if v is None else v for _, _, v in batch])
-                self._add([tid for tid, _, _ in batch], vecs)
+                self._add([tid for tid, _, _ in batch], vecs, save=False)
             except Exception:  # the turns are safe in SQLite; start-up reconciliation indexes them
                 log.exception("indexing %d turn(s) failed; they will be indexed at next start", len(batch))
             finally:
                 for _ in batch:
                     self._pending.task_done()
+            # Persisting is not part of "indexed" (searchable): save after releasing waiters.
+            try:
+                with self._lock:
+                    if self._unsaved >= self.save_every:
+                        self._save_locked()
+            except Exception:
+                log.exception("saving the vector index failed; it is rebuilt from SQLite at next start")
 
     def index_turns(self, items: Iterable[tuple[int, str]]) -> None:
         """Embed and index turns now (bulk paths: import, repair)."""
@@ -133,11 +140,11 @@ class Buffer:
         if items:
             self._add([i for i, _ in items], self.embedder.encode([t for _, t in items]))
 
-    def _add(self, ids: list[int], vecs: np.ndarray) -> None:
+    def _add(self, ids: list[int], vecs: np.ndarray, save: bool = True) -> None:
         with self._lock:
             self.index.add(ids, vecs)
             self._unsaved += len(ids)
-            if self._unsaved >= self.save_every:
+            if save and self._unsaved >= self.save_every:
                 self._save_locked()
 
     def wait_indexed(self) -> None:

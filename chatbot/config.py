@@ -80,7 +80,7 @@ class MemoryConfig:
 @dataclass
 class BufferConfig:
     index_kind: str = "auto"  # FAISS index: "flat" (exact), "ivf" (approximate, fast at 1M+), "auto" (flat, then ivf when large)
-    index_save_every: int = 20  # persist the FAISS file after this many new vectors (SQLite is the truth; start-up repairs the rest)
+    index_save_every: int = 200  # save the FAISS file after this many new vectors (a save rewrites it whole; a crash costs re-embedding them)
     max_message_chars: int = 200_000  # longer messages are refused (logged nothing) with a message saying the limit
 
     def __post_init__(self) -> None:

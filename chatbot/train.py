@@ -131,8 +131,9 @@ def train_adapter(model: torch.nn.Module, tokenizer, examples: list[Example], cf
         per_device_train_batch_size=cfg.batch_size,
         num_train_epochs=cfg.epochs,
         learning_rate=cfg.learning_rate,
-        lr_scheduler_type="constant_with_warmup",
-        warmup_steps=0,
+        # Warm up over the first 10 % of steps, then decay: a constant rate let longer runs diverge here.
+        lr_scheduler_type="cosine",
+        warmup_steps=max(1, int(0.1 * cfg.epochs * -(-len(data) // cfg.batch_size))),
         weight_decay=0.0,
         logging_steps=1,
         save_strategy="no",  # a run is short; crash safety comes from atomic version folders, not checkpoints
@@ -159,6 +160,7 @@ def train_adapter(model: torch.nn.Module, tokenizer, examples: list[Example], cf
     metrics = {
         "train_loss": round(float(out.training_loss), 5),
         "final_loss": _last_loss(trainer),
+        "loss_curve": [round(float(h["loss"]), 4) for h in trainer.state.log_history if "loss" in h],
         "steps": int(out.global_step),
         "examples": len(data),
         "epochs": cfg.epochs,

@@ -31,6 +31,8 @@ import threading
 import time
 from pathlib import Path
 
+from benchutil import Timed  # scripts/ is on sys.path when a script runs
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
 TARGET_OVERHEAD = 0.05
@@ -79,24 +81,6 @@ def prefill_jsonl(path: Path, n_turns: int, seed: int) -> int:
         lines.append(json.dumps({"user": USER, "messages": msgs}))
     path.write_text("\n".join(lines) + "\n")
     return written
-
-
-class Timed:
-    """Wrap a bound method on a live object: calls go through unchanged, durations (s) land in `times`."""
-
-    def __init__(self, obj: object, name: str):
-        self.obj, self.name, self.fn, self.times = obj, name, getattr(obj, name), []
-        setattr(obj, name, self)
-
-    def __call__(self, *args, **kwargs):
-        t = time.perf_counter()
-        try:
-            return self.fn(*args, **kwargs)
-        finally:
-            self.times.append(time.perf_counter() - t)
-
-    def restore(self) -> None:
-        setattr(self.obj, self.name, self.fn)
 
 
 def run_bare(generator, prompt, settings: dict) -> dict:

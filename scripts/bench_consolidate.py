@@ -8,8 +8,9 @@ every measured run copies it, so all runs see the same data. Each run is its own
                 config (4-bit by default), after chatbot.model.load_model. Its training metrics (real tokens,
                 padded tokens, padding waste, trainer seconds, tokens/s) come from result.metrics, which train.py
                 counts from the batches the Trainer processed. Stages are timed by wrapping the package's own
-                functions on the live modules (open_runtime, _rehearsal, build_mix, train_adapter,
-                tokenize_example, attach_adapter, write_json_atomic); calls pass through unchanged. The wrapper
+                functions on the live modules and classes (open_runtime, _rehearsal, build_mix, train_adapter,
+                tokenize_example, attach_adapter, write_json_atomic, PeftModel.save_pretrained, Registry.commit,
+                Registry.promote, Store.mark_consolidated); calls pass through unchanged. The wrapper
                 on build_mix keeps the exact examples the run trained on.
   (b) baseline  the same examples (from (a)'s build_mix call), tokenized with chatbot.train.tokenize_example, on a
                 freshly loaded base with the same quantization, trained by a plain transformers.Trainer on a
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -213,30 +215,69 @@ def reset_peak() -> bool:
 
 
 class Timed:
-    """Wrap a function attribute of a live module or object: calls go through unchanged; durations (s), start and
-    end times land in `calls`; `on_call(args, kwargs)` / `on_return(result)` run around each call."""
+    """Wrap a function attribute of a live module or class (a plain function, so it still binds as a method):
+    calls go through unchanged; (start, end) times land in `calls`; `on_call(args, kwargs)` / `on_return(result)`
+    run around each call."""
 
     def __init__(self, owner: object, name: str, on_call=None, on_return=None):
-        self.owner, self.name, self.fn = owner, name, getattr(owner, name)
-        self.on_call, self.on_return = on_call, on_return
+        fn = getattr(owner, name)
         self.calls: list[tuple[float, float]] = []
-        setattr(owner, name, self)
 
-    def __call__(self, *args, **kwargs):
-        if self.on_call:
-            self.on_call(args, kwargs)
-        t = time.perf_counter()
-        try:
-            result = self.fn(*args, **kwargs)
-        finally:
-            self.calls.append((t, time.perf_counter()))
-        if self.on_return:
-            self.on_return(result)
-        return result
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            if on_call:
+                on_call(args, kwargs)
+            t = time.perf_counter()
+            try:
+                result = fn(*args, **kwargs)
+            finally:
+                self.calls.append((t, time.perf_counter()))
+            if on_return:
+                on_return(result)
+            return result
+
+        setattr(owner, name, wrapper)
 
     @property
     def seconds(self) -> float:
         return sum(b - a for a, b in self.calls)
+
+
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)  # all threads of this process
+    return r.ru_utime + r.ru_stime
+
+
+def instrument_trainer() -> dict:
+    """Time transformers.Trainer.train (wall and process CPU) and every Trainer.training_step (forward + backward
+    of one batch, with its padded and real token counts). Both paths inherit these methods, so the same wrapper
+    measures both; trainer.train minus the steps is the loop around them (data loading, optimizer, logging,
+    callbacks)."""
+    from transformers import Trainer
+
+    rec: dict = {"steps": []}
+
+    def train_start(a, k) -> None:
+        rec["cpu0"] = cpu_seconds()
+
+    def train_end(result) -> None:
+        rec["train_cpu_s"] = cpu_seconds() - rec.pop("cpu0")
+
+    def step_start(a, k) -> None:
+        inputs = a[2] if len(a) > 2 else k["inputs"]
+        mask = inputs["attention_mask"]
+        rec["steps"].append([int(mask.numel()), int(mask.sum())])
+
+    rec["train"] = Timed(Trainer, "train", on_call=train_start, on_return=train_end)
+    rec["step"] = Timed(Trainer, "training_step", on_call=step_start)
+    return rec
+
+
+def trainer_report(rec: dict) -> dict:
+    """JSON-ready numbers from instrument_trainer's record."""
+    steps = [[p, r, b - a] for (p, r), (a, b) in zip(rec["steps"], rec["step"].calls)]
+    return {"train_wall_s": rec["train"].seconds, "train_cpu_s": rec["train_cpu_s"],
+            "steps_s": sum(x[2] for x in steps), "steps": steps}
 
 
 def make_config(args: argparse.Namespace):
@@ -304,13 +345,24 @@ def child_pipeline(args: argparse.Namespace, started: float) -> dict:
     def train_end(result) -> None:
         mem["hwm_train"] = rss_status()["VmHWM"]
 
+    from peft import PeftModel
+
+    from chatbot.registry import Registry
+    from chatbot.store import Store
+
     w_runtime = Timed(cons, "open_runtime")
     w_rehearsal = Timed(cons, "_rehearsal")
     w_mix = Timed(cons, "build_mix", on_return=keep_mix)
-    w_progress = Timed(cons, "write_json_atomic")
+    w_json = Timed(cons, "write_json_atomic")
     w_train = Timed(train, "train_adapter", on_call=train_start, on_return=train_end)
     w_tok = Timed(train, "tokenize_example")
     w_attach = Timed(train, "attach_adapter")
+    w_save = Timed(PeftModel, "save_pretrained")
+    w_resolved = Timed(cons, "_resolved_config")
+    w_commit = Timed(Registry, "commit")
+    w_promote = Timed(Registry, "promote")
+    w_mark = Timed(Store, "mark_consolidated")
+    trainer_rec = instrument_trainer()
 
     t = time.perf_counter()
     result = cons.consolidate(home, cfg, loaded=loaded, show_progress=False)
@@ -324,8 +376,10 @@ def child_pipeline(args: argparse.Namespace, started: float) -> dict:
     if not examples_file.exists():
         examples_file.write_text(json.dumps(dicts), encoding="utf-8")
     m = result.metrics
-    train_total = w_train.seconds
-    post_train = t + total - w_train.calls[0][1]
+    train_end_t = w_train.calls[0][1]
+    progress_in_training = [(a, b) for a, b in w_json.calls if w_train.calls[0][0] <= a < train_end_t]
+    json_after = sum(b - a for a, b in w_json.calls if a >= train_end_t)
+    saved = w_save.seconds + w_resolved.seconds + json_after + w_commit.seconds
     stages = {
         "open runtime + select (embedder, FAISS, SQLite)": w_runtime.seconds,
         "rehearsal (base model answers)": w_rehearsal.seconds,
@@ -333,14 +387,20 @@ def child_pipeline(args: argparse.Namespace, started: float) -> dict:
         "train_adapter: tokenize": w_tok.seconds,
         "train_adapter: attach adapter": w_attach.seconds,
         "train_adapter: trainer.train()": m["seconds"],
-        "train_adapter: Trainer setup, rest": train_total - w_tok.seconds - w_attach.seconds - m["seconds"],
-        "save + promote + mark consolidated": post_train,
+        "train_adapter: Trainer setup, rest": w_train.seconds - w_tok.seconds - w_attach.seconds - m["seconds"],
+        "save: adapter save_pretrained": w_save.seconds,
+        "save: config/manifest/metrics/progress JSON + registry commit": saved - w_save.seconds,
+        "promote + mark consolidated": w_promote.seconds + w_mark.seconds,
+        "after training, unaccounted (gc of the trainer, logging)": t + total - train_end_t - saved
+        - w_promote.seconds - w_mark.seconds,
     }
     stages["lock, run log, other"] = total - sum(stages.values())
     out.update(
         status=result.status, version=result.version, counts=result.counts, metrics=m, consolidate_s=total,
-        stages=stages, progress_writes={"calls": len(w_progress.calls), "seconds": w_progress.seconds},
+        stages=stages, progress_writes={"calls": len(progress_in_training),
+                                        "seconds": sum(b - a for a, b in progress_in_training)},
         n_examples=len(dicts), examples_sha1=examples_digest(dicts), run_dir=result.run_dir,
+        trainer=trainer_report(trainer_rec),
         rss_train_start=mem.get("rss_train_start"), peak_rss_train=mem.get("hwm_train") if mem.get("reset") else None,
     )
     return out
@@ -410,6 +470,7 @@ def child_baseline(args: argparse.Namespace, started: float) -> dict:
     collator = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=IGNORE, return_tensors="pt")
     trainer = CountingTrainer(model=model, args=targs, train_dataset=data, data_collator=collator,
                               processing_class=tok)
+    trainer_rec = instrument_trainer()
     setup_s = time.perf_counter() - t
     t = time.perf_counter()
     res = trainer.train()
@@ -424,7 +485,7 @@ def child_baseline(args: argparse.Namespace, started: float) -> dict:
         stages={"tokenize": tokenize_s, "attach adapter": attach_s, "Trainer setup": setup_s,
                 "trainer.train()": seconds},
         n_examples=len(examples), examples_sha1=examples_digest(dicts),
-        tokenized_tokens=sum(len(d["input_ids"]) for d in data) * tc.epochs,
+        tokenized_tokens=sum(len(d["input_ids"]) for d in data) * tc.epochs, trainer=trainer_report(trainer_rec),
         peak_rss_train=peak,
     )
     return out
@@ -556,6 +617,31 @@ def main() -> None:
     report(args, cfg, prior, data, runs, loadavg_start, loadavg_end)
 
 
+def fit_line(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """Least squares y = a + b·x; (a, b)."""
+    n = len(points)
+    mx, my = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    b = sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else 0.0
+    return my - b * mx, b
+
+
+def derived(r: dict) -> dict:
+    """Throughputs of one run: real tokens per wall / CPU second of trainer.train, padded tokens per second of
+    trainer.train and of the forward+backward steps alone, and a per-step line fit (fixed cost per step)."""
+    x, tr = r["metrics"], r["trainer"]
+    fixed, _ = fit_line([(p, sec) for p, _, sec in tr["steps"]])
+    return {
+        "tokens_per_s": x["tokens"] / x["seconds"],
+        "tokens_per_cpu_s": x["tokens"] / tr["train_cpu_s"],
+        "padded_tokens_per_s": x["padded_tokens"] / x["seconds"],
+        "steps_s": tr["steps_s"],
+        "padded_tokens_per_step_s": x["padded_tokens"] / tr["steps_s"],
+        "fit_fixed_ms": fixed * 1e3,
+        "loop_ms_per_step": (tr["train_wall_s"] - tr["steps_s"]) / max(1, len(tr["steps"])) * 1e3,
+    }
+
+
 def report(args, cfg, prior: int, data: dict, runs: list[dict], loadavg_start, loadavg_end) -> None:
     pipe = [r for r in runs if r["path"] == "pipeline"]
     base = [r for r in runs if r["path"] == "baseline"]
@@ -566,19 +652,20 @@ def report(args, cfg, prior: int, data: dict, runs: list[dict], loadavg_start, l
         # real tokens do not depend on batching: epochs × Σ tokenized lengths on both paths
         "same_real_tokens": len({r["metrics"]["tokens"] for r in runs} | {r["tokenized_tokens"] for r in base}) == 1,
     }
+    for r in runs:
+        r["derived"] = derived(r)
     ratios_per_rep = []
     for rep in range(args.reps):
-        p = next(r for r in pipe if r["rep"] == rep)
-        b = next(r for r in base if r["rep"] == rep)
-        ratios_per_rep.append({
-            "tokens_per_s": p["metrics"]["tokens_per_s"] / b["metrics"]["tokens_per_s"],
-            # throughput counting padding too: per-token cost of the loop itself, with the sampler effect removed
-            "padded_tokens_per_s": (p["metrics"]["padded_tokens"] / p["metrics"]["seconds"])
-            / (b["metrics"]["padded_tokens"] / b["metrics"]["seconds"]),
-            "train_seconds": p["metrics"]["seconds"] / b["metrics"]["seconds"],
-            "peak_rss": p["peak_rss"] / b["peak_rss"],
+        p = next(r for r in pipe if r["rep"] == rep)["derived"]
+        b = next(r for r in base if r["rep"] == rep)["derived"]
+        ratios_per_rep.append({  # pipeline over baseline; > 1 = the pipeline is faster
+            "tokens_per_s": p["tokens_per_s"] / b["tokens_per_s"],
+            "tokens_per_cpu_s": p["tokens_per_cpu_s"] / b["tokens_per_cpu_s"],
+            "padded_tokens_per_s": p["padded_tokens_per_s"] / b["padded_tokens_per_s"],
+            "padded_tokens_per_step_s": p["padded_tokens_per_step_s"] / b["padded_tokens_per_step_s"],
         })
     summary = {k: med([r[k] for r in ratios_per_rep]) for k in ratios_per_rep[0]}
+    summary["peak_rss"] = med([r["peak_rss"] for r in pipe]) / med([r["peak_rss"] for r in base])
     summary["meets_target"] = summary["tokens_per_s"] >= TARGET_RATIO
     p0 = pipe[0]
 
@@ -593,22 +680,27 @@ def report(args, cfg, prior: int, data: dict, runs: list[dict], loadavg_start, l
           f"then reversed); {os.cpu_count()} CPUs; load avg {loadavg_start[0]:.2f} at start, {loadavg_end[0]:.2f} at "
           f"end; " + ", ".join(f"{k} {v}" for k, v in ver.items()))
     print()
-    print("| rep | path | examples | real tokens | padded tokens | padding waste | steps | trainer.train s | "
-          "real tokens/s | padded tokens/s | train loss | load avg (1 min) start→end |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("| rep | path | real tokens | padded tokens | padding waste | steps | trainer.train s | real tokens/s | "
+          "real tokens/CPU-s | padded tokens/s | Σ fwd+bwd s | padded tokens/fwd+bwd-s | fixed ms/step (fit) | "
+          "loop around steps ms/step | train loss | load avg start→end |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in runs:
-        x = r["metrics"]
-        print(f"| {r['rep'] + 1} | {r['path']} | {x['examples']} | {x['tokens']:,} | {x['padded_tokens']:,} | "
-              f"{x['padding_waste']:.1%} | {x['steps']} | {x['seconds']:.1f} | {x['tokens_per_s']:.1f} | "
-              f"{x['padded_tokens'] / x['seconds']:.1f} | {x['train_loss']:.4f} | "
+        x, d = r["metrics"], r["derived"]
+        print(f"| {r['rep'] + 1} | {r['path']} | {x['tokens']:,} | {x['padded_tokens']:,} | {x['padding_waste']:.1%} "
+              f"| {x['steps']} | {x['seconds']:.1f} | {d['tokens_per_s']:.1f} | {d['tokens_per_cpu_s']:.1f} | "
+              f"{d['padded_tokens_per_s']:.1f} | {d['steps_s']:.1f} | {d['padded_tokens_per_step_s']:.1f} | "
+              f"{d['fit_fixed_ms']:.0f} | {d['loop_ms_per_step']:.0f} | {x['train_loss']:.4f} | "
               f"{r['loadavg_start'][0]:.2f}→{r['loadavg_end'][0]:.2f} |")
     print()
     print(f"- **pipeline / baseline real tokens/s: {summary['tokens_per_s']:.3f}** (median of {args.reps}; target >= "
-          f"{TARGET_RATIO}: {'met' if summary['meets_target'] else 'NOT met'}); padded tokens/s "
-          f"{summary['padded_tokens_per_s']:.3f} (the per-token cost of the loop, length grouping removed); "
-          f"trainer.train seconds {summary['train_seconds']:.3f}")
+          f"{TARGET_RATIO}: {'met' if summary['meets_target'] else 'NOT met'}); per CPU-second "
+          f"{summary['tokens_per_cpu_s']:.3f} (less sensitive to other jobs on the machine); padded tokens/s "
+          f"{summary['padded_tokens_per_s']:.3f} and padded tokens per forward+backward second "
+          f"{summary['padded_tokens_per_step_s']:.3f} (length grouping removed: the per-token cost of the loop)")
     print(f"- checks: same examples on both paths {checks['same_examples']}; same real-token count on both paths and "
           f"= epochs × tokenized lengths {checks['same_real_tokens']}")
+    print("- train loss is not comparable between the paths: length-grouped batches weight short Q/A examples "
+          "differently from random ones, and the baseline uses the Trainer's default (linear) schedule")
     print(f"- progress.json writes during the pipeline run (fsync each, one per logged step): "
           f"{p0['progress_writes']['calls']} calls, {p0['progress_writes']['seconds']:.2f} s")
     print()

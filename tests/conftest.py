@@ -3,8 +3,13 @@ the real embedder, and the real embedded model for integration tests. Converted 
 $CHATBOT_TEST_CACHE (default ~/.cache/chatbot-tests) so only the first run pays the ~20 s GGUF conversion."""
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -97,3 +102,29 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(home: Path, timeout: float = 240):
+    """Run `chatbot serve` on a free port for `home` (log in home/../serve.log); yields its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    with open(home.parent / "serve.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "chatbot", "--home", str(home), "serve", "--port", str(port)],
+                                stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + timeout
+            while True:
+                if proc.poll() is not None:
+                    raise AssertionError(f"server exited with {proc.returncode}; see {home.parent / 'serve.log'}")
+                try:
+                    urllib.request.urlopen(url, timeout=2)
+                    break
+                except OSError:
+                    if time.time() > deadline:
+                        raise AssertionError(f"{url} did not come up in {timeout}s") from None
+                    time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)

@@ -1,14 +1,11 @@
 """What a person does in the UI, in a real headless Chromium against a real `chatbot serve` on the embedded model."""
 import sqlite3
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from conftest import serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -17,35 +14,13 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]
 
 
-def wait_http(url: str, proc: subprocess.Popen, timeout: float = 240) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f"{url} did not come up in {timeout}s")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, embedded_dir, model_cache):
     home = tmp_path_factory.mktemp("browser") / "home"
     home.mkdir()
     (home / "config.toml").write_text(f'[model]\ncache_dir = "{model_cache}"\n[decoding]\nmax_new_tokens = 120\n')
-    port = free_port()
-    log = open(home.parent / "serve.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "chatbot", "--home", str(home), "serve", "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/", proc)
-        yield f"http://127.0.0.1:{port}/", home
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
+    with serving(home) as url:
+        yield url, home
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +104,8 @@ def test_dont_learn_toggle_and_stop_button(server, browser):
     assert (status, learn) == ("stopped", 0)
 
     # The flag under the user's message is the per-message "Don't learn" toggle.
-    page.locator("#chat button[aria-label='Feedback']").first.click()
+    page.locator("#chat button[aria-label='Feedback']").first.click()  # a fresh page: the first is the user's
     page.locator("#chat .extra-feedback-option:visible").first.click()
-    page.wait_for_selector("text=will not be learned", timeout=20000)
+    page.wait_for_selector("text=This message will not be learned or recalled.", timeout=20000)
     assert db.execute("SELECT learn FROM turns WHERE id = ?", (user_id,)).fetchone() == (0,)
     page.close()

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from conftest import free_port
-from test_browser import browser, wait_http  # noqa: F401  (fixture)
+from conftest import serving
+from test_browser import browser  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -26,17 +26,8 @@ def tiny_server(tmp_path_factory, tiny_model_dir):
                                                         {"role": "assistant", "content": "Nice!"}]}) for i in range(6)))
     subprocess.run([sys.executable, "-m", "chatbot", "--home", str(home), "import", str(facts)], check=True,
                    capture_output=True)
-    port = free_port()
-    log = open(home.parent / "serve.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "chatbot", "--home", str(home), "serve", "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/", proc)
-        yield f"http://127.0.0.1:{port}/", home
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
+    with serving(home) as url:
+        yield url, home
 
 
 def test_consolidate_now_while_chatting(tiny_server, browser):  # noqa: F811

@@ -23,12 +23,12 @@ def real(tmp_path_factory, embedded_dir, model_cache):
                       {"role": "assistant", "content": "That sounds rewarding."}]},
         {"user": "bob", "messages": [{"role": "user", "content": "I collect stamps."}]},
     ]) + "\n")
-    return home, src
+    report = json.loads(chatbot(home, "import", "--json", str(src)).stdout.splitlines()[-1])
+    return home, report
 
 
 def test_import_then_status_counts(real):
-    home, src = real
-    report = json.loads(chatbot(home, "import", "--json", str(src)).stdout.splitlines()[-1])
+    home, report = real
     assert report["imported"] == 3 and report["turns"] == 5
     status = json.loads(chatbot(home, "status", "--json").stdout.splitlines()[-1])
     assert status["model"] == "embedded" and status["quantization"] == "4bit"
@@ -66,7 +66,8 @@ def test_consolidation_on_the_embedded_model(real, tmp_path):
     cfg.write_text("[train]\nepochs = 2\nrehearsal_count = 2\nbatch_size = 8\n")
     dry = chatbot(home, "consolidate", "--dry-run", config=cfg).stdout
     assert "would train on" in dry and "[augment]" in dry
-    result = json.loads(chatbot(home, "consolidate", "--json", "--quiet", config=cfg).stdout.splitlines()[-1])
+    result = json.loads(chatbot(home, "consolidate", "--json", "--quiet", config=cfg, timeout=1200)
+                        .stdout.splitlines()[-1])
     assert result["status"] == "promoted" and result["version"] == "v0001", result
     assert result["counts"]["new"] == 2 and result["counts"]["augment"] >= 6 and result["counts"]["rehearsal"] == 2
     assert result["metrics"]["tokens"] > 0 and result["metrics"]["train_loss"] < 10
