@@ -436,36 +436,28 @@ def _a_something(g: _Said) -> _Draft | None:
     return _Draft(g.answer(x), qs, _key(x))
 
 
-def _live(g: _Said) -> _Draft | None:
-    # "I live in Lisbon", "I'm based in Berlin".
-    x = _value(g["x"])
-    qs = ["Where do I live?", "Which city do I live in?", "Where is my home?", "Do you remember where I live?",
-          "Where am I based?"]
-    return _Draft(g.answer(x), qs, _place_key(x)) if x else None
+def _place(*questions: str) -> Callable[[_Said], _Draft | None]:
+    """A rule builder for "I <verb> <place>" statements: the same shape, only the questions differ."""
+
+    def build(g: _Said) -> _Draft | None:
+        x = _value(g["x"])
+        return _Draft(g.answer(x), list(questions), _place_key(x)) if x else None
+
+    return build
 
 
-def _moved(g: _Said) -> _Draft | None:
-    # "I just moved to Berlin".
-    x = _value(g["x"])
-    qs = ["Where did I move to?", "Where do I live now?", "Do you remember where I moved?",
-          "Which place did I move to?"]
-    return _Draft(g.answer(x), qs, _place_key(x)) if x else None
-
-
-def _from(g: _Said) -> _Draft | None:
-    # "I'm from Porto", "I come from Brazil".
-    x = _value(g["x"])
-    qs = ["Where am I from?", "Where do I come from?", "What is my hometown?", "Do you remember where I'm from?",
-          "Where did I say I'm from?"]
-    return _Draft(g.answer(x), qs, _place_key(x)) if x else None
-
-
-def _grew_up(g: _Said) -> _Draft | None:
-    # "I grew up in a small town in Norway".
-    x = _value(g["x"])
-    qs = ["Where did I grow up?", "Where was I raised?", "Where did I spend my childhood?",
-          "Do you remember where I grew up?"]
-    return _Draft(g.answer(x), qs, _place_key(x)) if x else None
+# "I live in Lisbon", "I'm based in Berlin".
+_live = _place("Where do I live?", "Which city do I live in?", "Where is my home?", "Do you remember where I live?",
+               "Where am I based?")
+# "I just moved to Berlin".
+_moved = _place("Where did I move to?", "Where do I live now?", "Do you remember where I moved?",
+                "Which place did I move to?")
+# "I'm from Porto", "I come from Brazil".
+_from = _place("Where am I from?", "Where do I come from?", "What is my hometown?", "Do you remember where I'm from?",
+               "Where did I say I'm from?")
+# "I grew up in a small town in Norway".
+_grew_up = _place("Where did I grow up?", "Where was I raised?", "Where did I spend my childhood?",
+                  "Do you remember where I grew up?")
 
 
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\b"
