@@ -109,7 +109,7 @@ class TrainConfig:
     target_modules: str = "all-linear"  # peft target_modules: "all-linear" or a comma-separated list of module names
     learning_rate: float = 1e-4  # low on purpose: plasticity traded for stability
     epochs: int = 3  # passes over the mix
-    batch_size: int = 8  # examples per step (padded to the longest; the mix is length-grouped)
+    batch_size: int = 8  # examples per step (padded to the longest in the batch)
     max_seq_len: int = 384  # tokens per training example; longer ones are cut
     replay_ratio: float = 1.0  # replayed old examples per new example (0 = no replay)
     replay_policy: str = "nearest"  # "uniform" (reservoir sample) or "nearest" (old turns closest to the new ones in FAISS)
