@@ -18,10 +18,16 @@ every measured run copies it, so all runs see the same data. Each run is its own
                 prepare_model_for_kbit_training without gradient checkpointing, as the pipeline does), random
                 sampling (no length grouping), DataCollatorForSeq2Seq, default logging. A small Trainer subclass
                 counts real (attention_mask) vs padded tokens the same way train.py does.
-tokens/s = real tokens / trainer.train() seconds. Real tokens do not depend on batching, so both paths must count
-the same number (checked). Order: rep 1 runs pipeline then baseline, rep 2 baseline then pipeline, and so on
-(the baseline needs (a)'s examples, so a pipeline run always comes first); medians over reps. Peak memory: the
-subprocess's ru_maxrss, and the peak during training (VmHWM reset via /proc/self/clear_refs at its start).
+With --grouped-baseline a third path runs the same baseline with train_sampling_strategy="group_by_length", so
+one run shows what batch order alone is worth. The Trainer settings each path actually ran with (sampling, LR
+schedule, logging interval) are read from its live Trainer and printed.
+tokens/s = real tokens / trainer.train() seconds. Real tokens do not depend on batching, so every path must count
+the same number (checked). Every Trainer.training_step (forward + backward of one batch) is timed with its padded
+shape, so a table compares the cost per padded token of batches of similar length across paths: equal costs mean
+the pipeline's steps carry no hidden work, and any throughput gap comes from how the batches are composed.
+Order: rep 1 runs pipeline, baseline[, baseline-group_by_length], rep 2 the reverse, and so on (the baselines need
+(a)'s examples, so a pipeline run always comes first); ratios are medians over reps. Peak memory: the subprocess's
+ru_maxrss, and the peak during training (VmHWM reset via /proc/self/clear_refs at its start).
 
 Target: pipeline tokens/s >= baseline tokens/s (ratio >= 1.0: the pipeline adds no hidden cost). The default
 (--turns 200 with 200 prior turns for replay, 1 epoch) is also the end-to-end wall time of consolidating 200 new
@@ -29,7 +35,7 @@ turns + replay on CPU with the embedded model; the rehearsal stage includes gene
 which a home caches after its first consolidation.
 
     .venv/bin/python scripts/bench_consolidate.py [--turns 200] [--prior-turns N] [--epochs 1] [--reps 1]
-        [--cache-dir /tmp/cbmodels] [--threads 0] [--json]
+        [--grouped-baseline] [--cache-dir /tmp/cbmodels] [--threads 0] [--keep] [--json]
 """
 from __future__ import annotations
 
@@ -258,6 +264,10 @@ def instrument_trainer() -> dict:
     rec: dict = {"steps": []}
 
     def train_start(a, k) -> None:
+        targs = a[0].args
+        rec["settings"] = {"train_sampling_strategy": str(getattr(targs, "train_sampling_strategy", "?")),
+                           "lr_scheduler_type": str(getattr(targs.lr_scheduler_type, "value", targs.lr_scheduler_type)),
+                           "logging_steps": targs.logging_steps}
         rec["cpu0"] = cpu_seconds()
 
     def train_end(result) -> None:
@@ -266,7 +276,7 @@ def instrument_trainer() -> dict:
     def step_start(a, k) -> None:
         inputs = a[2] if len(a) > 2 else k["inputs"]
         mask = inputs["attention_mask"]
-        rec["steps"].append([int(mask.numel()), int(mask.sum())])
+        rec["steps"].append([int(mask.numel()), int(mask.sum()), int(mask.shape[-1])])
 
     rec["train"] = Timed(Trainer, "train", on_call=train_start, on_return=train_end)
     rec["step"] = Timed(Trainer, "training_step", on_call=step_start)
@@ -275,8 +285,8 @@ def instrument_trainer() -> dict:
 
 def trainer_report(rec: dict) -> dict:
     """JSON-ready numbers from instrument_trainer's record."""
-    steps = [[p, r, b - a] for (p, r), (a, b) in zip(rec["steps"], rec["step"].calls)]
-    return {"train_wall_s": rec["train"].seconds, "train_cpu_s": rec["train_cpu_s"],
+    steps = [[p, r, b - a, n] for (p, r, n), (a, b) in zip(rec["steps"], rec["step"].calls)]
+    return {"settings": rec["settings"], "train_wall_s": rec["train"].seconds, "train_cpu_s": rec["train_cpu_s"],
             "steps_s": sum(x[2] for x in steps), "steps": steps}
 
 
@@ -465,6 +475,7 @@ def child_baseline(args: argparse.Namespace, started: float) -> dict:
         output_dir=str(Path(args.work) / f"baseline-{args.child_tag}"), per_device_train_batch_size=tc.batch_size,
         num_train_epochs=tc.epochs, learning_rate=tc.learning_rate, weight_decay=0.0, seed=tc.seed,
         data_seed=tc.seed, report_to=[], save_strategy="no", use_cpu=not on_gpu,
+        train_sampling_strategy=args.sampling,
         bf16=on_gpu and torch.cuda.is_bf16_supported(), disable_tqdm=True, remove_unused_columns=False,
     )
     collator = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=IGNORE, return_tensors="pt")
@@ -499,14 +510,17 @@ def child(args: argparse.Namespace, started: float) -> dict:
     warnings.filterwarnings("ignore")
     logging.getLogger("chatbot").setLevel(logging.WARNING)
     out = child_pipeline(args, started) if args.child == "pipeline" else child_baseline(args, started)
-    out.update(path=args.child, tag=args.child_tag, loadavg_end=os.getloadavg(),
+    path = args.child if args.child == "pipeline" or args.sampling == "random" else f"baseline-{args.sampling}"
+    out.update(path=path, tag=args.child_tag, loadavg_end=os.getloadavg(),
                peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)  # Linux: KiB
     return out
 
 
 def run_child(args: argparse.Namespace, which: str, tag: str) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), *args.argv, "--child", which, "--child-tag", tag,
-           "--work", args.work]
+    """which: "pipeline", "baseline" (random order) or "baseline-group_by_length"."""
+    child, _, sampling = which.partition("-")
+    cmd = [sys.executable, str(Path(__file__).resolve()), *args.argv, "--child", child, "--child-tag", tag,
+           "--work", args.work, "--sampling", sampling or "random"]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
     wall = time.perf_counter() - t
@@ -561,7 +575,10 @@ def main() -> None:
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per subprocess")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder (homes, run logs) and print its path")
     ap.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
+    ap.add_argument("--grouped-baseline", action="store_true",
+                    help="also run the baseline with train_sampling_strategy='group_by_length' (same data, seed, args)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--sampling", default="random", help=argparse.SUPPRESS)
     ap.add_argument("--child-tag", default="", help=argparse.SUPPRESS)
     ap.add_argument("--work", default="", help=argparse.SUPPRESS)
     started = time.perf_counter()
@@ -599,8 +616,8 @@ def main() -> None:
               f"{data['prior']['turns']} prior (consolidated) turns; built in {data['build_s']:.1f} s", flush=True)
         runs: list[dict] = []
         for rep in range(args.reps):
-            order = ("pipeline", "baseline") if rep % 2 == 0 else ("baseline", "pipeline")
-            for which in order:
+            order = ["pipeline", "baseline"] + (["baseline-group_by_length"] if args.grouped_baseline else [])
+            for which in (order if rep % 2 == 0 else order[::-1]):
                 r = run_child(args, which, f"{which}-{rep}")
                 r["rep"] = rep
                 runs.append(r)
@@ -617,57 +634,84 @@ def main() -> None:
     report(args, cfg, prior, data, runs, loadavg_start, loadavg_end)
 
 
-def fit_line(points: list[tuple[float, float]]) -> tuple[float, float]:
-    """Least squares y = a + b·x; (a, b)."""
-    n = len(points)
-    mx, my = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
-    sxx = sum((x - mx) ** 2 for x, _ in points)
-    b = sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else 0.0
-    return my - b * mx, b
+BINS = (0, 64, 128, 192, 256, 384, 1 << 30)  # padded sequence length of a batch
+
+
+def print_shape_table(groups: list[tuple[str, list[dict]]]) -> None:
+    """Forward+backward cost per padded token for batches of similar padded length: same shape, same cost means
+    the pipeline's steps carry no hidden work; a throughput gap then comes from batch composition alone."""
+    def per_bin(runs: list[dict]) -> dict:
+        out: dict = {}
+        for r in runs:
+            for padded, _, sec, n in r["trainer"]["steps"]:
+                i = next(k for k in range(len(BINS) - 1) if BINS[k] < n <= BINS[k + 1])
+                out.setdefault(i, []).append(sec / padded * 1e3)
+        return out
+
+    bins = [(name, per_bin(rs)) for name, rs in groups]
+    print()
+    print("| batch padded length | " + " | ".join(f"{n} steps | {n} ms / padded token" for n, _ in bins) + " |")
+    print("|---|" + "---:|---:|" * len(bins))
+    for i in sorted(set().union(*(set(b) for _, b in bins))):
+        lo, hi = BINS[i] + 1, BINS[i + 1]
+        cells = []
+        for _, b in bins:
+            cells += [str(len(b.get(i, []))), f"{med(b[i]):.2f}" if i in b else "-"]
+        print(f"| {lo}–{hi if hi < 1 << 30 else '…'} | " + " | ".join(cells) + " |")
+    print()
 
 
 def derived(r: dict) -> dict:
     """Throughputs of one run: real tokens per wall / CPU second of trainer.train, padded tokens per second of
-    trainer.train and of the forward+backward steps alone, and a per-step line fit (fixed cost per step)."""
+    trainer.train and of the forward+backward steps alone."""
     x, tr = r["metrics"], r["trainer"]
-    fixed, _ = fit_line([(p, sec) for p, _, sec in tr["steps"]])
     return {
         "tokens_per_s": x["tokens"] / x["seconds"],
         "tokens_per_cpu_s": x["tokens"] / tr["train_cpu_s"],
         "padded_tokens_per_s": x["padded_tokens"] / x["seconds"],
         "steps_s": tr["steps_s"],
         "padded_tokens_per_step_s": x["padded_tokens"] / tr["steps_s"],
-        "fit_fixed_ms": fixed * 1e3,
         "loop_ms_per_step": (tr["train_wall_s"] - tr["steps_s"]) / max(1, len(tr["steps"])) * 1e3,
     }
 
 
+def ratios(num: list[dict], den: list[dict], reps: int) -> dict:
+    """Median over reps of num/den for each throughput (> 1: num is faster)."""
+    per_rep = []
+    for rep in range(reps):
+        a = next(r for r in num if r["rep"] == rep)["derived"]
+        b = next(r for r in den if r["rep"] == rep)["derived"]
+        per_rep.append({k: a[k] / b[k] for k in ("tokens_per_s", "tokens_per_cpu_s", "padded_tokens_per_s",
+                                                 "padded_tokens_per_step_s")})
+    out = {k: med([x[k] for x in per_rep]) for k in per_rep[0]}
+    out["per_rep"] = per_rep
+    return out
+
+
 def report(args, cfg, prior: int, data: dict, runs: list[dict], loadavg_start, loadavg_end) -> None:
-    pipe = [r for r in runs if r["path"] == "pipeline"]
-    base = [r for r in runs if r["path"] == "baseline"]
+    paths = list(dict.fromkeys(r["path"] for r in sorted(runs, key=lambda r: r["path"] != "pipeline")))
+    by = {p: [r for r in runs if r["path"] == p] for p in paths}
+    pipe, base = by["pipeline"], by["baseline"]
+    others = [p for p in paths if p != "pipeline"]
     t, m = cfg.train, cfg.model
     ver = versions()
     checks = {
         "same_examples": len({r["examples_sha1"] for r in runs}) == 1,
-        # real tokens do not depend on batching: epochs × Σ tokenized lengths on both paths
-        "same_real_tokens": len({r["metrics"]["tokens"] for r in runs} | {r["tokenized_tokens"] for r in base}) == 1,
+        # real tokens do not depend on batching: epochs × Σ tokenized lengths on every path
+        "same_real_tokens": len({r["metrics"]["tokens"] for r in runs}
+                                | {r["tokenized_tokens"] for r in runs if r["path"] != "pipeline"}) == 1,
     }
     for r in runs:
         r["derived"] = derived(r)
-    ratios_per_rep = []
-    for rep in range(args.reps):
-        p = next(r for r in pipe if r["rep"] == rep)["derived"]
-        b = next(r for r in base if r["rep"] == rep)["derived"]
-        ratios_per_rep.append({  # pipeline over baseline; > 1 = the pipeline is faster
-            "tokens_per_s": p["tokens_per_s"] / b["tokens_per_s"],
-            "tokens_per_cpu_s": p["tokens_per_cpu_s"] / b["tokens_per_cpu_s"],
-            "padded_tokens_per_s": p["padded_tokens_per_s"] / b["padded_tokens_per_s"],
-            "padded_tokens_per_step_s": p["padded_tokens_per_step_s"] / b["padded_tokens_per_step_s"],
-        })
-    summary = {k: med([r[k] for r in ratios_per_rep]) for k in ratios_per_rep[0]}
-    summary["peak_rss"] = med([r["peak_rss"] for r in pipe]) / med([r["peak_rss"] for r in base])
-    summary["meets_target"] = summary["tokens_per_s"] >= TARGET_RATIO
+    summary = {"pipeline_over_baseline": ratios(pipe, base, args.reps)}
+    for p in others[1:]:
+        summary[f"pipeline_over_{p}"] = ratios(pipe, by[p], args.reps)
+        summary[f"{p}_over_baseline"] = ratios(by[p], base, args.reps)
+    head = summary["pipeline_over_baseline"]
+    summary["peak_rss_pipeline_over_baseline"] = med([r["peak_rss"] for r in pipe]) / med([r["peak_rss"] for r in base])
+    summary["meets_target"] = head["tokens_per_s"] >= TARGET_RATIO
     p0 = pipe[0]
+    settings = {p: by[p][0]["trainer"]["settings"] for p in paths}
 
     print()
     print(f"Consolidation vs plain Trainer + peft: {p0['model']} ({m.source}), quantization {m.quantization}, compute "
@@ -676,62 +720,83 @@ def report(args, cfg, prior: int, data: dict, runs: list[dict], loadavg_start, l
           f"epochs {t.epochs}, batch {t.batch_size}, max_seq_len {t.max_seq_len}; replay {t.replay_policy} ratio "
           f"{t.replay_ratio}, rehearsal {t.rehearsal_count}, augment {t.augment} ×{t.augment_per_fact}; "
           f"{args.turns} new turns ({data['new']['conversations']} conversations) + {prior} prior turns; mix "
-          f"{p0['counts']} = {p0['n_examples']} examples; reps {args.reps} (order per rep: pipeline, baseline; "
+          f"{p0['counts']} = {p0['n_examples']} examples; reps {args.reps} (order per rep: {', '.join(paths)}; "
           f"then reversed); {os.cpu_count()} CPUs; load avg {loadavg_start[0]:.2f} at start, {loadavg_end[0]:.2f} at "
           f"end; " + ", ".join(f"{k} {v}" for k, v in ver.items()))
     print()
+    print("Trainer settings as run: " + "; ".join(
+        f"{p}: sampling {s['train_sampling_strategy']}, lr schedule {s['lr_scheduler_type']}, logging every "
+        f"{s['logging_steps']} step(s)" for p, s in settings.items()))
+    print()
     print("| rep | path | real tokens | padded tokens | padding waste | steps | trainer.train s | real tokens/s | "
-          "real tokens/CPU-s | padded tokens/s | Σ fwd+bwd s | padded tokens/fwd+bwd-s | fixed ms/step (fit) | "
+          "real tokens/CPU-s | padded tokens/s | Σ fwd+bwd s | padded tokens/fwd+bwd-s | "
           "loop around steps ms/step | train loss | load avg start→end |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in runs:
         x, d = r["metrics"], r["derived"]
         print(f"| {r['rep'] + 1} | {r['path']} | {x['tokens']:,} | {x['padded_tokens']:,} | {x['padding_waste']:.1%} "
               f"| {x['steps']} | {x['seconds']:.1f} | {d['tokens_per_s']:.1f} | {d['tokens_per_cpu_s']:.1f} | "
               f"{d['padded_tokens_per_s']:.1f} | {d['steps_s']:.1f} | {d['padded_tokens_per_step_s']:.1f} | "
-              f"{d['fit_fixed_ms']:.0f} | {d['loop_ms_per_step']:.0f} | {x['train_loss']:.4f} | "
+              f"{d['loop_ms_per_step']:.0f} | {x['train_loss']:.4f} | "
               f"{r['loadavg_start'][0]:.2f}→{r['loadavg_end'][0]:.2f} |")
     print()
-    print(f"- **pipeline / baseline real tokens/s: {summary['tokens_per_s']:.3f}** (median of {args.reps}; target >= "
-          f"{TARGET_RATIO}: {'met' if summary['meets_target'] else 'NOT met'}); per CPU-second "
-          f"{summary['tokens_per_cpu_s']:.3f} (less sensitive to other jobs on the machine); padded tokens/s "
-          f"{summary['padded_tokens_per_s']:.3f} and padded tokens per forward+backward second "
-          f"{summary['padded_tokens_per_step_s']:.3f} (length grouping removed: the per-token cost of the loop)")
-    print(f"- checks: same examples on both paths {checks['same_examples']}; same real-token count on both paths and "
+    for name, r in summary.items():
+        if not isinstance(r, dict):
+            continue
+        label = name.replace("_over_", " / ")
+        bold = "**" if name == "pipeline_over_baseline" else ""
+        target = (f"; target >= {TARGET_RATIO}: {'met' if summary['meets_target'] else 'NOT met'}"
+                  if name == "pipeline_over_baseline" else "")
+        print(f"- {bold}{label} real tokens/s: {r['tokens_per_s']:.3f}{bold} (median of {args.reps}{target}); per "
+              f"CPU-second {r['tokens_per_cpu_s']:.3f}; padded tokens/s {r['padded_tokens_per_s']:.3f}; padded tokens "
+              f"per forward+backward second {r['padded_tokens_per_step_s']:.3f}")
+    print("  (per CPU-second is less sensitive to other jobs on the machine; the padded-token rates count padding as "
+          "work, but the cost per token still grows with batch length: see the table by padded length)")
+    print(f"- checks: same examples on every path {checks['same_examples']}; same real-token count on every path and "
           f"= epochs × tokenized lengths {checks['same_real_tokens']}")
-    print("- train loss is not comparable between the paths: length-grouped batches weight short Q/A examples "
-          "differently from random ones, and the baseline uses the Trainer's default (linear) schedule")
-    print(f"- progress.json writes during the pipeline run (fsync each, one per logged step): "
+    print("- train loss is not comparable between paths whose sampling or LR schedule differ (length-grouped "
+          "batches weight short Q/A examples differently from random ones)")
+    print(f"- progress.json writes during the pipeline's training (fsync each, one per logged step): "
           f"{p0['progress_writes']['calls']} calls, {p0['progress_writes']['seconds']:.2f} s")
     print()
-    print("End-to-end wall time of the pipeline (consolidating the new turns + replay), by stage, median over reps:")
+    print("Forward+backward cost of batches of similar padded length (Trainer.training_step, all reps, median):")
+    print_shape_table([(p, by[p]) for p in paths])
+    print("End-to-end wall time of the pipeline (consolidating the new turns + replay), by stage, per rep:")
     print()
-    print("| stage | seconds | share |")
-    print("|---|---:|---:|")
-    load = med([r["load_s"] for r in pipe])
-    total = load + med([r["consolidate_s"] for r in pipe])
-    print(f"| model load (load_model, pre-quantized cache) | {load:.1f} | {load / total:.1%} |")
-    for name in p0["stages"]:
-        v = med([r["stages"][name] for r in pipe])
-        print(f"| {name} | {v:.1f} | {v / total:.1%} |")
-    print(f"| **total: model load + consolidate()** | **{total:.1f}** | 100% |")
-    print(f"| (subprocess wall incl. interpreter + imports + home copy) | {med([r['wall_s'] for r in pipe]):.1f} | |")
+    print("| stage | " + " | ".join(f"rep {r['rep'] + 1} s" for r in pipe) + " | median share |")
+    print("|---|" + "---:|" * len(pipe) + "---:|")
+    totals = [r["load_s"] + r["consolidate_s"] for r in pipe]
+    rows = [("model load (load_model, pre-quantized cache)", [r["load_s"] for r in pipe])]
+    rows += [(name, [r["stages"][name] for r in pipe]) for name in p0["stages"]]
+    for name, values in rows:
+        print(f"| {name} | " + " | ".join(f"{v:.1f}" for v in values)
+              + f" | {med([v / tot for v, tot in zip(values, totals)]):.1%} |")
+    print("| **total: model load + consolidate()** | " + " | ".join(f"**{v:.1f}**" for v in totals) + " | 100% |")
+    print("| (subprocess wall incl. interpreter + imports + home copy) | "
+          + " | ".join(f"{r['wall_s']:.1f}" for r in pipe) + " | |")
+    print("| (load avg, 1 min, at start → end) | "
+          + " | ".join(f"{r['loadavg_start'][0]:.2f}→{r['loadavg_end'][0]:.2f}" for r in pipe) + " | |")
     print()
-    print("Baseline, by stage (median):")
+    print("(rehearsal generates the base model's answers to the rehearsal prompts on every run here, as in a home's "
+          "first consolidation; a home caches them, so later consolidations skip most of that stage)")
     print()
-    print("| stage | seconds |")
-    print("|---|---:|")
-    print(f"| model load | {med([r['load_s'] for r in base]):.1f} |")
+    rest = [r for p in others for r in by[p]]
+    print("Baselines, by stage, per run:")
+    print()
+    print("| stage | " + " | ".join(f"{r['path']} rep {r['rep'] + 1} s" for r in rest) + " |")
+    print("|---|" + "---:|" * len(rest))
+    print("| model load | " + " | ".join(f"{r['load_s']:.1f}" for r in rest) + " |")
     for name in base[0]["stages"]:
-        print(f"| {name} | {med([r['stages'][name] for r in base]):.1f} |")
-    print(f"| (subprocess wall) | {med([r['wall_s'] for r in base]):.1f} |")
+        print(f"| {name} | " + " | ".join(f"{r['stages'][name]:.1f}" for r in rest) + " |")
+    print("| (subprocess wall) | " + " | ".join(f"{r['wall_s']:.1f}" for r in rest) + " |")
     print()
     print("Peak memory (each path in its own subprocess; median over reps):")
     print()
     print("| path | peak RSS of the process MiB | RSS at training start MiB | peak RSS during training MiB | "
           "training peak − start MiB |")
     print("|---|---:|---:|---:|---:|")
-    for name, rs in (("pipeline", pipe), ("baseline", base)):
+    for name in paths:
+        rs = by[name]
         start = med([r["rss_train_start"] for r in rs])
         peak_t = [r["peak_rss_train"] for r in rs if r["peak_rss_train"] is not None]
         pt = med(peak_t) if peak_t else None
@@ -739,16 +804,16 @@ def report(args, cfg, prior: int, data: dict, runs: list[dict], loadavg_start, l
               f"{mib(pt - start) if pt is not None else '-'} |")
     print()
     print("(the pipeline process also holds the embedder, the FAISS index and SQLite; \"training\" is train_adapter "
-          "for the pipeline and tokenize → attach → Trainer.train for the baseline; peak during training is VmHWM "
+          "for the pipeline and tokenize → attach → Trainer.train for a baseline; peak during training is VmHWM "
           "after resetting it at the start via /proc/self/clear_refs)")
     if args.json:
         meta = {"model": p0["model"], "source": m.source, "quantization": m.quantization,
                 "compute_dtype": m.compute_dtype, "torch_threads": p0["torch_threads"], "seed": t.seed,
-                "train": dataclasses.asdict(t), "turns": args.turns, "prior_turns": prior, "data": data,
-                "reps": args.reps, "cpus": os.cpu_count(), "loadavg_start": loadavg_start,
-                "loadavg_end": loadavg_end, "versions": ver, "target_ratio": TARGET_RATIO}
-        print(json.dumps({"meta": meta, "runs": runs, "ratios_per_rep": ratios_per_rep, "summary": summary,
-                          "checks": checks}))
+                "train": dataclasses.asdict(t), "trainer_settings": settings, "turns": args.turns,
+                "prior_turns": prior, "data": data, "reps": args.reps, "order": paths, "cpus": os.cpu_count(),
+                "loadavg_start": loadavg_start, "loadavg_end": loadavg_end, "versions": ver,
+                "target_ratio": TARGET_RATIO}
+        print(json.dumps({"meta": meta, "runs": runs, "summary": summary, "checks": checks}))
 
 
 if __name__ == "__main__":
