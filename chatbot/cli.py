@@ -36,10 +36,6 @@ def _runtime(args: argparse.Namespace, with_model: bool):
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Start the chat app in the browser (login required once accounts exist, else single-user on 127.0.0.1)."""
-    from .app import build_app, launch
-
-    from .schedule import start_nightly
-
     accounts = _accounts(args)
     host = args.host or args.cfg.serve.host
     port = args.port or args.cfg.serve.port
@@ -52,6 +48,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.warning("single-user mode: no accounts in %s, so no login; serving 127.0.0.1 only, as user %r with "
                     "admin rights. Create accounts with `chatbot user add NAME --admin` to require a login",
                     accounts.path, args.cfg.serve.default_user)
+    from .app import build_app, launch
+    from .schedule import start_nightly
+
     rt = _runtime(args, with_model=True)
     schedule = args.schedule if args.schedule is not None else rt.config.consolidate.schedule
     scheduler = start_nightly(rt.paths.home, schedule, rt.config_file) if schedule else None
@@ -300,26 +299,32 @@ def cmd_forget(args: argparse.Namespace) -> int:
         raise UsageError("forget: give either --conversation or --user, not both")
     out: dict = {}
     if args.conversation or args.user:
-        rt = _runtime(args, with_model=False)
+        from .runtime import open_store
+
+        store = open_store(args.home)  # check the arguments before loading the embedder
         try:
             if args.user:
-                convs = rt.store.conversations(user=args.user)
-                if not convs and rt.store.user_id(args.user, create=False) is None:
+                convs = store.conversations(user=args.user)
+                if not convs and store.user_id(args.user, create=False) is None:
                     raise UsageError(f"forget: no user {args.user!r} in the database")
                 ids, what = [c.id for c in convs], f"all {len(convs)} conversation(s) of user {args.user!r}"
             else:
                 ids = sorted(set(args.conversation))
-                missing = [i for i in ids if rt.store.conversation(i) is None]
+                missing = [i for i in ids if store.conversation(i) is None]
                 if missing:
                     raise UsageError(f"forget: no conversation {', '.join(map(str, missing))} "
                                      "(see `chatbot export` for ids)")
                 what = f"conversation(s) {', '.join(map(str, ids))}"
-            if not args.yes:
-                if not sys.stdin.isatty():
-                    raise UsageError(f"forget: this deletes {what} for good; add --yes to confirm")
-                if input(f"Delete {what} for good? [y/N] ").strip().lower() not in ("y", "yes"):
-                    print("nothing forgotten")
-                    return 1
+        finally:
+            store.close()
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise UsageError(f"forget: this deletes {what} for good; add --yes to confirm")
+            if input(f"Delete {what} for good? [y/N] ").strip().lower() not in ("y", "yes"):
+                print("nothing forgotten")
+                return 1
+        rt = _runtime(args, with_model=False)
+        try:
             report = forget_conversations(rt.store, rt.buffer, Registry(rt.paths.adapters), ids,
                                           user=args.user or None)
         finally:
@@ -452,11 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("faiss.loader", "httpx", "sentence_transformers", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from .embed import EmbedderError
-    from .model import ModelError
-    from .store import StoreError
-
     from .accounts import AccountError
     from .safepath import PathRefused, home_dir
+    from .store import StoreError
 
     try:
         args.home = home_dir(args.home) if args.home is not None else default_home()
@@ -466,7 +469,14 @@ def main(argv: list[str] | None = None) -> int:
 
             ConsolidateConfig(schedule=args.schedule)  # validates HH:MM with a clear message
         return COMMANDS[args.command](args)
-    except (UsageError, ConfigError, StoreError, ModelError, EmbedderError, PathRefused, AccountError) as e:
+    except Exception as e:
+        # chatbot.model imports torch (seconds): commands that never load a model do not import it just to
+        # name its error class; if it was never imported, its error cannot have been raised.
+        model = sys.modules.get("chatbot.model")
+        expected = (UsageError, ConfigError, StoreError, EmbedderError, PathRefused, AccountError,
+                    *((model.ModelError,) if model else ()))
+        if not isinstance(e, expected):
+            raise
         print(f"chatbot {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
