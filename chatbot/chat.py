@@ -160,9 +160,9 @@ class ChatService:
         """The per-message "don't learn from this" toggle. On a user message it also covers the reply to it,
         since replies often repeat what was said."""
         turn = self.store.turn(turn_id)
-        if turn is None:
+        conv = self.store.conversation(turn.conversation_id) if turn else None
+        if conv is None or conv.user != user:  # same answer for missing and someone else's
             raise InputRefused(f"Message {turn_id} not found.")
-        self.check_owner(turn.conversation_id, user)
         self.store.set_turn_learn(turn_id, learn)
         if turn.role == "user":
             turns = self.store.turns(turn.conversation_id)

@@ -35,13 +35,15 @@ class ImportReport:
 def parse_line(raw: bytes, default_user: str) -> tuple[str, list[tuple[str, str, bool]], bool]:
     """Validate one JSONL line; returns (user, [(role, content, learn)], learn) or raises ValueError saying why."""
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a byte-order mark (some editors write one) is not an error
     except UnicodeDecodeError as e:
         raise ValueError(f"not valid UTF-8 ({e.reason} at byte {e.start})") from None
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"not valid JSON ({e.msg} at column {e.colno})") from None
+    except RecursionError:
+        raise ValueError("not valid JSON (nested too deeply)") from None
     if not isinstance(obj, dict):
         raise ValueError("expected a JSON object with a 'messages' list")
     unknown = set(obj) - {"messages", "user", "learn"}
