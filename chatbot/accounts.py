@@ -69,6 +69,11 @@ def verify_password(password: str, record: dict) -> bool:
         return False
 
 
+def users_file(home: Path, configured: str = "") -> Path:
+    """serve.users_file, or HOME/users.json when it is empty."""
+    return Path(configured).expanduser() if configured else Path(home) / "users.json"
+
+
 @dataclass(frozen=True)
 class Identity:
     """Who is acting: the logged-in user (login mode) or the default user (single-user mode)."""

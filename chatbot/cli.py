@@ -228,10 +228,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def _accounts(args: argparse.Namespace):
-    from .accounts import Accounts
+    from .accounts import Accounts, users_file
 
-    return Accounts(Path(args.cfg.serve.users_file).expanduser() if args.cfg.serve.users_file
-                    else Path(args.home) / "users.json")
+    return Accounts(users_file(args.home, args.cfg.serve.users_file))
 
 
 def _read_password(args: argparse.Namespace) -> str:
@@ -403,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print as JSON")
 
     s = sub.add_parser("export", help=cmd_export.__doc__)
-    s.add_argument("file", metavar="FILE.jsonl")
+    s.add_argument("file", metavar="FILE.jsonl", help="where to write (its folder must exist; not inside --home)")
     s.add_argument("--user", default=None, help="only this user's conversations")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
 

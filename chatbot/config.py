@@ -118,7 +118,7 @@ class TrainConfig:
     augment: bool = True  # turn what users stated into paraphrased Q/A pairs (needed for closed-book recall)
     augment_per_fact: int = 4  # paraphrased questions per stated fact
     ewc_lambda: float = 0.0  # Elastic Weight Consolidation strength (0 = off); Fisher from replay data
-    max_user_share: float = 0.5  # poisoning guard: no user's examples exceed this share of the new examples (excess dropped deterministically); 1.0 = off
+    max_user_share: float = 0.5  # poisoning guard (with accounts): no user's examples exceed this share of the new examples (excess dropped deterministically); 1.0 = off
     gradient_checkpointing: bool = False  # trade compute for memory on large models
     seed: int = 0  # data order, replay choice, LoRA init
 

@@ -229,8 +229,20 @@ def _mix(rt, config: Config, policy, rehearsal) -> Mix:
 
         scrub = scrubber(parse_kinds(config.privacy.scrub_kinds), Counter())
     return build_mix(rt.store, augment=t.augment, per_fact=t.augment_per_fact, replay_ratio=t.replay_ratio,
-                     replay_select=policy, rehearsal=rehearsal, seed=t.seed, max_user_share=t.max_user_share,
+                     replay_select=policy, rehearsal=rehearsal, seed=t.seed, max_user_share=_user_share_cap(rt, config),
                      scrub=scrub)
+
+
+def _user_share_cap(rt, config: Config) -> float:
+    """The poisoning guard protects users from each other, so it applies when accounts exist; in single-user mode
+    every turn comes from the one operator (imports included) and nothing is capped."""
+    from .accounts import AccountError, Accounts, users_file
+
+    try:
+        multi_user = Accounts(users_file(rt.paths.home, config.serve.users_file)).enabled
+    except AccountError:
+        multi_user = True  # an unreadable users file: keep the guard on
+    return config.train.max_user_share if multi_user else 1.0
 
 
 def _guards_note(mix: Mix) -> str:

@@ -149,3 +149,19 @@ def test_mix_applies_the_user_share_cap(tmp_path):
                     max_user_share=0.5)
     assert mix.counts == {"new": 2} and mix.capped == {"mallory": 11}
     assert mix.manifest()["user_cap_dropped"] == {"mallory": 11}
+
+
+def test_user_share_cap_applies_with_accounts_only(tmp_path):
+    from types import SimpleNamespace
+
+    from chatbot.accounts import Accounts
+    from chatbot.config import Config
+    from chatbot.consolidate import _user_share_cap
+    from chatbot.runtime import Paths
+
+    rt, cfg = SimpleNamespace(paths=Paths(tmp_path)), Config()
+    assert _user_share_cap(rt, cfg) == 1.0  # single-user mode: one operator, nothing to cap
+    Accounts(tmp_path / "users.json").add("ann", "annspassword")
+    assert _user_share_cap(rt, cfg) == cfg.train.max_user_share == 0.5
+    (tmp_path / "users.json").write_text("{broken")
+    assert _user_share_cap(rt, cfg) == 0.5  # unreadable: the guard stays on
