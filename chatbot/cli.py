@@ -122,6 +122,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             **counts,
             "indexed_vectors": len(rt.buffer),
             "index_kind": rt.buffer.index.kind,
+            "accounts": len(_accounts(args).users()),  # 0 = single-user mode (no login, 127.0.0.1 only)
         }
     finally:
         rt.close()
