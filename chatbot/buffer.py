@@ -38,6 +38,7 @@ class Buffer:
         self.save_every = save_every
         self._unsaved = 0
         self._lock = threading.Lock()  # serialises index mutation + save bookkeeping
+        self._forget_seq = store.forget_seq()  # another process may forget turns: re-check before saving
         self.index = self._open_index()
         # (turn id, text, vector or None) waiting to be indexed; None stops the worker.
         self._pending: queue.Queue[tuple[int, str, np.ndarray | None] | None] = queue.Queue()
@@ -159,8 +160,22 @@ class Buffer:
             return n
 
     def _save_locked(self) -> None:
+        self._drop_forgotten_locked()
         self.index.save(self.index_path)
         self._unsaved = 0
+
+    def _drop_forgotten_locked(self) -> None:
+        """If turns were forgotten by another process (`chatbot forget` while the app runs), remove their vectors
+        before this process writes its index file, so a forgotten turn never comes back to disk. (Searches never
+        return them meanwhile: hits are checked against SQLite.)"""
+        seq = self.store.forget_seq()
+        if seq == self._forget_seq:
+            return
+        gone = sorted(set(self.index.ids().tolist()) - self.store.indexable_ids())
+        if gone:
+            self.index.remove(gone)
+            log.info("removed %d vector(s) of turns forgotten by another process", len(gone))
+        self._forget_seq = seq
 
     def flush(self) -> None:
         """Index everything queued and save the index file."""

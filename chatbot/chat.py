@@ -160,15 +160,39 @@ class ChatService:
         """The per-message "don't learn from this" toggle. On a user message it also covers the reply to it,
         since replies often repeat what was said."""
         turn = self.store.turn(turn_id)
-        if turn is None:
+        conv = self.store.conversation(turn.conversation_id) if turn else None
+        if conv is None or conv.user != user:  # same answer for missing and someone else's
             raise InputRefused(f"Message {turn_id} not found.")
-        self.check_owner(turn.conversation_id, user)
         self.store.set_turn_learn(turn_id, learn)
         if turn.role == "user":
             turns = self.store.turns(turn.conversation_id)
             after = [t for t in turns if t.id > turn_id][:1]
             if after and after[0].role == "assistant":
                 self.store.set_turn_learn(after[0].id, learn)
+
+    def conversations(self, user: str, limit: int = 200) -> list:
+        """`user`'s conversations, newest first (never anyone else's)."""
+        return self.store.conversations(user=user, limit=limit)
+
+    def new_conversation(self, user: str, learn: bool = True) -> int:
+        return self.store.new_conversation(user, learn=learn)
+
+    def conversation_learn(self, user: str, conversation_id: int) -> bool:
+        self.check_owner(conversation_id, user)
+        return self.store.conversation(conversation_id).learn
+
+    def set_conversation_learn(self, user: str, conversation_id: int, learn: bool) -> None:
+        """The per-conversation "learn from this" switch."""
+        self.check_owner(conversation_id, user)
+        self.store.set_conversation_learn(conversation_id, learn)
+
+    def forget(self, user: str, conversation_id: int):
+        """Delete one of `user`'s conversations everywhere (database, index, future mixes); returns a
+        forget.Forgotten report naming the adapter versions trained on it."""
+        from .forget import forget_conversations
+
+        self.check_owner(conversation_id, user)
+        return forget_conversations(self.store, self.buffer, self.registry, [conversation_id])
 
     # -- one-shot ------------------------------------------------------------------------------------------
     def ask(self, question: str, user: str, use_memory: bool = True) -> dict:

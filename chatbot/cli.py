@@ -35,18 +35,27 @@ def _runtime(args: argparse.Namespace, with_model: bool):
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Start the chat app in the browser."""
+    """Start the chat app in the browser (login required once accounts exist, else single-user on 127.0.0.1)."""
+    accounts = _accounts(args)
+    host = args.host or args.cfg.serve.host
+    port = args.port or args.cfg.serve.port
+    if accounts.enabled:
+        log.info("login required: %d account(s) in %s", len(accounts.users()), accounts.path)
+    else:
+        if host not in LOOPBACK:
+            raise UsageError(f"serve: --host {host} would expose the app without a login. Single-user mode binds "
+                             "127.0.0.1 only; create accounts first (`chatbot user add NAME --admin`)")
+        log.warning("single-user mode: no accounts in %s, so no login; serving 127.0.0.1 only, as user %r with "
+                    "admin rights. Create accounts with `chatbot user add NAME --admin` to require a login",
+                    accounts.path, args.cfg.serve.default_user)
     from .app import build_app, launch
-
     from .schedule import start_nightly
 
     rt = _runtime(args, with_model=True)
-    host = args.host or rt.config.serve.host
-    port = args.port or rt.config.serve.port
     schedule = args.schedule if args.schedule is not None else rt.config.consolidate.schedule
     scheduler = start_nightly(rt.paths.home, schedule, rt.config_file) if schedule else None
     try:
-        launch(build_app(rt), host, port)
+        launch(build_app(rt, accounts), host, port, auth=accounts.authenticate if accounts.enabled else None)
     finally:
         if scheduler:
             scheduler.shutdown(wait=False)
@@ -56,14 +65,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Import conversations from a JSONL file."""
+    from .safepath import input_file
     from .transfer import import_jsonl
 
-    path = Path(args.file)
-    if not path.is_file():
-        raise UsageError(f"import: {args.file}: no such file")
+    path = input_file(args.file, "import")
     rt = _runtime(args, with_model=False)
     try:
-        report = import_jsonl(path, rt.store, rt.buffer, rt.config.serve.default_user)
+        report = import_jsonl(path, rt.store, rt.buffer, rt.config.serve.default_user,
+                              max_chars=rt.config.buffer.max_message_chars)
     finally:
         rt.close()
     for lineno, why in report.errors:
@@ -113,6 +122,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             **counts,
             "indexed_vectors": len(rt.buffer),
             "index_kind": rt.buffer.index.kind,
+            "accounts": len(_accounts(args).users()),  # 0 = single-user mode (no login, 127.0.0.1 only)
         }
     finally:
         rt.close()
@@ -124,11 +134,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     """Export conversations to a JSONL file (the import format)."""
     from .runtime import open_store
+    from .safepath import output_file
     from .transfer import export_jsonl
 
-    target = Path(args.file)
-    if target.is_dir() or not target.parent.exists() and str(target.parent):
-        raise UsageError(f"export: {args.file}: the folder does not exist or the path is a folder")
+    target = output_file(args.file, args.home, "export")
     store = open_store(args.home)
     try:
         n = export_jsonl(target, store, user=args.user)
@@ -219,6 +228,130 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _accounts(args: argparse.Namespace):
+    from .accounts import Accounts, users_file
+
+    return Accounts(users_file(args.home, args.cfg.serve.users_file))
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    """From stdin (--password-stdin: the first line) or an interactive prompt typed twice."""
+    import getpass
+
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise UsageError("user: no terminal to prompt for the password; pipe it with --password-stdin")
+    first = getpass.getpass(f"password for {args.name}: ")
+    if getpass.getpass("again: ") != first:
+        raise UsageError("user: the two passwords differ")
+    return first
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    """Manage logins: add, passwd, list, remove (accounts turn on the login; see serve.users_file)."""
+    from .accounts import AccountError
+
+    accounts = _accounts(args)
+    try:
+        if args.action == "list":
+            users = accounts.users()
+            rows = [{"name": n, "admin": bool(u.get("admin"))} for n, u in sorted(users.items())]
+            if args.json:
+                print(json.dumps({"users_file": str(accounts.path), "users": rows}))
+            elif rows:
+                print("\n".join(f"{r['name']}{'  (admin)' if r['admin'] else ''}" for r in rows))
+            else:
+                print(f"no accounts in {accounts.path}: the app runs single-user on 127.0.0.1")
+            return 0
+        if not args.name:
+            raise UsageError(f"user {args.action}: give the user NAME")
+        if args.action == "add":
+            from .accounts import check_name
+
+            check_name(args.name)  # before asking for a password
+            was_enabled = accounts.enabled
+            accounts.add(args.name, _read_password(args), admin=args.admin)
+            print(f"added {'admin ' if args.admin else ''}user {args.name} to {accounts.path}")
+            if not was_enabled:
+                print("login is now required: restart `chatbot serve` to switch from single-user mode")
+        elif args.action == "passwd":
+            accounts.set_password(args.name, _read_password(args))
+            print(f"password of {args.name} changed")
+        elif args.action == "remove":
+            accounts.remove(args.name)
+            print(f"removed the login of {args.name} (their conversations stay; `chatbot forget --user "
+                  f"{args.name}` deletes them)")
+    except AccountError as e:
+        raise UsageError(str(e)) from None
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    """Delete conversations for good (database, index, future training) and name the versions trained on them."""
+    from .forget import forget_conversations, retrain
+    from .registry import Registry
+
+    if not (args.conversation or args.user or args.retrain):
+        raise UsageError("forget: give --conversation ID, --user NAME, or --retrain")
+    if args.conversation and args.user:
+        raise UsageError("forget: give either --conversation or --user, not both")
+    out: dict = {}
+    if args.conversation or args.user:
+        from .runtime import open_store
+
+        store = open_store(args.home)  # check the arguments before loading the embedder
+        try:
+            if args.user:
+                convs = store.conversations(user=args.user)
+                if not convs and store.user_id(args.user, create=False) is None:
+                    raise UsageError(f"forget: no user {args.user!r} in the database")
+                ids, what = [c.id for c in convs], f"all {len(convs)} conversation(s) of user {args.user!r}"
+            else:
+                ids = sorted(set(args.conversation))
+                missing = [i for i in ids if store.conversation(i) is None]
+                if missing:
+                    raise UsageError(f"forget: no conversation {', '.join(map(str, missing))} "
+                                     "(see `chatbot export` for ids)")
+                what = f"conversation(s) {', '.join(map(str, ids))}"
+        finally:
+            store.close()
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise UsageError(f"forget: this deletes {what} for good; add --yes to confirm")
+            if input(f"Delete {what} for good? [y/N] ").strip().lower() not in ("y", "yes"):
+                print("nothing forgotten")
+                return 1
+        rt = _runtime(args, with_model=False)
+        try:
+            report = forget_conversations(rt.store, rt.buffer, Registry(rt.paths.adapters), ids,
+                                          user=args.user or None)
+        finally:
+            rt.close()
+        out["forgotten"] = report.to_dict()
+        if not args.json:
+            print(report.message())
+    if args.retrain:
+        try:
+            withdrawal, result = retrain(args.home, args.cfg, show_progress=not args.quiet and not args.json)
+        except Exception as e:
+            from .consolidate import AlreadyRunning
+
+            if isinstance(e, AlreadyRunning):
+                raise UsageError(str(e)) from None
+            raise
+        out["retrain"] = {"withdrawn": withdrawal.withdrawn, "serving": withdrawal.serving,
+                          "relearn_turns": withdrawal.relearn_turns, "result": result.to_dict() if result else None}
+        if not args.json:
+            print(withdrawal.message())
+            if result:
+                print(result.message)
+    if args.json:
+        print(json.dumps(out, ensure_ascii=False))
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": cmd_serve,
     "import": cmd_import,
@@ -229,7 +362,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "versions": cmd_versions,
     "promote": cmd_promote,
     "rollback": cmd_rollback,
+    "user": cmd_user,
+    "forget": cmd_forget,
 }
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     s = sub.add_parser("serve", help=cmd_serve.__doc__)
-    s.add_argument("--host", default=None, help="bind address (default serve.host = 127.0.0.1)")
+    s.add_argument("--host", default=None, help="bind address (default serve.host = 127.0.0.1); another address "
+                                                  "is refused unless accounts exist (`chatbot user add`)")
     s.add_argument("--port", type=int, default=None, help="port (default serve.port = 7860)")
     s.add_argument("--schedule", default=None, metavar="HH:MM",
                    help="consolidate every night at HH:MM while serving (default consolidate.schedule; '' = off)")
@@ -266,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print as JSON")
 
     s = sub.add_parser("export", help=cmd_export.__doc__)
-    s.add_argument("file", metavar="FILE.jsonl")
+    s.add_argument("file", metavar="FILE.jsonl", help="where to write (its folder must exist; not inside --home)")
     s.add_argument("--user", default=None, help="only this user's conversations")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -282,6 +419,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("version", metavar="V", help="a version name such as v0003, or 'base' for no adapter")
 
     sub.add_parser("rollback", help=cmd_rollback.__doc__)
+
+    s = sub.add_parser("user", help=cmd_user.__doc__,
+                       description="Accounts live in serve.users_file (default HOME/users.json) as salted scrypt "
+                                   "hashes. Once it lists anyone, `serve` requires a login; admins also get the "
+                                   "Consolidation and Dashboard tabs.")
+    s.add_argument("action", choices=("add", "passwd", "list", "remove"))
+    s.add_argument("name", nargs="?", metavar="NAME", help="user name (letters, digits, _ . @ -)")
+    s.add_argument("--admin", action="store_true", help="add: may run consolidations, promote, roll back")
+    s.add_argument("--password-stdin", action="store_true",
+                   help="read the password from the first line of stdin instead of prompting")
+    s.add_argument("--json", action="store_true", help="list: print as JSON")
+
+    s = sub.add_parser("forget", help=cmd_forget.__doc__,
+                       description="Deletes turns from SQLite (secure delete, WAL checkpoint, VACUUM) and the FAISS "
+                                   "index, so no future mix contains them, and lists the adapter versions whose data "
+                                   "manifest contains them. --retrain withdraws those versions (weights deleted), "
+                                   "serves the newest clean one and consolidates the remaining data again.")
+    s.add_argument("--conversation", type=int, action="append", metavar="ID", help="a conversation id (repeatable)")
+    s.add_argument("--user", default=None, metavar="NAME", help="every conversation of this user")
+    s.add_argument("--retrain", action="store_true",
+                   help="withdraw the versions trained on forgotten turns and consolidate without them "
+                        "(also works on its own, after an earlier forget)")
+    s.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.add_argument("--quiet", action="store_true", help="no progress bar while retraining")
     return p
 
 
@@ -295,18 +457,26 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("faiss.loader", "httpx", "sentence_transformers", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from .embed import EmbedderError
-    from .model import ModelError
+    from .accounts import AccountError
+    from .safepath import PathRefused, home_dir
     from .store import StoreError
 
     try:
-        args.home = Path(args.home).expanduser() if args.home else default_home()
+        args.home = home_dir(args.home) if args.home is not None else default_home()
         args.cfg = load_config(args.home, args.config)
         if getattr(args, "schedule", None):
             from .config import ConsolidateConfig
 
             ConsolidateConfig(schedule=args.schedule)  # validates HH:MM with a clear message
         return COMMANDS[args.command](args)
-    except (UsageError, ConfigError, StoreError, ModelError, EmbedderError) as e:
+    except Exception as e:
+        # chatbot.model imports torch (seconds): commands that never load a model do not import it just to
+        # name its error class; if it was never imported, its error cannot have been raised.
+        model = sys.modules.get("chatbot.model")
+        expected = (UsageError, ConfigError, StoreError, EmbedderError, PathRefused, AccountError,
+                    *((model.ModelError,) if model else ()))
+        if not isinstance(e, expected):
+            raise
         print(f"chatbot {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

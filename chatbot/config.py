@@ -94,6 +94,7 @@ class ServeConfig:
     host: str = "127.0.0.1"  # bind address; loopback by default, never a public share link
     port: int = 7860  # HTTP port of the app
     default_user: str = "me"  # the user name in single-user mode
+    users_file: str = ""  # accounts (`chatbot user add`); "" = HOME/users.json. Listing anyone = login required; absent = single-user on 127.0.0.1
 
     def __post_init__(self) -> None:
         _positive("serve", "port", self.port)
@@ -117,6 +118,7 @@ class TrainConfig:
     augment: bool = True  # turn what users stated into paraphrased Q/A pairs (needed for closed-book recall)
     augment_per_fact: int = 4  # paraphrased questions per stated fact
     ewc_lambda: float = 0.0  # Elastic Weight Consolidation strength (0 = off); Fisher from replay data
+    max_user_share: float = 0.5  # poisoning guard (with accounts): no user's examples exceed this share of the new examples (excess dropped deterministically); 1.0 = off
     gradient_checkpointing: bool = False  # trade compute for memory on large models
     seed: int = 0  # data order, replay choice, LoRA init
 
@@ -126,6 +128,22 @@ class TrainConfig:
         for name in ("replay_ratio", "rehearsal_count", "ewc_lambda", "lora_dropout"):
             _positive("train", name, getattr(self, name), allow_zero=True)
         _choice("train", "replay_policy", self.replay_policy, ("uniform", "nearest"))
+        if not isinstance(self.max_user_share, (int, float)) or not 0 < self.max_user_share <= 1:
+            raise ConfigError(f"train.max_user_share = {self.max_user_share!r}: must be in (0, 1]; 1.0 turns the cap off")
+
+
+@dataclass
+class PrivacyConfig:
+    scrub_pii: bool = True  # replace PII in every training example with placeholders before it enters a mix
+    scrub_kinds: str = "email,phone,card,iban"  # which kinds: comma-separated from email, phone, card (Luhn), iban (mod 97)
+
+    def __post_init__(self) -> None:
+        from .pii import parse_kinds
+
+        try:
+            parse_kinds(self.scrub_kinds)
+        except ValueError as e:
+            raise ConfigError(f"privacy.scrub_kinds = {self.scrub_kinds!r}: {e}") from None
 
 
 @dataclass
@@ -155,6 +173,7 @@ class Config:
     serve: ServeConfig = field(default_factory=ServeConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     consolidate: ConsolidateConfig = field(default_factory=ConsolidateConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -195,6 +214,7 @@ _SECTION_TYPES = {
     "serve": ServeConfig,
     "train": TrainConfig,
     "consolidate": ConsolidateConfig,
+    "privacy": PrivacyConfig,
 }
 
 

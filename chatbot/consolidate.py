@@ -17,6 +17,7 @@ from filelock import FileLock, Timeout
 
 from .config import Config
 from .embed import Embedder
+from .forget import forgotten_among
 from .generate import Generator
 from .mix import Mix, build_mix
 from .model import LoadedModel, load_model
@@ -157,8 +158,8 @@ def _consolidate(paths: Paths, config: Config, run: _RunLog, dry_run: bool, load
         if dry_run:
             rehearsal = _rehearsal(paths, config, None, dry_run=True)
             mix = _mix(rt, config, policy, rehearsal)
-            return RunResult("dry-run", f"would train on {len(mix.examples)} examples from {mix.n_new} new turns",
-                             counts=mix.counts, preview=mix.preview())
+            return RunResult("dry-run", f"would train on {len(mix.examples)} examples from {mix.n_new} new turns"
+                             + _guards_note(mix), counts=mix.counts, preview=mix.preview())
 
         run.progress({"stage": "loading model"})
         m = config.model
@@ -166,7 +167,7 @@ def _consolidate(paths: Paths, config: Config, run: _RunLog, dry_run: bool, load
         run.progress({"stage": "rehearsal"})
         rehearsal = _rehearsal(paths, config, loaded, dry_run=False)
         mix = _mix(rt, config, policy, rehearsal)
-        log.info("mix: %s (replay pool %d)", mix.counts, mix.replay_pool_size)
+        log.info("mix: %s (replay pool %d)%s", mix.counts, mix.replay_pool_size, _guards_note(mix))
 
         previous = registry.current_path()
         hooks = []
@@ -194,6 +195,11 @@ def _consolidate(paths: Paths, config: Config, run: _RunLog, dry_run: bool, load
         write_json_atomic(staging / "metrics.json", {**result.metrics, "run": run.dir.name})
         version = registry.commit(staging)
         log.info("candidate %s written", version.name)
+        gone = forgotten_among(rt.store, version.manifest)
+        if gone:  # `chatbot forget` ran while this trained: the candidate must not carry those turns
+            registry.withdraw(version.name, f"{gone} turn(s) of its data were forgotten while it trained")
+            return RunResult("rejected", f"{version.name} withdrawn: {gone} turn(s) of its data were forgotten "
+                             "during the run; run the consolidation again", version.name, mix.counts, result.metrics)
 
         run.progress({"stage": "gate", "version": version.name})
         accepted, reasons = gate(version) if gate else (True, [])
@@ -215,8 +221,38 @@ def _consolidate(paths: Paths, config: Config, run: _RunLog, dry_run: bool, load
 
 def _mix(rt, config: Config, policy, rehearsal) -> Mix:
     t = config.train
+    scrub = None
+    if config.privacy.scrub_pii:
+        from collections import Counter
+
+        from .pii import parse_kinds, scrubber
+
+        scrub = scrubber(parse_kinds(config.privacy.scrub_kinds), Counter())
     return build_mix(rt.store, augment=t.augment, per_fact=t.augment_per_fact, replay_ratio=t.replay_ratio,
-                     replay_select=policy, rehearsal=rehearsal, seed=t.seed)
+                     replay_select=policy, rehearsal=rehearsal, seed=t.seed, max_user_share=_user_share_cap(rt, config),
+                     scrub=scrub)
+
+
+def _user_share_cap(rt, config: Config) -> float:
+    """The poisoning guard protects users from each other, so it applies when accounts exist; in single-user mode
+    every turn comes from the one operator (imports included) and nothing is capped."""
+    from .accounts import AccountError, Accounts, users_file
+
+    try:
+        multi_user = Accounts(users_file(rt.paths.home, config.serve.users_file)).enabled
+    except AccountError:
+        multi_user = True  # an unreadable users file: keep the guard on
+    return config.train.max_user_share if multi_user else 1.0
+
+
+def _guards_note(mix: Mix) -> str:
+    """What the poisoning cap and the PII scrubber changed, for the dry-run and the run log."""
+    parts = []
+    if mix.capped:
+        parts.append("user share cap dropped " + ", ".join(f"{n} of {u!r}" for u, n in sorted(mix.capped.items())))
+    if mix.scrubbed:
+        parts.append("PII scrubbed: " + ", ".join(f"{n} {k}" for k, n in sorted(mix.scrubbed.items())))
+    return "; " + "; ".join(parts) if parts else ""
 
 
 def _rehearsal(paths: Paths, config: Config, loaded: LoadedModel | None, dry_run: bool):

@@ -1,8 +1,12 @@
 """Building the training mix: new learnable turns (as dialogue and as paraphrased Q/A about what users stated),
 replayed old examples chosen by a replay policy, and rehearsal of the frozen base model's own answers to
-general prompts. Pure data: no training here."""
+general prompts. Two guards apply on the way in: a cap on any one user's share of the new examples (poisoning)
+and PII scrubbing of every example (privacy). Pure data: no training here."""
 from __future__ import annotations
 
+import hashlib
+import logging
+import math
 import random
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
@@ -10,6 +14,8 @@ from typing import Callable, Iterable
 
 from .augment import qa_pairs
 from .store import Store, Turn
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,8 @@ class Mix:
     new_turn_ids: list[int]  # turns this run consolidates
     replay_pool_size: int
     counts: dict[str, int] = field(default_factory=dict)
+    capped: dict[str, int] = field(default_factory=dict)  # user -> new examples dropped by the share cap
+    scrubbed: dict[str, int] = field(default_factory=dict)  # PII kind -> items replaced by placeholders
 
     @property
     def n_new(self) -> int:
@@ -46,6 +54,8 @@ class Mix:
             "rehearsal_prompts": sorted({e.ref for e in self.examples if e.source == "rehearsal"}),
             "counts": self.counts,
             "replay_pool_size": self.replay_pool_size,
+            "user_cap_dropped": self.capped,
+            "pii_scrubbed": self.scrubbed,
         }
 
     def preview(self, per_source: int = 2) -> list[dict]:
@@ -83,22 +93,65 @@ def _by_conversation(rows: Iterable[tuple[str, Turn]]) -> dict[int, tuple[str, l
     return groups
 
 
+def _stable_key(seed: int, e: Example) -> str:
+    return hashlib.sha256(repr((seed, e.turn_ids, e.messages)).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def cap_user_share(examples: list[Example], max_share: float, seed: int) -> tuple[list[Example], dict[str, int]]:
+    """Poisoning guard: drop examples of any user whose share of `examples` exceeds `max_share`, keeping the ones
+    first in a seeded hash order (deterministic, independent of arrival order). With n contributing users a cap
+    below 1/n cannot hold for all of them, so the cap used is max(max_share, 1/n); a single contributor is not
+    capped (the probe gate is the guard there). Returns (kept examples in their original order, dropped per user)."""
+    by_user: dict[str, list[Example]] = defaultdict(list)
+    for e in examples:
+        by_user[e.user].append(e)
+    if max_share >= 1 or len(by_user) < 2:
+        return examples, {}
+    cap = max(max_share, 1 / len(by_user))
+    keep = {u: len(v) for u, v in by_user.items()}
+    while True:  # trimming one user lowers the total, which can put another over the cap: repeat until stable
+        total = sum(keep.values())
+        over = [u for u, n in keep.items() if n > cap * total + 1e-9]
+        if not over:
+            break
+        user = max(over, key=lambda u: (keep[u], u))
+        keep[user] = math.floor(cap / (1 - cap) * (total - keep[user]) + 1e-9) if cap < 1 else keep[user]
+    kept: set[int] = set()
+    dropped: dict[str, int] = {}
+    for user, items in by_user.items():
+        ranked = sorted(items, key=lambda e: _stable_key(seed, e))
+        kept.update(id(e) for e in ranked[:keep[user]])
+        if len(items) > keep[user]:
+            dropped[user] = len(items) - keep[user]
+            log.warning("user share cap %.2f: dropped %d of %d new examples of user %r", cap, dropped[user],
+                        len(items), user)
+    return [e for e in examples if id(e) in kept], dropped
+
+
 def build_mix(store: Store, *, augment: bool, per_fact: int, replay_ratio: float,
               replay_select: Callable[[list[Example], list[Example], int, int], list[Example]] | None,
-              rehearsal: list[Example], seed: int) -> Mix:
-    """Select new data, then add replay and rehearsal. The replay count is replay_ratio × new examples."""
+              rehearsal: list[Example], seed: int, max_user_share: float = 1.0,
+              scrub: Callable[[Example], Example] | None = None) -> Mix:
+    """Select new data (capped per user), then add replay and rehearsal. The replay count is replay_ratio × new
+    examples. `scrub` (PII) is applied to every example, whatever its source, as the last step."""
     new_rows = store.learnable_turns(consolidated=False)
     new_examples: list[Example] = []
     for user, turns in _by_conversation(new_rows).values():
         new_examples += conversation_examples(user, turns, "new", augment, per_fact, seed)
+    new_examples, capped = cap_user_share(new_examples, max_user_share, seed)
     pool: list[Example] = []
     for user, turns in _by_conversation(store.learnable_turns(consolidated=True)).values():
         pool += conversation_examples(user, turns, "replay", augment, per_fact, seed)
     n_replay = min(len(pool), round(replay_ratio * len(new_examples)))
     replay = replay_select(pool, new_examples, n_replay, seed) if (n_replay and replay_select) else []
     examples = new_examples + replay + list(rehearsal)
+    scrubbed: dict[str, int] = {}
+    if scrub is not None:
+        examples = [scrub(e) for e in examples]
+        scrubbed = {k: v for k, v in getattr(scrub, "counts", {}).items() if v}
     random.Random(seed).shuffle(examples)
-    return Mix(examples, [t.id for _, t in new_rows], len(pool), dict(Counter(e.source for e in examples)))
+    return Mix(examples, [t.id for _, t in new_rows], len(pool), dict(Counter(e.source for e in examples)),
+               capped, scrubbed)
 
 
 def example_to_dict(e: Example) -> dict:

@@ -25,7 +25,7 @@ class RegistryError(ValueError):
 class Version:
     name: str
     path: Path
-    status: str  # "candidate", "promoted" (was served at some point), "rejected"
+    status: str  # "candidate", "promoted" (was served at some point), "rejected", "withdrawn" (weights deleted)
     created_at: float
     reasons: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -124,6 +124,8 @@ class Registry:
         """Serve `name` (or BASE) from now on: one atomic rename of CURRENT."""
         if name != BASE:
             v = self.get(name)
+            if v.status == "withdrawn":
+                raise RegistryError(f"{name} was withdrawn ({'; '.join(v.reasons)}): its weights are deleted")
             if v.status != "promoted":
                 self.set_status(name, "promoted", v.reasons)
         history = self.history()
@@ -141,12 +143,25 @@ class Registry:
         """Serve the previously promoted version again; returns its name."""
         history = self.history()
         current = self.current()
-        while history and history[-1] == current:
+        while history and (history[-1] == current or self._withdrawn(history[-1])):
             history.pop()
         target = history[-1] if history else BASE
         write_json_atomic(self.root / "history.json", history)
         self.promote(target)
         return target
+
+    def _withdrawn(self, name: str) -> bool:
+        return name != BASE and (name not in self.names() or self.get(name).status == "withdrawn")
+
+    def withdraw(self, name: str, reason: str) -> None:
+        """Delete a version's adapter weights and mark it "withdrawn" (the folder stays as a record: manifest,
+        metrics, config). It can never be served again. Serve another version first."""
+        if self.current() == name:
+            raise RegistryError(f"{name} is being served: promote another version before withdrawing it")
+        v = self.get(name)
+        for f in list(v.path.glob("adapter_model.*")):
+            f.unlink()
+        self.set_status(name, "withdrawn", [reason])
 
     def clean_staging(self) -> int:
         """Remove temp folders left by killed runs; returns how many."""

@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .buffer import Buffer
-from .chat import ChatService
 from .config import Config
 from .embed import Embedder
-from .generate import Generator
-from .model import LoadedModel, load_model
 from .registry import Registry
 from .store import Store
+
+if TYPE_CHECKING:  # torch-heavy: imported only when a model is loaded, so model-free commands start fast
+    from .chat import ChatService
+    from .model import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,10 @@ def open_runtime(home: Path, config: Config, with_model: bool = True, loaded: Lo
     buffer = Buffer(store, embedder, paths.index, config.buffer.index_kind, config.buffer.index_save_every)
     rt = Runtime(config, paths, store, buffer, config_file=config_file)
     if with_model or loaded is not None:
+        from .chat import ChatService
+        from .generate import Generator
+        from .model import load_model
+
         m = config.model
         rt.loaded = loaded or load_model(m.source, m.quantization, m.compute_dtype, m.cache_dir or paths.models)
         generator = Generator(rt.loaded, config.decoding, m.max_context)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -14,17 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS users (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    created_at REAL NOT NULL
-);
+SCHEMA_VERSION = 2  # 2: AUTOINCREMENT ids, so a forgotten turn's id is never reused by a new turn
+
+_CONVERSATIONS = """
 CREATE TABLE IF NOT EXISTS conversations (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     user_id INTEGER NOT NULL REFERENCES users(id),
     title TEXT NOT NULL DEFAULT '',
     created_at REAL NOT NULL,
@@ -32,9 +29,10 @@ CREATE TABLE IF NOT EXISTS conversations (
     learn INTEGER NOT NULL DEFAULT 1,          -- 0: nothing of this conversation is learned
     source TEXT NOT NULL DEFAULT 'chat',       -- 'chat' or 'import'
     content_hash TEXT UNIQUE                   -- set for imports, so re-importing does not duplicate
-);
+);"""
+_TURNS = """
 CREATE TABLE IF NOT EXISTS turns (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,      -- never reused: manifests and the FAISS index refer to turn ids
     conversation_id INTEGER NOT NULL REFERENCES conversations(id),
     role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
     text TEXT NOT NULL,
@@ -43,9 +41,21 @@ CREATE TABLE IF NOT EXISTS turns (
     learn INTEGER NOT NULL DEFAULT 1,          -- per-message "don't learn from this" sets 0
     status TEXT NOT NULL DEFAULT 'complete',   -- 'complete', 'stopped' (user pressed stop), 'superseded' (regenerated)
     consolidated_in TEXT                       -- adapter version that consolidated this turn, NULL = not yet
-);
+);"""
+_INDEXES = """
 CREATE INDEX IF NOT EXISTS turns_by_conversation ON turns(conversation_id, id);
 CREATE INDEX IF NOT EXISTS conversations_by_user ON conversations(user_id, updated_at);
+"""
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL
+);
+{_CONVERSATIONS}
+{_TURNS}
+{_INDEXES}
 """
 
 
@@ -114,6 +124,39 @@ class Store:
                 f"BEGIN IMMEDIATE; {_SCHEMA} INSERT OR IGNORE INTO meta(key, value) "
                 f"VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
             )
+        except sqlite3.Error as e:
+            raise self._explain(e) from None
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Schema 1 → 2: rebuild conversations/turns with AUTOINCREMENT ids (same rows, same ids), so ids of
+        forgotten turns are never handed out again."""
+        db = self._connect()
+        try:
+            rows = db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name IN "
+                              "('conversations', 'turns')").fetchall()
+            old = {r["name"] for r in rows if "AUTOINCREMENT" not in r["sql"].upper()}
+            if not old:
+                return
+            log.info("upgrading database %s to schema %d (%s)", self.path, SCHEMA_VERSION, ", ".join(sorted(old)))
+            db.execute("PRAGMA foreign_keys=OFF")  # tables are dropped and renamed; cannot change inside a transaction
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for table, create in (("conversations", _CONVERSATIONS), ("turns", _TURNS)):
+                    if table in old:
+                        db.execute(create.replace(f"IF NOT EXISTS {table} (", f"{table}_v2 ("))
+                        db.execute(f"INSERT INTO {table}_v2 SELECT * FROM {table}")
+                        db.execute(f"DROP TABLE {table}")
+                        db.execute(f"ALTER TABLE {table}_v2 RENAME TO {table}")
+                for stmt in filter(str.strip, _INDEXES.split(";")):
+                    db.execute(stmt)
+                db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            finally:
+                db.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as e:
             raise self._explain(e) from None
 
@@ -356,6 +399,74 @@ class Store:
                     (version, *chunk),
                 ).rowcount
         return n
+
+    # -- forgetting ----------------------------------------------------------------------------------------
+    def turn_ids_in(self, conversation_ids: Iterable[int]) -> list[int]:
+        """Every turn of these conversations (system and superseded ones too)."""
+        ids = list(conversation_ids)
+        out: list[int] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            out += [r["id"] for r in self._query(
+                f"SELECT id FROM turns WHERE conversation_id IN ({marks}) ORDER BY id", tuple(chunk))]
+        return out
+
+    def existing_turn_ids(self, turn_ids: Iterable[int]) -> set[int]:
+        """The subset of `turn_ids` still in the database (ids are never reused, so a missing id was forgotten)."""
+        return set(self.turns_by_ids(turn_ids))
+
+    def delete_conversations(self, conversation_ids: Iterable[int], user: str | None = None) -> int:
+        """Delete conversations and all their turns (and the user row, if `user` is given) in one transaction,
+        with secure_delete on (freed pages are zeroed). Bumps the forget counter that running buffers watch.
+        Returns the number of turns deleted. Call compact() afterwards to purge the WAL and free pages."""
+        ids = list(conversation_ids)
+        n = 0
+        with self._tx() as db:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                n += db.execute(f"DELETE FROM turns WHERE conversation_id IN ({marks})", tuple(chunk)).rowcount
+                db.execute(f"DELETE FROM conversations WHERE id IN ({marks})", tuple(chunk))
+            if user is not None:
+                db.execute("DELETE FROM users WHERE name = ?", (user,))
+            db.execute("INSERT INTO meta(key, value) VALUES ('forget_seq', '1') ON CONFLICT(key) DO UPDATE SET "
+                       "value = CAST(value AS INTEGER) + 1")
+        return n
+
+    def forget_seq(self) -> int:
+        """How many forget operations ever ran (a running process re-checks its index when this changes)."""
+        rows = self._query("SELECT value FROM meta WHERE key = 'forget_seq'")
+        return int(rows[0]["value"]) if rows else 0
+
+    def compact(self, attempts: int = 5) -> bool:
+        """After a secure delete: checkpoint the WAL into the database and truncate it (old page images of the
+        deleted rows live in the WAL until then), then VACUUM (rewrites the file without free pages).
+        Returns False if another process kept the database busy; the rows are deleted and zeroed either way."""
+        db = self._connect()
+        ok = False
+        for attempt in range(attempts):
+            try:
+                busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                db.execute("VACUUM")
+                busy = busy or db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                ok = not busy
+            except sqlite3.Error as e:
+                log.warning("compacting %s after a delete: %s (attempt %d)", self.path, e, attempt + 1)
+            if ok:
+                break
+            time.sleep(0.2 * (attempt + 1))
+        return ok
+
+    def unconsolidate(self, versions: Iterable[str]) -> int:
+        """Make the turns learned by `versions` new data again (used when those versions are withdrawn)."""
+        names = list(versions)
+        if not names:
+            return 0
+        marks = ",".join("?" * len(names))
+        with self._tx() as db:
+            return db.execute(f"UPDATE turns SET consolidated_in = NULL WHERE consolidated_in IN ({marks})",
+                              tuple(names)).rowcount
 
     def counts(self) -> dict[str, int]:
         row = self._query(

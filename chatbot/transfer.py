@@ -10,6 +10,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from .buffer import Buffer
 from .store import Store
@@ -34,13 +35,15 @@ class ImportReport:
 def parse_line(raw: bytes, default_user: str) -> tuple[str, list[tuple[str, str, bool]], bool]:
     """Validate one JSONL line; returns (user, [(role, content, learn)], learn) or raises ValueError saying why."""
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a byte-order mark (some editors write one) is not an error
     except UnicodeDecodeError as e:
         raise ValueError(f"not valid UTF-8 ({e.reason} at byte {e.start})") from None
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"not valid JSON ({e.msg} at column {e.colno})") from None
+    except RecursionError:
+        raise ValueError("not valid JSON (nested too deeply)") from None
     if not isinstance(obj, dict):
         raise ValueError("expected a JSON object with a 'messages' list")
     unknown = set(obj) - {"messages", "user", "learn"}
@@ -49,6 +52,8 @@ def parse_line(raw: bytes, default_user: str) -> tuple[str, list[tuple[str, str,
     user = obj.get("user", default_user)
     if not isinstance(user, str) or not user.strip():
         raise ValueError("'user' must be a non-empty string")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in user) or len(user) > 200:
+        raise ValueError("'user' must be a name (no control characters, at most 200 characters)")
     learn = obj.get("learn", True)
     if not isinstance(learn, bool):
         raise ValueError("'learn' must be true or false")
@@ -75,18 +80,47 @@ def parse_line(raw: bytes, default_user: str) -> tuple[str, list[tuple[str, str,
     return user.strip(), out, learn
 
 
-def import_jsonl(path: str | Path, store: Store, buffer: Buffer, default_user: str) -> ImportReport:
+MAX_LINE_BYTES = 16 * 1024 * 1024  # one conversation per line; longer lines are reported and skipped unread
+
+
+def _lines(fh) -> Iterator[tuple[bytes | None, int]]:
+    """(line, length) per line; line is None for a line over MAX_LINE_BYTES (skipped without holding it)."""
+    while True:
+        raw = fh.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            size = len(raw)
+            while raw and not raw.endswith(b"\n"):
+                raw = fh.readline(MAX_LINE_BYTES)
+                size += len(raw)
+            yield None, size
+        else:
+            yield raw, len(raw)
+
+
+def import_jsonl(path: str | Path, store: Store, buffer: Buffer, default_user: str,
+                 max_chars: int | None = None) -> ImportReport:
+    """Import every valid line; `max_chars`: the chat's per-message limit (buffer.max_message_chars), applied
+    to imported messages too."""
     report = ImportReport()
     try:
         fh = open(path, "rb")
     except OSError as e:
         raise ValueError(f"cannot read {path}: {e.strerror}") from None
     with fh:
-        for lineno, raw in enumerate(fh, start=1):
+        for lineno, (raw, size) in enumerate(_lines(fh), start=1):
+            if raw is None:
+                report.errors.append((lineno, f"line too long ({size:,} bytes; the limit is {MAX_LINE_BYTES:,})"))
+                continue
             if not raw.strip():
                 continue
             try:
                 user, messages, learn = parse_line(raw.rstrip(b"\r\n"), default_user)
+                for i, (_, content, _) in enumerate(messages):
+                    if max_chars is not None and len(content) > max_chars:
+                        raise ValueError(f"messages[{i}] has {len(content):,} characters; the limit is "
+                                         f"{max_chars:,} (buffer.max_message_chars)")
             except ValueError as e:
                 report.errors.append((lineno, str(e)))
                 continue

@@ -104,27 +104,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def spawn_server(home: Path, timeout: float = 240, log_name: str = "serve.log") -> tuple[subprocess.Popen, str]:
+    """Start `chatbot serve` on a free port for `home` (log in home/../log_name) and wait until it answers."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    log = open(home.parent / log_name, "w")
+    proc = subprocess.Popen([sys.executable, "-m", "chatbot", "--home", str(home), "serve", "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    deadline = time.time() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited with {proc.returncode}; see {home.parent / log_name}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return proc, url
+        except OSError:
+            if time.time() > deadline:
+                proc.kill()
+                raise AssertionError(f"{url} did not come up in {timeout}s") from None
+            time.sleep(0.5)
+
+
 @contextlib.contextmanager
 def serving(home: Path, timeout: float = 240):
     """Run `chatbot serve` on a free port for `home` (log in home/../serve.log); yields its URL."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    with open(home.parent / "serve.log", "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "chatbot", "--home", str(home), "serve", "--port", str(port)],
-                                stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.time() + timeout
-            while True:
-                if proc.poll() is not None:
-                    raise AssertionError(f"server exited with {proc.returncode}; see {home.parent / 'serve.log'}")
-                try:
-                    urllib.request.urlopen(url, timeout=2)
-                    break
-                except OSError:
-                    if time.time() > deadline:
-                        raise AssertionError(f"{url} did not come up in {timeout}s") from None
-                    time.sleep(0.5)
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+    proc, url = spawn_server(home, timeout)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -71,5 +71,5 @@ def test_clear_errors(tmp_path):
 
 def test_help_lists_commands():
     out = subprocess.run([sys.executable, "-m", "chatbot", "--help"], capture_output=True, text=True).stdout
-    for name in ("serve", "import", "ask", "status", "export"):
+    for name in ("serve", "import", "ask", "status", "export", "user", "forget"):
         assert name in out

@@ -1,8 +1,10 @@
 """The Chat tab: streaming replies, stop, regenerate, new conversation, past conversations, per-message
-"don't learn" (the chat's feedback button on each message) and the memories used for the last reply."""
+"don't learn" (the chat's feedback button on each message), forget this conversation, and the memories used
+for the last reply. Every handler acts as the request's user (`who`); ownership is enforced in ChatService."""
 from __future__ import annotations
 
 import threading
+from typing import Callable
 
 import gradio as gr
 
@@ -38,15 +40,16 @@ def _empty_session() -> dict:
     return {"conversation_id": None, "turn_ids": []}
 
 
-def chat_tab(rt: Runtime) -> None:
+def chat_tab(rt: Runtime, user_of: Callable[[gr.Request | None], str], login: bool):
+    """Lay out the tab; returns (load function, its outputs) for the app's page-load event, which fills in the
+    logged-in user's own conversation list (never built into the page, which every visitor can read)."""
     service = rt.chat
-    user = rt.config.serve.default_user
     stops = _Stops()
 
-    def conversation_choices() -> list[tuple[str, int]]:
-        return [(f"#{c.id} {c.title or '(empty)'}", c.id) for c in service.store.conversations(user=user, limit=200)]
+    def conversation_choices(user: str) -> list[tuple[str, int]]:
+        return [(f"#{c.id} {c.title or '(empty)'}", c.id) for c in service.conversations(user)]
 
-    def load(conversation_id: int | None):
+    def load(user: str, conversation_id: int | None):
         if conversation_id is None:
             return [], _empty_session(), []
         rows = service.history(user, conversation_id)
@@ -57,9 +60,16 @@ def chat_tab(rt: Runtime) -> None:
     with gr.Row():
         with gr.Column(scale=1, min_width=220):
             new_btn = gr.Button("New conversation", variant="secondary")
-            conv_list = gr.Dropdown(label="Past conversations", choices=conversation_choices(), value=None,
+            initial = [] if login else conversation_choices(rt.config.serve.default_user)
+            conv_list = gr.Dropdown(label="Past conversations", choices=initial, value=None,
                                     interactive=True, elem_id="conversations")
             conv_learn = gr.Checkbox(label="Learn from this conversation", value=True, elem_id="conv-learn")
+            forget_btn = gr.Button("Forget this conversation", variant="secondary", size="sm", elem_id="forget")
+            with gr.Group(visible=False) as confirm_box:
+                gr.Markdown("Delete this conversation for good (database, memory index, future training)?")
+                with gr.Row():
+                    confirm_btn = gr.Button("Forget forever", variant="stop", size="sm", elem_id="forget-confirm")
+                    cancel_btn = gr.Button("Cancel", size="sm", elem_id="forget-cancel")
             memories_md = gr.Markdown("No memories used yet.", elem_id="memories")
         with gr.Column(scale=4):
             bot = gr.Chatbot(label="Chat", height=480, elem_id="chat", feedback_options=[DONT_LEARN], buttons=["copy_all"],
@@ -73,7 +83,7 @@ def chat_tab(rt: Runtime) -> None:
                 regen_btn = gr.Button("Regenerate", scale=1, elem_id="regenerate")
     session = gr.State(_empty_session())
 
-    def stream(events, history: list, state: dict, text_back, user_text: str | None = None):
+    def stream(user: str, events, history: list, state: dict, text_back, user_text: str | None = None):
         """Drive a ChatService event stream into the Chatbot. The user's message is shown only once
         ChatService has committed it (the Accepted event)."""
         try:
@@ -91,7 +101,8 @@ def chat_tab(rt: Runtime) -> None:
         history = [*history, {"role": "assistant", "content": ""}]
         notice = " ".join(first.notices)
         mem = describe(first.memories)
-        yield history, "", mem, notice, state, gr.update(choices=conversation_choices(), value=first.conversation_id)
+        yield history, "", mem, notice, state, gr.update(choices=conversation_choices(user),
+                                                         value=first.conversation_id)
         reply = ""
         for ev in events:
             if isinstance(ev, str):
@@ -106,13 +117,15 @@ def chat_tab(rt: Runtime) -> None:
                 yield history, gr.skip(), gr.skip(), notice, state, gr.skip()
 
     def on_send(text: str, history: list, state: dict, learn_conv: bool, request: gr.Request):
+        user = user_of(request)
         stop = stops.new(request.session_hash)
         cid = state["conversation_id"]
         if cid is None and not learn_conv:
-            cid = service.store.new_conversation(user, learn=False)
-        yield from stream(service.send(user, text, cid, stop=stop), history, state, text, user_text=text)
+            cid = service.new_conversation(user, learn=False)
+        yield from stream(user, service.send(user, text, cid, stop=stop), history, state, text, user_text=text)
 
     def on_regenerate(history: list, state: dict, request: gr.Request):
+        user = user_of(request)
         stop = stops.new(request.session_hash)
         cid = state["conversation_id"]
         if cid is None:
@@ -122,48 +135,87 @@ def chat_tab(rt: Runtime) -> None:
         if history and history[-1]["role"] == "assistant":
             history = history[:-1]
             state = dict(state, turn_ids=state["turn_ids"][:-1])
-        yield from stream(service.regenerate(user, cid, stop=stop), history, state, gr.skip())
+        yield from stream(user, service.regenerate(user, cid, stop=stop), history, state, gr.skip())
 
     def on_stop(request: gr.Request):
         stops.stop(request.session_hash)
 
-    def on_like(state: dict, data: gr.LikeData):
+    def on_like(state: dict, data: gr.LikeData, request: gr.Request):
+        user = user_of(request)
         index = data.index if isinstance(data.index, int) else data.index[0]
         ids = state["turn_ids"]
         if index >= len(ids) or ids[index] is None:
             gr.Warning("That message is not saved yet.")
             return "That message is not saved yet."
         dont = data.liked == DONT_LEARN
-        service.set_learn(user, ids[index], not dont)
+        try:
+            service.set_learn(user, ids[index], not dont)
+        except InputRefused as e:
+            return str(e)
         return ("This message will not be learned or recalled." if dont
                 else "This message may be learned again.")
 
     def on_new():
         return [], _empty_session(), gr.update(value=None), True, "No memories used yet.", ""
 
-    def on_pick(conversation_id, state: dict):
+    def on_pick(conversation_id, state: dict, request: gr.Request):
+        user = user_of(request)
         if conversation_id is None or conversation_id == state["conversation_id"]:
             return gr.skip(), state, gr.skip(), ""
         try:
-            messages, new_state, feedback = load(int(conversation_id))
-        except InputRefused as e:
-            return gr.skip(), state, gr.skip(), str(e)
-        conv = service.store.conversation(int(conversation_id))
-        return gr.update(value=messages, feedback_value=feedback), new_state, conv.learn, ""
+            messages, new_state, feedback = load(user, int(conversation_id))
+            learn = service.conversation_learn(user, int(conversation_id))
+        except (InputRefused, ValueError, TypeError):
+            return gr.skip(), state, gr.skip(), f"Conversation {conversation_id} not found."
+        return gr.update(value=messages, feedback_value=feedback), new_state, learn, ""
 
-    def on_conv_learn(learn: bool, state: dict):
+    def on_conv_learn(learn: bool, state: dict, request: gr.Request):
+        user = user_of(request)
         if state["conversation_id"] is not None:
-            service.store.set_conversation_learn(state["conversation_id"], learn)
+            try:
+                service.set_conversation_learn(user, state["conversation_id"], learn)
+            except InputRefused as e:
+                return str(e)
         return "" if learn else "Nothing in this conversation will be learned or recalled."
 
+    def on_forget(state: dict):
+        if state["conversation_id"] is None:
+            return gr.update(visible=False), "No saved conversation is open."
+        return gr.update(visible=True), ""
+
+    def on_forget_confirm(state: dict, request: gr.Request):
+        user = user_of(request)
+        cid = state["conversation_id"]
+        if cid is None:
+            return gr.skip(), state, gr.skip(), gr.update(visible=False), "No saved conversation is open."
+        try:
+            report = service.forget(user, cid)
+        except InputRefused as e:
+            return gr.skip(), state, gr.skip(), gr.update(visible=False), str(e)
+        note = f"Conversation #{cid} is forgotten: {report.turns} message(s) deleted from the database and memory."
+        tainted = report.versions + report.inherited
+        if tainted:
+            note += (f" Adapter version(s) {', '.join(tainted)} were trained on it; an administrator can retrain "
+                     "without it (`chatbot forget --retrain`).")
+        return ([], _empty_session(), gr.update(choices=conversation_choices(user), value=None),
+                gr.update(visible=False), note)
+
+    def on_page_load(request: gr.Request):
+        return gr.update(choices=conversation_choices(user_of(request)), value=None)
+
+    forget_btn.click(on_forget, [session], [confirm_box, notice_md])
+    cancel_btn.click(lambda: gr.update(visible=False), None, [confirm_box])
+    confirm_btn.click(on_forget_confirm, [session], [bot, session, conv_list, confirm_box, notice_md],
+                      api_name="forget")
     outputs = [bot, box, memories_md, notice_md, session, conv_list]
-    box.submit(on_send, [box, bot, session, conv_learn], outputs)
+    box.submit(on_send, [box, bot, session, conv_learn], outputs, api_name="send")
     send_btn.click(on_send, [box, bot, session, conv_learn], outputs)
     regen_btn.click(on_regenerate, [bot, session], outputs)
     stop_btn.click(on_stop, None, None, queue=False)
     bot.like(on_like, [session], [notice_md])
     new_btn.click(on_new, None, [bot, session, conv_list, conv_learn, memories_md, notice_md])
     bot.clear(on_new, None, [bot, session, conv_list, conv_learn, memories_md, notice_md])  # the chat's own bin icon
-    conv_list.input(on_pick, [conv_list, session], [bot, session, conv_learn, notice_md])
+    conv_list.input(on_pick, [conv_list, session], [bot, session, conv_learn, notice_md], api_name="open")
     conv_learn.input(on_conv_learn, [conv_learn, session], [notice_md])
+    return on_page_load, [conv_list]
 

@@ -1,8 +1,10 @@
 """The Consolidation tab: "Consolidate now" (a background process; chat keeps working), live progress, the
-adapter versions with promote and rollback."""
+adapter versions with promote and rollback. Admins only: the tab is hidden from other users and every handler
+checks the role again, since hidden components can still be called through the API."""
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import gradio as gr
 
@@ -24,34 +26,45 @@ def versions_table(registry: Registry) -> list[list]:
     return rows
 
 
-def consolidation_tab(rt: Runtime) -> None:
+NOT_ADMIN = "Only administrators can run consolidations, promote or roll back."
+
+
+def consolidation_tab(rt: Runtime, is_admin: Callable[[gr.Request | None], bool], login: bool) -> None:
     registry = Registry(rt.paths.adapters)
     home = rt.paths.home
 
-    def refresh():
+    def refresh(request: gr.Request):
+        if not is_admin(request):
+            return "", "", [], gr.update(choices=[])
         names = [BASE, *reversed(registry.names())]
         return (describe_progress(home), f"Serving **{registry.current()}**.", versions_table(registry),
                 gr.update(choices=names))
 
     gr.Markdown("Consolidation fine-tunes a new LoRA adapter on the new learnable turns, mixed with replayed "
                 "old samples and the base model's own answers to general prompts, then promotes it.")
+    # In login mode nothing is built into the page (every visitor can read it); admins get it on load/tick.
     with gr.Row():
         run_btn = gr.Button("Consolidate now", variant="primary", elem_id="consolidate-now")
-        served_md = gr.Markdown(f"Serving **{registry.current()}**.", elem_id="served")
-    progress_md = gr.Markdown(describe_progress(home), elem_id="progress")
-    table = gr.Dataframe(headers=COLUMNS, value=versions_table(registry), interactive=False, elem_id="versions",
-                         label="Adapter versions (newest first)")
+        served_md = gr.Markdown("" if login else f"Serving **{registry.current()}**.", elem_id="served")
+    progress_md = gr.Markdown("" if login else describe_progress(home), elem_id="progress")
+    table = gr.Dataframe(headers=COLUMNS, value=[] if login else versions_table(registry), interactive=False,
+                         elem_id="versions", label="Adapter versions (newest first)")
     with gr.Row():
-        pick = gr.Dropdown(label="Version", choices=[BASE, *reversed(registry.names())], value=None, scale=2)
+        pick = gr.Dropdown(label="Version", choices=[] if login else [BASE, *reversed(registry.names())], value=None,
+                           scale=2)
         promote_btn = gr.Button("Promote", scale=1)
         rollback_btn = gr.Button("Rollback", scale=1)
     action_md = gr.Markdown("")
     timer = gr.Timer(2.0)
 
-    def on_run():
+    def on_run(request: gr.Request):
+        if not is_admin(request):
+            return NOT_ADMIN
         return start_consolidation(home, rt.config_file)
 
-    def on_promote(name):
+    def on_promote(name, request: gr.Request):
+        if not is_admin(request):
+            return NOT_ADMIN
         if not name:
             return "Pick a version first."
         try:
@@ -63,12 +76,14 @@ def consolidation_tab(rt: Runtime) -> None:
             return str(e)
         return f"Now serving {name} (from the next reply on).{warn}"
 
-    def on_rollback():
+    def on_rollback(request: gr.Request):
+        if not is_admin(request):
+            return NOT_ADMIN
         before = registry.current()
         return f"Rolled back from {before} to {registry.rollback()}."
 
     outputs = [progress_md, served_md, table, pick]
-    run_btn.click(on_run, None, action_md).then(refresh, None, outputs)
-    promote_btn.click(on_promote, pick, action_md).then(refresh, None, outputs)
-    rollback_btn.click(on_rollback, None, action_md).then(refresh, None, outputs)
+    run_btn.click(on_run, None, action_md, api_name="consolidate_now").then(refresh, None, outputs)
+    promote_btn.click(on_promote, pick, action_md, api_name="promote").then(refresh, None, outputs)
+    rollback_btn.click(on_rollback, None, action_md, api_name="rollback").then(refresh, None, outputs)
     timer.tick(refresh, None, outputs)
