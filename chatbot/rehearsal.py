@@ -15,7 +15,7 @@ from .registry import write_json_atomic
 
 log = logging.getLogger(__name__)
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "data" / "rehearsal"
-DEFAULT_SUITE = "general-v1"
+DEFAULT_SUITE = "general-v2"  # v1 (open prompts) + short factual questions: counters new facts leaking into general answers
 
 
 def load_prompts(suite: str = DEFAULT_SUITE, folder: Path = PROMPTS_DIR) -> list[dict]:
