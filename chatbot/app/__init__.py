@@ -9,7 +9,7 @@ import gradio as gr
 from ..runtime import Runtime
 from .chat_tab import chat_tab
 from .consolidation_tab import consolidation_tab
-from .placeholders import coming_tab
+from .dashboard_tab import dashboard_tab
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def build_app(rt: Runtime) -> gr.Blocks:
             with gr.Tab("Consolidation", id="consolidation"):
                 consolidation_tab(rt)
             with gr.Tab("Dashboard", id="dashboard"):
-                coming_tab("Dashboard", "Probe scores across adapter versions, forgetting and backward transfer.")
+                dashboard_tab(rt)
         # The served version changes when a consolidation promotes one; the chat switches before its next reply.
         gr.Timer(3.0).tick(lambda: header(rt), None, head)
     return app
