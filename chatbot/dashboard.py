@@ -4,6 +4,7 @@ and per-probe answer diffs between two versions. Plain data (pandas frames, list
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,6 @@ from pathlib import Path
 import pandas as pd
 
 from .config import Config
-from .consolidate import is_running
 from .probes import LEAKS, canary, load_suite, redact
 from .registry import BASE, Registry, Version
 from .runtime import Paths
@@ -129,7 +129,7 @@ def summary_markdown(h: History) -> str:
     if not m:
         return f"Model {h.model}: no verdict stored for {v} yet."
     noise = m.get("noise_sd") or {}
-    parts = [f"**{h.label(v)}** ({'served' if v == h.served else h.status(v)}), model {h.model}:"]
+    parts = [f"**{v}** ({'served' if v == h.served else h.status(v)}), model {h.model}:"]
     for s in ("general-qa", "instruct"):
         if s in m["scores"]:
             sd = f", noise floor ±{noise[s]:.1f}" if noise.get(s) is not None else ""
@@ -147,6 +147,20 @@ def summary_markdown(h: History) -> str:
     return " ".join(parts)
 
 
+def _alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, TypeError, ValueError):
+        return False
+    return True
+
+
+def _running(progress: dict) -> bool:
+    """A run is in progress when its progress file says so and its process lives. (Read from files on purpose:
+    probing the consolidation lock every few seconds could make a starting consolidation see it taken.)"""
+    return progress.get("stage") not in ("done", "failed") and _alive(progress.get("pid"))
+
+
 def _progress_runs(home: Path) -> list[dict]:
     out = []
     for path in sorted(Paths(Path(home)).runs.glob("*/progress.json")):
@@ -162,14 +176,12 @@ def runs_rows(home: Path) -> list[list]:
     reasons (a run that produced no version — nothing to do, failed, killed — is listed too)."""
     registry = Registry(Paths(Path(home)).adapters)
     versions = {v.name: v for v in registry.versions()}
-    running = is_running(home)
     rows = []
-    runs = _progress_runs(home)
-    for i, p in enumerate(reversed(runs)):
+    for p in reversed(_progress_runs(home)):
         v = versions.get(p.get("version") or "")
         stage = p.get("stage")
-        status = p.get("status") or ("running" if stage not in ("done", "failed") and running and i == 0 else
-                                     "failed" if stage == "failed" else "killed" if stage != "done" else "")
+        status = p.get("status") or ("running" if _running(p) else "failed" if stage == "failed" else
+                                     "killed" if stage != "done" else "")
         counts = v.manifest.get("counts", {}) if v else {}
         replay_ratio = None
         if v:
@@ -183,7 +195,8 @@ def runs_rows(home: Path) -> list[list]:
                      "/".join(str(counts.get(k, 0)) for k in ("new", "augment", "replay", "rehearsal")) if v else "",
                      replay_ratio if replay_ratio is not None else "",
                      round(p.get("updated", 0) - p.get("started", 0), 1),
-                     v.status if v else status, p.get("version") or "", reasons or ""])
+                     "running" if _running(p) else v.status if v else status, p.get("version") or "",
+                     reasons or ""])
     return rows
 
 
@@ -222,11 +235,11 @@ def fingerprint(home: Path) -> tuple:
     """Changes whenever something the dashboard shows may have changed (for auto-refresh)."""
     paths = Paths(Path(home))
     progress = sorted(paths.runs.glob("*/progress.json"))
-    stamp = []
+    stamp: list = []
     for p in progress[-1:]:
         try:
-            stamp.append(p.stat().st_mtime)
-        except OSError:
+            stamp += [p.stat().st_mtime, _running(json.loads(p.read_text()))]
+        except (OSError, ValueError):
             pass
     try:
         stamp.append((paths.adapters / "CURRENT").stat().st_mtime)
@@ -238,4 +251,4 @@ def fingerprint(home: Path) -> tuple:
             stamp.append(store.probe_stamp())
         finally:
             store.close()
-    return (is_running(home), len(progress), *stamp)
+    return (len(progress), *stamp)

@@ -64,5 +64,9 @@ class ProbeGate:
         self.last: ProbeReport | None = None
 
     def __call__(self, version: Version) -> tuple[bool, list[str]]:
-        self.last, accepted, reasons = judge(self.home, self.config, version.name, self.loaded, self.report)
+        try:
+            self.last, accepted, reasons = judge(self.home, self.config, version.name, self.loaded, self.report)
+        except Exception as e:  # a candidate that could not be checked is not served
+            log.exception("probing %s failed", version.name)
+            return False, [f"the probes could not run ({type(e).__name__}: {e}); see the run's log"]
         return accepted, reasons

@@ -1,6 +1,7 @@
 """The Dashboard tab in a real browser: the score plot, the forgetting summary and the runs table of a home whose
 versions went through the probe gate; the tab refreshes itself when a consolidation adds a version."""
 import json
+import sqlite3
 import subprocess
 import sys
 
@@ -64,3 +65,11 @@ def test_dashboard_shows_plot_runs_and_refreshes(dashboard_server, browser):  # 
                            timeout=30000)
     page.screenshot(path=str(home.parent / "dashboard.png"), full_page=True)
     page.close()
+
+    # v0002 continued from v0001 and was probed on v0001's facts too: BWT = R[v2][v1] - R[v1][v1].
+    db = sqlite3.connect(home / "chatbot.sqlite3")
+    score = dict(((v, s), x) for v, s, x in db.execute(
+        "SELECT version, suite, score FROM probe_results WHERE run = 'greedy'"))
+    metrics = json.loads(db.execute("SELECT metrics FROM probe_verdicts WHERE version = 'v0002'").fetchone()[0])
+    assert metrics["bwt"] == pytest.approx(score[("v0002", "acquisition/v0001")] - score[("v0001", "acquisition/v0001")])
+    assert metrics["acquisition"]["suite"] == "acquisition/v0002"

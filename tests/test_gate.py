@@ -122,6 +122,15 @@ def test_cli_probe_and_report(gated, tmp_path, sharp_tiny_model_dir, capsys):
     assert SECRET not in page and "base → v0001" in page  # the served version's answers vs the base's
 
 
+def test_gate_rejects_a_candidate_it_cannot_probe(tmp_path):
+    from chatbot.config import Config
+    from chatbot.gate import ProbeGate
+    from chatbot.registry import Version
+
+    ok, reasons = ProbeGate(tmp_path / "home", Config())(Version("v0007", tmp_path, "candidate", 0.0))
+    assert not ok and "the probes could not run" in reasons[0] and "v0007" in reasons[0]
+
+
 def test_report_refuses_bad_paths(tmp_path, capsys):
     from chatbot.cli import main
 
