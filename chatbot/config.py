@@ -152,7 +152,7 @@ class ProbesConfig:
     max_new_tokens: int = 16  # answer length cap of generated probes (greedy, seed decoding.seed); cost is linear in it
     batch_size: int = 16  # prompts per batched generate / forward pass
     acquisition_max: int = 24  # questions probed per version's acquisition suite, at most
-    noise_runs: int = 3  # sampled runs of the base giving the noise floor (cached; 0 = off)
+    noise_runs: int = 3  # sampled runs of the base giving the noise floor (cached; fewer than 2 = off)
     max_qa_drop: float = 6.0  # gate: general-QA score may fall at most this many points below the base's
     max_instruct_drop: float = 15.0  # gate: instruction-following score, points below the base's
     max_kl: float = 0.2  # gate: mean KL(base || candidate) over the kl suite's tokens, nats per token

@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS turns (
 );
 CREATE INDEX IF NOT EXISTS turns_by_conversation ON turns(conversation_id, id);
 CREATE TABLE IF NOT EXISTS probe_results (     -- one suite run on one model version (docs/probes.md)
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,      -- never reused: items always belong to the run that wrote them
     version TEXT NOT NULL,                     -- adapter version probed, or 'base'
     model TEXT NOT NULL,                       -- base model name and quantization
     suite TEXT NOT NULL,                       -- 'general-qa', 'instruct', 'kl', 'perplexity', 'acquisition/v0001', 'canary'
