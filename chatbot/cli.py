@@ -148,7 +148,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_consolidate(args: argparse.Namespace) -> int:
-    """Fine-tune a new adapter version on new dialogue mixed with replay (QLoRA)."""
+    """Fine-tune a new adapter version on new dialogue mixed with replay (QLoRA), probe it, promote it if it passes."""
     from .consolidate import AlreadyRunning, consolidate
 
     try:
@@ -352,6 +352,59 @@ def cmd_forget(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Run the regression probes on a version (default: the served one) and show the gate's verdict."""
+    from .gate import judge
+    from .registry import RegistryError
+
+    def progress(info: dict) -> None:
+        if not args.json:
+            print(f"probing {info.get('version')}: {info.get('suite')} ({info.get('run', 'greedy')})…", file=sys.stderr)
+
+    try:
+        report, accepted, reasons = judge(args.home, args.cfg, args.version, report=progress)
+    except RegistryError as e:
+        raise UsageError(str(e)) from None
+    except FileNotFoundError as e:
+        raise UsageError(str(e)) from None
+    m = report.metrics
+    suites = {name: {"suite_version": r.suite_version, "score": r.score, "cached": r.cached, "seconds": r.seconds,
+                     "base": report.base[name].score if name in report.base else None}
+              for name, r in report.results.items()}
+    if args.json:
+        print(json.dumps({"version": report.version, "model": report.model, "accepted": accepted, "reasons": reasons,
+                          "seconds": report.seconds, "suites": suites, "metrics": m}, ensure_ascii=False))
+        return 0 if accepted else 1
+    print(f"probes of {report.version} on {report.model} ({report.seconds:.0f} s; cached results reused where the "
+          "suite, decoding and weights are unchanged)")
+    for name, r in suites.items():
+        if name == "canary" or r["score"] is None:
+            continue
+        base = f"  base {r['base']:.4g}" if r["base"] is not None and report.version != "base" else ""
+        noise = m["noise_sd"].get(name)
+        sd = f"  noise floor ±{noise:.1f}" if noise is not None else ""
+        print(f"  {name:<22} {r['score']:>9.4g}{base}{sd}   [{r['suite_version']}]")
+    if m.get("ppl_ratio") is not None:
+        print(f"  perplexity ratio {m['ppl_ratio']:.3f}, KL to base {m['kl']:.4f} nats/token, "
+              f"canary leaks {m['canary_leaks']} ({m['canary_secrets']} don't-learn string(s) watched)")
+    if m.get("bwt") is not None:
+        print(f"  backward transfer {m['bwt']:+.1f} points, average forgetting {m['average_forgetting']:.1f}")
+    print("gate: pass" if accepted else "gate: FAIL: " + "; ".join(reasons))
+    return 0 if accepted else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the dashboard (plots, forgetting, runs, answer diffs) as one self-contained HTML page."""
+    from .report import ReportPathError, write_report
+
+    try:
+        target = write_report(args.home, args.cfg, args.file)
+    except ReportPathError as e:
+        raise UsageError(str(e)) from None
+    print(f"wrote {target}")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": cmd_serve,
     "import": cmd_import,
@@ -364,6 +417,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "rollback": cmd_rollback,
     "user": cmd_user,
     "forget": cmd_forget,
+    "probe": cmd_probe,
+    "report": cmd_report,
 }
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -444,6 +499,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.add_argument("--quiet", action="store_true", help="no progress bar while retraining")
+
+    s = sub.add_parser("probe", help=cmd_probe.__doc__,
+                       description=cmd_probe.__doc__ + " Exit code 1 when the version fails the gate's thresholds.")
+    s.add_argument("--version", default=None, metavar="V",
+                   help="a version such as v0003, or 'base' (default: the served version)")
+    s.add_argument("--json", action="store_true", help="print the scores, metrics and verdict as JSON")
+
+    s = sub.add_parser("report", help=cmd_report.__doc__)
+    s.add_argument("file", metavar="FILE.html", help="where to write the page (its folder must exist)")
     return p
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +159,38 @@ class ConsolidateConfig:
         _positive("consolidate", "min_new_turns", self.min_new_turns)
 
 
+@dataclass
+class ProbesConfig:
+    gate: bool = True  # probe every candidate and promote it only if it passes (false: promote unprobed)
+    qa_suite: str = "general-qa-v1"  # data/probes/<name>.jsonl: general questions with accepted answers
+    instruct_suite: str = "instruct-v1"  # data/probes/<name>.jsonl: instruction-following checks
+    kl_suite: str = "kl-v1"  # data/probes/<name>.jsonl: fixed prompt + reply pairs, KL to the base per token
+    reference: str = "reference-v1"  # data/probes/<name>.txt: held-out text for the perplexity ratio
+    canary_suite: str = "canary-v1"  # data/probes/<name>.jsonl: prompts inviting the model to repeat what it was told
+    max_new_tokens: int = 16  # answer length cap of generated probes (greedy, seed decoding.seed); cost is linear in it
+    batch_size: int = 16  # prompts per batched generate / forward pass
+    acquisition_max: int = 24  # questions probed per version's acquisition suite, at most
+    noise_runs: int = 3  # sampled runs of the base giving the noise floor (cached; fewer than 2 = off)
+    max_qa_drop: float = 6.0  # gate: general-QA score may fall at most this many points below the base's
+    max_instruct_drop: float = 15.0  # gate: instruction-following score, points below the base's
+    max_kl: float = 0.2  # gate: mean KL(base || candidate) over the kl suite's tokens, nats per token
+    max_ppl_ratio: float = 1.05  # gate: reference-text perplexity of the candidate / the base's
+
+    def __post_init__(self) -> None:
+        for name in ("max_new_tokens", "batch_size"):
+            _positive("probes", name, getattr(self, name))
+        for name in ("acquisition_max", "noise_runs", "max_qa_drop", "max_instruct_drop", "max_kl"):
+            _positive("probes", name, getattr(self, name), allow_zero=True)
+        if not isinstance(self.max_ppl_ratio, (int, float)) or self.max_ppl_ratio < 1:
+            raise ConfigError(f"probes.max_ppl_ratio = {self.max_ppl_ratio!r}: must be a number >= 1 "
+                              "(candidate perplexity / base perplexity)")
+        for name in ("qa_suite", "instruct_suite", "kl_suite", "reference", "canary_suite"):
+            value = getattr(self, name)
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value):
+                raise ConfigError(f"probes.{name} = {value!r}: a suite name from data/probes/ (letters, digits, "
+                                  "'.', '_', '-')")
+
+
 def _valid_hhmm(text: str) -> bool:
     parts = text.split(":")
     return (len(parts) == 2 and all(p.isdigit() and len(p) == 2 for p in parts)
@@ -174,6 +207,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     consolidate: ConsolidateConfig = field(default_factory=ConsolidateConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    probes: ProbesConfig = field(default_factory=ProbesConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -215,6 +249,7 @@ _SECTION_TYPES = {
     "train": TrainConfig,
     "consolidate": ConsolidateConfig,
     "privacy": PrivacyConfig,
+    "probes": ProbesConfig,
 }
 
 

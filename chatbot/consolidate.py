@@ -202,6 +202,11 @@ def _consolidate(paths: Paths, config: Config, run: _RunLog, dry_run: bool, load
                              "during the run; run the consolidation again", version.name, mix.counts, result.metrics)
 
         run.progress({"stage": "gate", "version": version.name})
+        # The default gate (probes on the served stack, thresholds of [probes]); tests pass their own.
+        if gate is None and config.probes.gate:
+            from .gate import ProbeGate
+
+            gate = ProbeGate(paths.home, config, report=lambda info: run.progress({"candidate": version.name, **info}))
         accepted, reasons = gate(version) if gate else (True, [])
         if not accepted:
             registry.set_status(version.name, "rejected", reasons)

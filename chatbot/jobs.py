@@ -61,6 +61,8 @@ def describe_progress(home: Path) -> str:
             loss = f", loss {p['loss']:.3f}" if isinstance(p.get("loss"), (int, float)) else ""
             return (f"**Running** ({p['run']}): training step {p.get('step', 0)}/{p['max_steps']}{loss}, "
                     f"about {int(p.get('eta_s') or 0)} s left")
+        if stage == "probing":
+            return f"**Running** ({p['run']}): probing {p.get('version', '')} ({p.get('suite', '')})…"
         return f"**Running** ({p['run']}): {stage}…"
     if stage == "done":
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(p.get("updated", 0)))

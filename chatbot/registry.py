@@ -91,6 +91,18 @@ class Registry:
         name = self.current()
         return None if name == BASE else self.root / name
 
+    def lineage(self, name: str) -> list[str]:
+        """The versions `name` was trained on top of, oldest first (the `continued_from` chain of the data
+        manifests, without BASE and without `name` itself)."""
+        chain: list[str] = []
+        seen = {name}
+        parent = self.get(name).manifest.get("continued_from", BASE) if name != BASE else BASE
+        while parent and parent != BASE and parent not in seen and (self.root / parent / "status.json").exists():
+            chain.append(parent)
+            seen.add(parent)
+            parent = self.get(parent).manifest.get("continued_from", BASE)
+        return chain[::-1]
+
     def history(self) -> list[str]:
         """Promotion history, oldest first (for rollback)."""
         return _read_json(self.root / "history.json", [])

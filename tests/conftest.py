@@ -38,10 +38,21 @@ def embedded_dir(model_cache: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(embedded_dir: Path, model_cache: Path) -> Path:
     """A randomly initialised 2-layer Llama with SmolLM2's tokenizer: fast, and exercises every real code path."""
+    return _tiny_llama(embedded_dir, model_cache / "tiny-llama-v3")
+
+
+@pytest.fixture(scope="session")
+def sharp_tiny_model_dir(embedded_dir: Path, model_cache: Path) -> Path:
+    """The tiny Llama with larger embeddings (std 0.1 instead of 0.02). The tied output layer can then express
+    confident next-token distributions, so training can visibly move them (KL, perplexity); with the default
+    init every distribution is near uniform and even a collapsed model stays within any KL bound."""
+    return _tiny_llama(embedded_dir, model_cache / "tiny-llama-sharp-v1", embedding_std=0.1)
+
+
+def _tiny_llama(embedded_dir: Path, target: Path, embedding_std: float | None = None) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    target = model_cache / "tiny-llama-v3"
     if (target / "config.json").exists() and (target / "tokenizer_config.json").exists():
         return target
     tokenizer = AutoTokenizer.from_pretrained(embedded_dir)
@@ -56,6 +67,8 @@ def tiny_model_dir(embedded_dir: Path, model_cache: Path) -> Path:
     # best of 49k random logits is far above it, so greedy replies are visible text and never end on EOS.
     blank = [i for i in range(len(tokenizer)) if not tokenizer.decode([i]).strip()]
     with torch.no_grad():
+        if embedding_std is not None:
+            model.get_input_embeddings().weight.normal_(0.0, embedding_std)
         model.get_input_embeddings().weight[sorted(set(blank) | set(tokenizer.all_special_ids))] = 0.0
     tmp = target.with_name(target.name + ".tmp")
     model.save_pretrained(tmp)
@@ -79,11 +92,13 @@ def embedder():
 
 
 def tiny_config(tiny_model_dir: Path, **sections):
-    """A Config pointing at the tiny model, unquantized, short replies; override sections with dicts."""
+    """A Config pointing at the tiny model, unquantized, short replies, no noise-floor runs; override sections
+    with dicts."""
     from chatbot.config import Config
 
     data = {"model": {"source": str(tiny_model_dir), "quantization": "none", "max_context": 512},
-            "decoding": {"max_new_tokens": 16}}
+            "decoding": {"max_new_tokens": 16},
+            "probes": {"noise_runs": 0}}  # the gate still probes every candidate; the noise floor is tested on its own
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
     return Config.from_dict(data)

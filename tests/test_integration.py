@@ -63,12 +63,12 @@ def test_consolidation_on_the_embedded_model(real, tmp_path):
     """A handful of turns through the real QLoRA path (4-bit SmolLM2 + LoRA), then served by `ask`."""
     home, _ = real
     cfg = tmp_path / "quick.toml"
-    cfg.write_text("[train]\nepochs = 2\nrehearsal_count = 2\nbatch_size = 8\n")
+    cfg.write_text("[train]\nepochs = 2\nrehearsal_count = 2\nbatch_size = 8\n[probes]\nnoise_runs = 0\n")
     dry = chatbot(home, "consolidate", "--dry-run", config=cfg).stdout
     assert "would train on" in dry and "[augment]" in dry
     result = json.loads(chatbot(home, "consolidate", "--json", "--quiet", config=cfg, timeout=1200)
                         .stdout.splitlines()[-1])
-    assert result["status"] == "promoted" and result["version"] == "v0001", result
+    assert result["status"] == "promoted" and result["version"] == "v0001", result  # passed the probe gate
     assert result["counts"]["new"] == 2 and result["counts"]["augment"] >= 6 and result["counts"]["rehearsal"] == 2
     assert result["metrics"]["tokens"] > 0 and result["metrics"]["train_loss"] < 10
     versions = json.loads(chatbot(home, "versions", "--json").stdout.splitlines()[-1])

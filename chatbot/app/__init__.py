@@ -15,7 +15,7 @@ from ..accounts import AccountError, Accounts, Identity
 from ..runtime import Runtime
 from .chat_tab import chat_tab
 from .consolidation_tab import consolidation_tab
-from .placeholders import coming_tab
+from .dashboard_tab import dashboard_tab
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def build_app(rt: Runtime, accounts: Accounts | None = None) -> gr.Blocks:
             with gr.Tab("Consolidation", id="consolidation", visible=not login) as consolidation:
                 consolidation_tab(rt, lambda r: who(r).admin, login)
             with gr.Tab("Dashboard", id="dashboard", visible=not login) as dashboard:
-                coming_tab("Dashboard", "Probe scores across adapter versions, forgetting and backward transfer.")
+                dashboard_tab(rt, lambda r: who(r).admin, login)
 
         def on_load(request: gr.Request):
             ident = who(request)

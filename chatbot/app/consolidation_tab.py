@@ -41,7 +41,8 @@ def consolidation_tab(rt: Runtime, is_admin: Callable[[gr.Request | None], bool]
                 gr.update(choices=names))
 
     gr.Markdown("Consolidation fine-tunes a new LoRA adapter on the new learnable turns, mixed with replayed "
-                "old samples and the base model's own answers to general prompts, then promotes it.")
+                "old samples and the base model's own answers to general prompts, probes it, and promotes it only "
+                "if it passes the gate (scores and reasons: Dashboard tab).")
     # In login mode nothing is built into the page (every visitor can read it); admins get it on load/tick.
     with gr.Row():
         run_btn = gr.Button("Consolidate now", variant="primary", elem_id="consolidate-now")
