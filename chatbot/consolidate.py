@@ -164,6 +164,9 @@ def _consolidate(paths: Paths, config: Config, run: _RunLog, dry_run: bool, load
         run.progress({"stage": "loading model"})
         m = config.model
         loaded = loaded or load_model(m.source, m.quantization, m.compute_dtype, m.cache_dir or paths.models)
+        from .train import make_4bit_trainable_on_cpu
+
+        make_4bit_trainable_on_cpu(loaded.model)  # before rehearsal generation runs it in eval mode (see there)
         run.progress({"stage": "rehearsal"})
         rehearsal = _rehearsal(paths, config, loaded, dry_run=False)
         mix = _mix(rt, config, policy, rehearsal)
