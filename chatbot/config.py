@@ -172,9 +172,9 @@ class ProbesConfig:
     acquisition_max: int = 24  # questions probed per version's acquisition suite, at most
     noise_runs: int = 3  # sampled runs of the base giving the noise floor (cached; fewer than 2 = off)
     max_qa_drop: float = 6.0  # gate: general-QA score may fall at most this many points below the base's
-    max_instruct_drop: float = 15.0  # gate: instruction-following score, points below the base's
-    max_kl: float = 0.2  # gate: mean KL(base || candidate) over the kl suite's tokens, nats per token
-    max_ppl_ratio: float = 1.05  # gate: reference-text perplexity of the candidate / the base's
+    max_instruct_drop: float = 25.0  # gate: instruction-following score, points below the base's (3 of 14 checks)
+    max_kl: float = 0.75  # gate: mean KL(base || candidate) over the kl suite's tokens, nats per token
+    max_ppl_ratio: float = 1.3  # gate: reference-text perplexity of the candidate / the base's
 
     def __post_init__(self) -> None:
         for name in ("max_new_tokens", "batch_size"):

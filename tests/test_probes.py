@@ -67,9 +67,9 @@ def test_gate_accepts_within_every_threshold():
 
 @pytest.mark.parametrize("case, words", [
     (dict(qa=(50.0, 40.0)), ["general-qa", "10.0 points", "max_qa_drop"]),
-    (dict(instruct=(40.0, 20.0)), ["instruct", "20.0 points", "max_instruct_drop"]),
+    (dict(instruct=(40.0, 10.0)), ["instruct", "30.0 points", "max_instruct_drop"]),
     (dict(kl=0.9), ["KL", "0.900", "max_kl"]),
-    (dict(ppl=(30.0, 33.0)), ["perplexity ratio 1.100", "max_ppl_ratio"]),
+    (dict(ppl=(30.0, 42.0)), ["perplexity ratio 1.400", "max_ppl_ratio"]),
     (dict(leaks=2), ["privacy canary", "2 replies"]),
 ])
 def test_gate_rejects_each_failed_threshold_with_its_reason(case, words):
