@@ -123,10 +123,13 @@ def import_round(home: Path, config, facts: list[dict]) -> None:
         raise RuntimeError(f"import failed: {report.summary()} {report.errors}")
 
 
-def retrieval_answers(home: Path, config, questions: list[tuple[str, str]]) -> list[str]:
+def retrieval_answers(home: Path, config, questions: list[tuple[str, str]], max_new_tokens: int) -> list[str]:
     """The base model with retrieval memory ON: each question asked as the user who told the fact."""
     from chatbot.runtime import open_runtime
 
+    # Same answer length as the closed-book evaluation (greedy, Evaluator.max_new_tokens), for the same scoring.
+    config = dataclasses.replace(config, decoding=dataclasses.replace(config.decoding, max_new_tokens=max_new_tokens,
+                                                                      do_sample=False))
     rt = open_runtime(home, config, with_model=True)
     try:
         return [rt.chat.ask(q, user, use_memory=True)["answer"] for q, user in questions]
@@ -178,8 +181,9 @@ def run(args: argparse.Namespace) -> dict:
             taught = [f for f in facts if f["round"] <= r]
             qs = [(q, f) for f in taught for q in f["questions"]]
             if overrides is None:
-                answers = retrieval_answers(home, config, [(q, f["user"]) for q, f in qs])
-                gen_answers = retrieval_answers(home, config, [(g["question"], config.serve.default_user) for g in general])
+                answers = retrieval_answers(home, config, [(q, f["user"]) for q, f in qs], evaluator.max_new_tokens)
+                gen_answers = retrieval_answers(home, config, [(g["question"], config.serve.default_user)
+                                                               for g in general], evaluator.max_new_tokens)
             else:
                 answers = evaluator.answers(trained, [q for q, _ in qs])
                 gen_answers = evaluator.answers(trained, [g["question"] for g in general])
@@ -196,10 +200,10 @@ def run(args: argparse.Namespace) -> dict:
                          "examples": [(q, a[:80]) for (q, _), a in list(zip(qs, answers))[-2:]]})
             print(f"[{strategy}] round {r}: recall {recall:.3f} (new {per_round[-1]:.3f}), general {g_score:.3f} "
                   f"(base {base_score:.3f})", flush=True)
-        seconds[strategy] = round(time.time() - t0, 1)
-        result = build_result(args, started, model_cfg, train_base, list(matrices), evaluator, facts, rounds, general,
-                              base_score, rows, matrices, seconds)
-        write_outputs(result, Path(args.out))  # after every strategy: a long run that is cut short keeps its results
+            seconds[strategy] = round(time.time() - t0, 1)
+            result = build_result(args, started, model_cfg, train_base, list(matrices), evaluator, facts, rounds,
+                                  general, base_score, rows, matrices, seconds)
+            write_outputs(result, Path(args.out))  # after every round: a run cut short keeps what it measured
     if args.keep:
         print(f"data homes kept in {work}")
     else:
@@ -258,7 +262,7 @@ def write_outputs(result: dict, out: Path) -> None:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         w.writeheader()
         w.writerows(result["rows"])
-    lines = [f"Command: `{result['command']}` · model {result['model']['source']} ({result['model']['quantization']}) · "
+    lines = [f"Command: `{result['command']}`" + (" (merged)" if result.get("merged_from") else "") + " · model {result['model']['source']} ({result['model']['quantization']}) · "
              f"{result['wall_seconds'] / 60:.1f} min · base general score {result['base_general']:.3f}", "",
              "| strategy | round | facts taught | recall (all) | recall (new) | general | retention |",
              "|---|---|---|---|---|---|---|"]
@@ -297,6 +301,24 @@ def plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def merge(files: list[Path]) -> dict:
+    """Combine results.json of runs made with the same settings (e.g. strategies run as parallel processes):
+    the pinned settings must match; rows, matrices and summaries are concatenated in the order given."""
+    parts = [json.loads(Path(f).read_text(encoding="utf-8")) for f in files]
+    first = parts[0]
+    for key in ("model", "train_defaults", "decoding", "facts_file", "general_suite", "base_general", "rounds"):
+        for p in parts[1:]:
+            if p[key] != first[key]:
+                raise SystemExit(f"--merge: {key} differs between runs; only runs with the same settings combine")
+    out = {**first, "command": " ; ".join(p["command"] for p in parts),
+           "wall_seconds": max(p["wall_seconds"] for p in parts), "merged_from": [str(f) for f in files],
+           "rows": [r for p in parts for r in p["rows"]], "strategies": {}, "matrices": {}, "summary": {}}
+    for p in parts:
+        for key in ("strategies", "matrices", "summary"):
+            out[key].update(p[key])
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 epilog="Full run: about 60 minutes on 2 CPU cores with the embedded model.")
@@ -310,8 +332,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-general", type=int, default=0, help="use only the first N general probes (0 = all)")
     p.add_argument("--train", default="", help='JSON overrides of the train defaults, e.g. \'{"epochs": 1}\'')
     p.add_argument("--keep", action="store_true", help="keep the per-strategy data homes (printed)")
+    p.add_argument("--merge", nargs="+", metavar="RESULTS_JSON", default=None,
+                   help="do not run: combine results.json files of runs with the same settings into --out")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.merge:
+        write_outputs(merge([Path(f) for f in args.merge]), Path(args.out))
+        print((Path(args.out) / "results.md").read_text(encoding="utf-8"))
+        return 0
     run(args)
     print((Path(args.out) / "results.md").read_text(encoding="utf-8"))
     return 0

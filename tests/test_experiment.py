@@ -75,3 +75,21 @@ def test_miniature_run_writes_table_csv_and_plot(tiny_model_dir, model_cache, tm
     assert result["strategies"]["retrieval"] is None and result["strategies"]["naive"]["augment"] is False
     assert (out / "recall.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| replay | 1 | 10 |" in (out / "results.md").read_text()
+
+
+def test_merge_combines_runs_with_the_same_settings_only(tmp_path):
+    pinned = {"model": {"source": "m"}, "train_defaults": {"learning_rate": 5e-4}, "decoding": {}, "facts_file": {},
+              "general_suite": {}, "base_general": 0.5, "rounds": [1], "command": "c", "wall_seconds": 1.0}
+    a = {**pinned, "rows": [{"strategy": "naive"}], "strategies": {"naive": {}}, "matrices": {"naive": [[0.0]]},
+         "summary": {"naive": {"bwt": None}}}
+    b = {**pinned, "rows": [{"strategy": "retrieval"}], "strategies": {"retrieval": None},
+         "matrices": {"retrieval": [[1.0]]}, "summary": {"retrieval": {"bwt": None}}}
+    files = []
+    for name, data in (("a", a), ("b", b), ("c", {**b, "base_general": 0.6})):
+        files.append(tmp_path / f"{name}.json")
+        files[-1].write_text(json.dumps(data))
+    merged = experiment.merge(files[:2])
+    assert [r["strategy"] for r in merged["rows"]] == ["naive", "retrieval"]
+    assert set(merged["matrices"]) == {"naive", "retrieval"} and merged["merged_from"] == [str(f) for f in files[:2]]
+    with pytest.raises(SystemExit, match="base_general differs"):
+        experiment.merge([files[0], files[2]])
