@@ -262,7 +262,7 @@ def write_outputs(result: dict, out: Path) -> None:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         w.writeheader()
         w.writerows(result["rows"])
-    lines = [f"Command: `{result['command']}`" + (" (merged)" if result.get("merged_from") else "") + " · model {result['model']['source']} ({result['model']['quantization']}) · "
+    lines = [f"Command: `{result['command']}`" + (" (merged)" if result.get("merged_from") else "") + f" · model {result['model']['source']} ({result['model']['quantization']}) · "
              f"{result['wall_seconds'] / 60:.1f} min · base general score {result['base_general']:.3f}", "",
              "| strategy | round | facts taught | recall (all) | recall (new) | general | retention |",
              "|---|---|---|---|---|---|---|"]
@@ -270,9 +270,10 @@ def write_outputs(result: dict, out: Path) -> None:
     for r in result["rows"]:
         lines.append(f"| {r['strategy']} | {r['round']} | {r['facts_taught']} | {num(r['recall'])} | "
                      f"{num(r['recall_new'])} | {num(r['general'])} | {num(r['retention'])} |")
-    lines += ["", "| strategy | final recall | final retention | BWT | forgetting | seconds |", "|---|---|---|---|---|---|"]
+    lines += ["", "| strategy | rounds run | final recall | final retention | BWT | forgetting | seconds |",
+              "|---|---|---|---|---|---|---|"]
     for s, v in result["summary"].items():
-        lines.append(f"| {s} | {num(v['final_recall'])} | {num(v['final_retention'])} | {num(v['bwt'], '+')} | "
+        lines.append(f"| {s} | {len(result['matrices'][s])} of {len(result['rounds'])} | {num(v['final_recall'])} | {num(v['final_retention'])} | {num(v['bwt'], '+')} | "
                      f"{num(v['forgetting'], '+')} | {v['seconds']:.0f} |")
     (out / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     plot(result, out / "recall.png")
