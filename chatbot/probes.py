@@ -319,12 +319,7 @@ class Prober:
         chunks = [ids[i:i + window] for i in range(0, len(ids), window) if len(ids[i:i + window]) > 1]
         nll, n = 0.0, 0
         for start in range(0, len(chunks), self.p.batch_size):
-            batch = chunks[start:start + self.p.batch_size]
-            width = max(len(c) for c in batch)
-            input_ids = torch.full((len(batch), width), tok.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for r, c in enumerate(batch):
-                input_ids[r, :len(c)], mask[r, :len(c)] = c, 1
+            input_ids, mask = _right_pad(chunks[start:start + self.p.batch_size], tok.pad_token_id)
             with self.generator.serving() as model:
                 logits = model(input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device)).logits
             logp = torch.log_softmax(logits[:, :-1].float(), -1)
@@ -357,16 +352,11 @@ class Prober:
         bs = max(1, min(self.p.batch_size, 8))  # full-vocabulary logits of every position: keep batches small
         for start in range(0, len(encoded), bs):
             batch = encoded[start:start + bs]
-            width = max(len(e["input_ids"]) for e in batch)
-            input_ids = torch.full((len(batch), width), tok.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            input_ids, mask = _right_pad([torch.tensor(e["input_ids"]) for e in batch], tok.pad_token_id)
             # Position t predicts token t+1: compare the distributions that predict the reply's tokens.
-            predicts = torch.zeros((len(batch), width), dtype=torch.bool)
+            predicts = torch.zeros(input_ids.shape, dtype=torch.bool)
             for r, e in enumerate(batch):
-                L = len(e["input_ids"])
-                input_ids[r, :L], mask[r, :L] = torch.tensor(e["input_ids"]), 1
-                labels = torch.tensor(e["labels"])
-                predicts[r, :L - 1] = labels[1:] != IGNORE
+                predicts[r, :len(e["input_ids"]) - 1] = torch.tensor(e["labels"])[1:] != IGNORE
             with self.generator.serving(base=True) as model:
                 base_logits = model(input_ids=input_ids.to(model.device),
                                     attention_mask=mask.to(model.device)).logits[predicts.to(model.device)]
@@ -443,6 +433,16 @@ class Prober:
         result = SuiteResult(LEAKS, can.suite.version, float(len(leaks)), items,
                              {"secrets": len(can.secrets), "prompts": len(can.suite.probes)})
         return self._save(version, result, {}, "greedy")
+
+
+def _right_pad(seqs: list[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-id sequences → (input_ids, attention_mask), right-padded to the longest."""
+    width = max(len(x) for x in seqs)
+    input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, x in enumerate(seqs):
+        input_ids[r, :len(x)], mask[r, :len(x)] = x, 1
+    return input_ids, mask
 
 
 def _key(decoding: dict) -> str:

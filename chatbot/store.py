@@ -93,6 +93,13 @@ CREATE TABLE IF NOT EXISTS users (
 """
 
 
+def _chunks(ids: list, size: int = 500) -> Iterator[tuple[list, str]]:
+    """`ids` in slices small enough for one SQL statement (SQLite caps bound parameters), each with its "?,?,…"."""
+    for start in range(0, len(ids), size):
+        chunk = ids[start:start + size]
+        yield chunk, ",".join("?" * len(chunk))
+
+
 class StoreError(RuntimeError):
     """The database cannot be used (read-only, locked, corrupt); the message says what to do."""
 
@@ -366,9 +373,7 @@ class Store:
     def turns_by_ids(self, ids: Iterable[int]) -> dict[int, Turn]:
         ids = list(ids)
         out: dict[int, Turn] = {}
-        for start in range(0, len(ids), 500):  # SQLite caps bound parameters
-            chunk = ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in _chunks(ids):
             out.update({r["id"]: _turn(r) for r in self._query(f"SELECT * FROM turns WHERE id IN ({marks})", tuple(chunk))})
         return out
 
@@ -397,9 +402,7 @@ class Store:
         """turn id -> (user name, conversation id), for filtering retrieved memories by user."""
         ids = list(turn_ids)
         out: dict[int, tuple[str, int]] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in _chunks(ids):
             for r in self._query(
                 "SELECT t.id, u.name, t.conversation_id FROM turns t JOIN conversations c ON c.id = t.conversation_id"
                 f" JOIN users u ON u.id = c.user_id WHERE t.id IN ({marks})",
@@ -425,9 +428,7 @@ class Store:
         ids = list(turn_ids)
         n = 0
         with self._tx() as db:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in _chunks(ids):
                 n += db.execute(
                     f"UPDATE turns SET consolidated_in = ? WHERE consolidated_in IS NULL AND id IN ({marks})",
                     (version, *chunk),
@@ -439,9 +440,7 @@ class Store:
         """Every turn of these conversations (system and superseded ones too)."""
         ids = list(conversation_ids)
         out: list[int] = []
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in _chunks(ids):
             out += [r["id"] for r in self._query(
                 f"SELECT id FROM turns WHERE conversation_id IN ({marks}) ORDER BY id", tuple(chunk))]
         return out
@@ -457,9 +456,7 @@ class Store:
         ids = list(conversation_ids)
         n = 0
         with self._tx() as db:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in _chunks(ids):
                 n += db.execute(f"DELETE FROM turns WHERE conversation_id IN ({marks})", tuple(chunk)).rowcount
                 db.execute(f"DELETE FROM conversations WHERE id IN ({marks})", tuple(chunk))
             if user is not None:
