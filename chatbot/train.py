@@ -183,7 +183,10 @@ def train_adapter(model: torch.nn.Module, tokenizer, examples: list[Example], cf
     started = time.time()
     out = trainer.train()
     seconds = time.time() - started
+    penalties = {}
     for hook in hooks:
+        with torch.no_grad():  # the final penalty, so a run's metrics show whether a hook's strength mattered
+            penalties[f"{hook.name}_penalty"] = round(float(hook.penalty(model)), 6)
         hook.after_training(model)
 
     real, padded = trainer.real_tokens, trainer.padded_tokens  # what the model actually processed
@@ -199,6 +202,7 @@ def train_adapter(model: torch.nn.Module, tokenizer, examples: list[Example], cf
         "padding_waste": round(1 - real / padded, 4) if padded else 0.0,
         "seconds": round(seconds, 2),
         "tokens_per_s": round(real / seconds, 1) if seconds else None,
+        **penalties,
     }
     return TrainResult(model, metrics)
 

@@ -96,6 +96,7 @@ def test_end_to_end_versions_hot_swap_and_replay(tmp_path, tiny_model_dir, tiny_
     assert result2.status == "promoted" and result2.version == "v0002"
     v2 = reg.get("v0002")
     assert v2.manifest["continued_from"] == "v0001" and v2.manifest["counts"]["replay"] >= 1
+    assert v2.metrics["ewc_penalty"] > 0  # the adapter moved away from v0001 where the Fisher saw it matter
     assert set(v2.manifest["replay_turn_ids"]) <= set(v1.manifest["new_turn_ids"])
     list(rt.chat.send("me", "and again"))
     assert rt.chat.generator.adapter == "v0002"
