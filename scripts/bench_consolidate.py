@@ -10,7 +10,7 @@ every measured run copies it, so all runs see the same data. Each run is its own
                 counts from the batches the Trainer processed. Stages are timed by wrapping the package's own
                 functions on the live modules and classes (open_runtime, _rehearsal, build_mix, train_adapter,
                 tokenize_example, attach_adapter, write_json_atomic, PeftModel.save_pretrained, Registry.commit,
-                Registry.promote, Store.mark_consolidated); calls pass through unchanged. The wrapper
+                ProbeGate.__call__, Registry.promote, Store.mark_consolidated); calls pass through unchanged. The wrapper
                 on build_mix keeps the exact examples the run trained on.
   (b) baseline  the same examples (from (a)'s build_mix call), tokenized with chatbot.train.tokenize_example, on a
                 freshly loaded base with the same quantization, trained by a plain transformers.Trainer on a
@@ -357,6 +357,7 @@ def child_pipeline(args: argparse.Namespace, started: float) -> dict:
 
     from peft import PeftModel
 
+    from chatbot.gate import ProbeGate
     from chatbot.registry import Registry
     from chatbot.store import Store
 
@@ -370,6 +371,7 @@ def child_pipeline(args: argparse.Namespace, started: float) -> dict:
     w_save = Timed(PeftModel, "save_pretrained")
     w_resolved = Timed(cons, "_resolved_config")
     w_commit = Timed(Registry, "commit")
+    w_gate = Timed(ProbeGate, "__call__")
     w_promote = Timed(Registry, "promote")
     w_mark = Timed(Store, "mark_consolidated")
     trainer_rec = instrument_trainer()
@@ -400,9 +402,10 @@ def child_pipeline(args: argparse.Namespace, started: float) -> dict:
         "train_adapter: Trainer setup, rest": w_train.seconds - w_tok.seconds - w_attach.seconds - m["seconds"],
         "save: adapter save_pretrained": w_save.seconds,
         "save: config/manifest/metrics/progress JSON + registry commit": saved - w_save.seconds,
+        "probe gate (candidate probes; base + noise floor on a home's first run)": w_gate.seconds,
         "promote + mark consolidated": w_promote.seconds + w_mark.seconds,
         "after training, unaccounted (gc of the trainer, logging)": t + total - train_end_t - saved
-        - w_promote.seconds - w_mark.seconds,
+        - w_gate.seconds - w_promote.seconds - w_mark.seconds,
     }
     stages["lock, run log, other"] = total - sum(stages.values())
     out.update(
