@@ -14,6 +14,7 @@ from typing import Callable, Protocol, Sequence
 
 import torch
 from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from .config import TrainConfig
 from .mix import Example
@@ -80,6 +81,13 @@ class _Progress(TrainerCallback):
         elapsed = time.time() - self.started
         self.report({"stage": "training", "step": step, "max_steps": total, "loss": (logs or {}).get("loss"),
                      "eta_s": round(elapsed / max(step, 1) * (total - step), 1)})
+
+
+class _BarOnly(ProgressCallback):
+    """transformers' tqdm bar (on stderr) without its per-log-step printing."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        pass
 
 
 @dataclass
@@ -180,6 +188,12 @@ def train_adapter(model: torch.nn.Module, tokenizer, examples: list[Example], cf
     callbacks = [_Progress(report)] if report else []
     trainer = _HookedTrainer(model=model, args=args, train_dataset=data, data_collator=collator,
                              processing_class=tokenizer, callbacks=callbacks, hooks=hooks)
+    # With logging every step, transformers' own callbacks print every step's log dict to stdout (1368 lines for
+    # 200 turns), which also broke `consolidate --json`. The loss goes to progress.json and the metrics instead.
+    trainer.remove_callback(PrinterCallback)
+    if show_progress:
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(_BarOnly())
     started = time.time()
     out = trainer.train()
     seconds = time.time() - started

@@ -145,7 +145,7 @@ def test_killed_run_leaves_served_version_untouched(tmp_path, tiny_model_dir):
     assert not is_running(home)  # the kernel released the lock
 
     ok = chatbot(home, "consolidate", "--json", "--quiet", config=write_toml(tmp_path / "short.toml", tiny_model_dir))
-    result = json.loads(ok.stdout.splitlines()[-1])
+    result = json.loads(ok.stdout)  # stdout is the JSON object alone (no per-step Trainer logs)
     assert result["status"] == "promoted" and result["version"] == "v0001"
     assert not list(Paths(home).adapters.glob(".staging-*"))
 
