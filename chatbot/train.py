@@ -83,6 +83,12 @@ class _Progress(TrainerCallback):
                      "eta_s": round(elapsed / max(step, 1) * (total - step), 1)})
 
 
+def planned_steps(n_examples: int, cfg: TrainConfig) -> int:
+    """Optimizer steps a run takes: epochs × batches per epoch, capped at train.max_steps (0 = no cap)."""
+    steps = cfg.epochs * -(-n_examples // cfg.batch_size)
+    return min(steps, cfg.max_steps) if cfg.max_steps else steps
+
+
 class _BarOnly(ProgressCallback):
     """transformers' tqdm bar (on stderr) without its per-log-step printing."""
 
@@ -163,14 +169,17 @@ def train_adapter(model: torch.nn.Module, tokenizer, examples: list[Example], cf
             hook.before_training(model, batches)
 
     on_gpu = torch.cuda.is_available()
+    steps = planned_steps(len(data), cfg)
+    capped = steps < cfg.epochs * -(-len(data) // cfg.batch_size)
     args = TrainingArguments(
         output_dir=str(work_dir / "trainer"),
         per_device_train_batch_size=cfg.batch_size,
         num_train_epochs=cfg.epochs,
+        max_steps=steps if capped else -1,  # -1: run the epochs
         learning_rate=cfg.learning_rate,
         # Warm up over the first 10 % of steps, then decay: a constant rate let longer runs diverge here.
         lr_scheduler_type="cosine",
-        warmup_steps=max(1, int(0.1 * cfg.epochs * -(-len(data) // cfg.batch_size))),
+        warmup_steps=max(1, int(0.1 * steps)),
         weight_decay=0.0,
         logging_steps=1,
         save_strategy="no",  # a run is short; crash safety comes from atomic version folders, not checkpoints
@@ -210,7 +219,8 @@ def train_adapter(model: torch.nn.Module, tokenizer, examples: list[Example], cf
         "loss_curve": [round(float(h["loss"]), 4) for h in trainer.state.log_history if "loss" in h],
         "steps": int(out.global_step),
         "examples": len(data),
-        "epochs": cfg.epochs,
+        "epochs": round(out.global_step / -(-len(data) // cfg.batch_size), 3) if capped else cfg.epochs,
+        "capped_at_max_steps": capped,
         "tokens": real,
         "padded_tokens": padded,
         "padding_waste": round(1 - real / padded, 4) if padded else 0.0,

@@ -419,6 +419,14 @@ def child_pipeline(args: argparse.Namespace, started: float) -> dict:
     return out
 
 
+def capped_steps(n_examples: int, tc) -> int:
+    """train.max_steps as the pipeline applies it (chatbot.train.planned_steps); -1 = run the epochs."""
+    from chatbot.train import planned_steps
+
+    steps = planned_steps(n_examples, tc)
+    return steps if steps < tc.epochs * -(-n_examples // tc.batch_size) else -1
+
+
 def child_baseline(args: argparse.Namespace, started: float) -> dict:
     """(b): the same examples on a freshly loaded base, plain Trainer + peft."""
     import torch
@@ -477,6 +485,7 @@ def child_baseline(args: argparse.Namespace, started: float) -> dict:
     targs = TrainingArguments(
         output_dir=str(Path(args.work) / f"baseline-{args.child_tag}"), per_device_train_batch_size=tc.batch_size,
         num_train_epochs=tc.epochs, learning_rate=tc.learning_rate, weight_decay=0.0, seed=tc.seed,
+        max_steps=capped_steps(len(data), tc),  # the pipeline's train.max_steps cap, when it applies
         data_seed=tc.seed, report_to=[], save_strategy="no", use_cpu=not on_gpu,
         train_sampling_strategy=args.sampling,
         bf16=on_gpu and torch.cuda.is_bf16_supported(), disable_tqdm=True, remove_unused_columns=False,
@@ -499,7 +508,8 @@ def child_baseline(args: argparse.Namespace, started: float) -> dict:
         stages={"tokenize": tokenize_s, "attach adapter": attach_s, "Trainer setup": setup_s,
                 "trainer.train()": seconds},
         n_examples=len(examples), examples_sha1=examples_digest(dicts),
-        tokenized_tokens=sum(len(d["input_ids"]) for d in data) * tc.epochs, trainer=trainer_report(trainer_rec),
+        tokenized_tokens=sum(len(d["input_ids"]) for d in data) * tc.epochs if targs.max_steps < 0 else None,
+        trainer=trainer_report(trainer_rec),
         peak_rss_train=peak,
     )
     return out
@@ -702,7 +712,8 @@ def report(args, cfg, prior: int, data: dict, runs: list[dict], loadavg_start, l
         "same_examples": len({r["examples_sha1"] for r in runs}) == 1,
         # real tokens do not depend on batching: epochs × Σ tokenized lengths on every path
         "same_real_tokens": len({r["metrics"]["tokens"] for r in runs}
-                                | {r["tokenized_tokens"] for r in runs if r["path"] != "pipeline"}) == 1,
+                                | {r["tokenized_tokens"] for r in runs
+                                   if r["path"] != "pipeline" and r["tokenized_tokens"] is not None}) == 1,
     }
     for r in runs:
         r["derived"] = derived(r)

@@ -4,6 +4,8 @@ AVX512-BF16 after an eval-mode forward; training through that layout passes no g
 (a silent failure that kept the embedded model from learning any stated fact on CPU)."""
 from __future__ import annotations
 
+import dataclasses
+
 import bitsandbytes as bnb
 import pytest
 import torch
@@ -11,7 +13,7 @@ import torch
 from chatbot.config import TrainConfig
 from chatbot.mix import Example
 from chatbot.model import load_model
-from chatbot.train import make_4bit_trainable_on_cpu, train_adapter
+from chatbot.train import make_4bit_trainable_on_cpu, planned_steps, train_adapter
 
 EXAMPLES = [Example((("user", "What is my dog called?"), ("assistant", "Your dog is called Rex.")), "augment")] * 8
 CFG = TrainConfig(learning_rate=1e-2, epochs=2, batch_size=2, lora_dropout=0.0, max_seq_len=64)
@@ -51,3 +53,18 @@ def test_unpacking_is_idempotent_and_stops_repacking(tiny_model_dir, model_cache
     assert make_4bit_trainable_on_cpu(loaded.model) == 0
     _generate(loaded)  # eval mode again: must not repack a model that is being trained
     assert _packed(loaded.model) == 0
+
+
+def test_max_steps_caps_a_large_mix_and_leaves_a_small_one_alone(tiny_model_dir, model_cache, tmp_path):
+    # 8 examples, batch 2, 2 epochs = 8 steps. A cap of 3 stops there; a cap above 8 changes nothing.
+    capped_cfg = dataclasses.replace(CFG, max_steps=3)
+    assert planned_steps(len(EXAMPLES), capped_cfg) == 3 and planned_steps(len(EXAMPLES), CFG) == 8
+    loaded = load_model(str(tiny_model_dir), "4bit", "float32", model_cache)
+    capped = train_adapter(loaded.model, loaded.tokenizer, EXAMPLES, capped_cfg, tmp_path / "a", show_progress=False)
+    assert capped.metrics["steps"] == 3 and capped.metrics["capped_at_max_steps"]
+    assert capped.metrics["epochs"] == 0.75 and len(capped.metrics["loss_curve"]) == 3
+
+    loaded = load_model(str(tiny_model_dir), "4bit", "float32", model_cache)
+    full = train_adapter(loaded.model, loaded.tokenizer, EXAMPLES, dataclasses.replace(CFG, max_steps=100),
+                         tmp_path / "b", show_progress=False)
+    assert full.metrics["steps"] == 8 and not full.metrics["capped_at_max_steps"] and full.metrics["epochs"] == 2
