@@ -89,6 +89,12 @@ def planned_steps(n_examples: int, cfg: TrainConfig) -> int:
     return min(steps, cfg.max_steps) if cfg.max_steps else steps
 
 
+def trainer_max_steps(n_examples: int, cfg: TrainConfig) -> int:
+    """TrainingArguments.max_steps for a run: train.max_steps where it cuts the epochs short, else -1 (run them)."""
+    steps = planned_steps(n_examples, cfg)
+    return steps if steps < cfg.epochs * -(-n_examples // cfg.batch_size) else -1
+
+
 class _BarOnly(ProgressCallback):
     """transformers' tqdm bar (on stderr) without its per-log-step printing."""
 
@@ -170,12 +176,13 @@ def train_adapter(model: torch.nn.Module, tokenizer, examples: list[Example], cf
 
     on_gpu = torch.cuda.is_available()
     steps = planned_steps(len(data), cfg)
-    capped = steps < cfg.epochs * -(-len(data) // cfg.batch_size)
+    max_steps = trainer_max_steps(len(data), cfg)
+    capped = max_steps > 0
     args = TrainingArguments(
         output_dir=str(work_dir / "trainer"),
         per_device_train_batch_size=cfg.batch_size,
         num_train_epochs=cfg.epochs,
-        max_steps=steps if capped else -1,  # -1: run the epochs
+        max_steps=max_steps,
         learning_rate=cfg.learning_rate,
         # Warm up over the first 10 % of steps, then decay: a constant rate let longer runs diverge here.
         lr_scheduler_type="cosine",

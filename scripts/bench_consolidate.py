@@ -419,14 +419,6 @@ def child_pipeline(args: argparse.Namespace, started: float) -> dict:
     return out
 
 
-def capped_steps(n_examples: int, tc) -> int:
-    """train.max_steps as the pipeline applies it (chatbot.train.planned_steps); -1 = run the epochs."""
-    from chatbot.train import planned_steps
-
-    steps = planned_steps(n_examples, tc)
-    return steps if steps < tc.epochs * -(-n_examples // tc.batch_size) else -1
-
-
 def child_baseline(args: argparse.Namespace, started: float) -> dict:
     """(b): the same examples on a freshly loaded base, plain Trainer + peft."""
     import torch
@@ -434,7 +426,7 @@ def child_baseline(args: argparse.Namespace, started: float) -> dict:
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
     from chatbot.mix import Example
-    from chatbot.train import IGNORE, tokenize_example
+    from chatbot.train import IGNORE, tokenize_example, trainer_max_steps
 
     class CountingTrainer(Trainer):
         """Counts real (attention_mask) and padded tokens of every batch, as train.py's trainer does."""
@@ -485,7 +477,7 @@ def child_baseline(args: argparse.Namespace, started: float) -> dict:
     targs = TrainingArguments(
         output_dir=str(Path(args.work) / f"baseline-{args.child_tag}"), per_device_train_batch_size=tc.batch_size,
         num_train_epochs=tc.epochs, learning_rate=tc.learning_rate, weight_decay=0.0, seed=tc.seed,
-        max_steps=capped_steps(len(data), tc),  # the pipeline's train.max_steps cap, when it applies
+        max_steps=trainer_max_steps(len(data), tc),  # the pipeline's train.max_steps cap, when it applies
         data_seed=tc.seed, report_to=[], save_strategy="no", use_cpu=not on_gpu,
         train_sampling_strategy=args.sampling,
         bf16=on_gpu and torch.cuda.is_bf16_supported(), disable_tqdm=True, remove_unused_columns=False,
