@@ -1,6 +1,6 @@
 """`python -m chatbot` (and `accelerate launch -m chatbot`) run the CLI."""
 import sys
 
-from .cli import main
+from chatbot.cli import main
 
 sys.exit(main())

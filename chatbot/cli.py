@@ -8,10 +8,10 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from .config import ConfigError, default_home, load_config
+from chatbot.core.config import ConfigError, default_home, load_config
 
 log = logging.getLogger("chatbot")
 
@@ -28,7 +28,7 @@ def _emit(args: argparse.Namespace, text: str, data: dict) -> None:
 
 
 def _runtime(args: argparse.Namespace, with_model: bool):
-    from .runtime import open_runtime
+    from chatbot.runtime import open_runtime
 
     return open_runtime(args.home, args.cfg, with_model=with_model,
                         config_file=str(Path(args.config).resolve()) if args.config else None)
@@ -48,8 +48,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.warning("single-user mode: no accounts in %s, so no login; serving 127.0.0.1 only, as user %r with "
                     "admin rights. Create accounts with `chatbot user add NAME --admin` to require a login",
                     accounts.path, args.cfg.serve.default_user)
-    from .app import build_app, launch
-    from .schedule import start_nightly
+    from chatbot.app import build_app, launch
+    from chatbot.learning.schedule import start_nightly
 
     rt = _runtime(args, with_model=True)
     schedule = args.schedule if args.schedule is not None else rt.config.consolidate.schedule
@@ -65,8 +65,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Import conversations from a JSONL file."""
-    from .safepath import input_file
-    from .transfer import import_jsonl
+    from chatbot.memory.transfer import import_jsonl
+    from chatbot.privacy.safepath import input_file
 
     path = input_file(args.file, "import")
     rt = _runtime(args, with_model=False)
@@ -86,7 +86,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     """Ask the served model questions, each in a fresh single-turn chat (not logged)."""
-    from .chat import InputRefused
+    from chatbot.serving.chat import InputRefused
 
     if not args.question:
         raise UsageError("ask: give at least one QUESTION")
@@ -133,9 +133,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Export conversations to a JSONL file (the import format)."""
-    from .runtime import open_store
-    from .safepath import output_file
-    from .transfer import export_jsonl
+    from chatbot.memory.transfer import export_jsonl
+    from chatbot.privacy.safepath import output_file
+    from chatbot.runtime import open_store
 
     target = output_file(args.file, args.home, "export")
     store = open_store(args.home)
@@ -149,10 +149,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_consolidate(args: argparse.Namespace) -> int:
     """Fine-tune a new adapter version on new dialogue mixed with replay (QLoRA), probe it, promote it if it passes."""
-    from .consolidate import AlreadyRunning, consolidate
+    from chatbot.core.lock import AlreadyRunning
+    from chatbot.evaluation.gate import default_gate
+    from chatbot.learning.consolidate import consolidate
 
     try:
-        result = consolidate(args.home, args.cfg, dry_run=args.dry_run, show_progress=not args.quiet)
+        result = consolidate(args.home, args.cfg, gate=default_gate(args.home, args.cfg), dry_run=args.dry_run,
+                             show_progress=not args.quiet)
     except AlreadyRunning as e:
         raise UsageError(str(e)) from None
     if args.json:
@@ -174,8 +177,8 @@ def cmd_consolidate(args: argparse.Namespace) -> int:
 
 def cmd_versions(args: argparse.Namespace) -> int:
     """List adapter versions and which one is served."""
-    from .registry import Registry
-    from .runtime import Paths
+    from chatbot.core.paths import Paths
+    from chatbot.core.registry import Registry
 
     reg = Registry(Paths(args.home).adapters)
     current = reg.current()
@@ -199,37 +202,50 @@ def cmd_versions(args: argparse.Namespace) -> int:
 
 def cmd_promote(args: argparse.Namespace) -> int:
     """Serve version V (or 'base'); the running app switches between replies."""
-    from .registry import BASE, Registry, RegistryError
-    from .runtime import Paths
+    from chatbot.core.paths import Paths
+    from chatbot.core.registry import BASE, Registry, RegistryError, VersionStatus
+    from chatbot.memory.served import serve
+    from chatbot.memory.store import Store
 
-    reg = Registry(Paths(args.home).adapters)
+    paths = Paths(args.home)
+    reg = Registry(paths.adapters)
+    store = Store(paths.db)
     try:
         if args.version != BASE:
             v = reg.get(args.version)
-            if v.status == "rejected":
+            if v.status == VersionStatus.REJECTED:
                 print(f"warning: {v.name} was rejected ({'; '.join(v.reasons)}); promoting it anyway",
                       file=sys.stderr)
-        reg.promote(args.version)
+        serve(store, reg, args.version)
     except RegistryError as e:
         raise UsageError(str(e)) from None
+    finally:
+        store.close()
     print(f"serving {args.version}")
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     """Serve the previously promoted version again."""
-    from .registry import Registry
-    from .runtime import Paths
+    from chatbot.core.paths import Paths
+    from chatbot.core.registry import Registry
+    from chatbot.memory.served import rollback
+    from chatbot.memory.store import Store
 
-    reg = Registry(Paths(args.home).adapters)
-    before = reg.current()
-    after = reg.rollback()
+    paths = Paths(args.home)
+    reg = Registry(paths.adapters)
+    store = Store(paths.db)
+    try:
+        before = reg.current()
+        after = rollback(store, reg)
+    finally:
+        store.close()
     print(f"rolled back from {before} to {after}")
     return 0
 
 
 def _accounts(args: argparse.Namespace):
-    from .accounts import Accounts, users_file
+    from chatbot.privacy.accounts import Accounts, users_file
 
     return Accounts(users_file(args.home, args.cfg.serve.users_file))
 
@@ -251,7 +267,7 @@ def _read_password(args: argparse.Namespace) -> str:
 
 def cmd_user(args: argparse.Namespace) -> int:
     """Manage logins: add, passwd, list, remove (accounts turn on the login; see serve.users_file)."""
-    from .accounts import AccountError
+    from chatbot.privacy.accounts import AccountError
 
     accounts = _accounts(args)
     try:
@@ -268,7 +284,7 @@ def cmd_user(args: argparse.Namespace) -> int:
         if not args.name:
             raise UsageError(f"user {args.action}: give the user NAME")
         if args.action == "add":
-            from .accounts import check_name
+            from chatbot.privacy.accounts import check_name
 
             check_name(args.name)  # before asking for a password
             was_enabled = accounts.enabled
@@ -290,8 +306,11 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 def cmd_forget(args: argparse.Namespace) -> int:
     """Delete conversations for good (database, index, future training) and name the versions trained on them."""
-    from .forget import forget_conversations, retrain
-    from .registry import Registry
+    from chatbot.core.lock import AlreadyRunning
+    from chatbot.core.registry import Registry
+    from chatbot.evaluation.gate import default_gate
+    from chatbot.learning.retrain import retrain
+    from chatbot.privacy.forget import forget_conversations
 
     if not (args.conversation or args.user or args.retrain):
         raise UsageError("forget: give --conversation ID, --user NAME, or --retrain")
@@ -299,7 +318,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
         raise UsageError("forget: give either --conversation or --user, not both")
     out: dict = {}
     if args.conversation or args.user:
-        from .runtime import open_store
+        from chatbot.runtime import open_store
 
         store = open_store(args.home)  # check the arguments before loading the embedder
         try:
@@ -334,13 +353,10 @@ def cmd_forget(args: argparse.Namespace) -> int:
             print(report.message())
     if args.retrain:
         try:
-            withdrawal, result = retrain(args.home, args.cfg, show_progress=not args.quiet and not args.json)
-        except Exception as e:
-            from .consolidate import AlreadyRunning
-
-            if isinstance(e, AlreadyRunning):
-                raise UsageError(str(e)) from None
-            raise
+            withdrawal, result = retrain(args.home, args.cfg, gate=default_gate(args.home, args.cfg),
+                                         show_progress=not args.quiet and not args.json)
+        except AlreadyRunning as e:
+            raise UsageError(str(e)) from None
         out["retrain"] = {"withdrawn": withdrawal.withdrawn, "serving": withdrawal.serving,
                           "relearn_turns": withdrawal.relearn_turns, "result": result.to_dict() if result else None}
         if not args.json:
@@ -354,8 +370,8 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 def cmd_probe(args: argparse.Namespace) -> int:
     """Run the regression probes on a version (default: the served one) and show the gate's verdict."""
-    from .gate import judge
-    from .registry import RegistryError
+    from chatbot.core.registry import RegistryError
+    from chatbot.evaluation.gate import judge
 
     def progress(info: dict) -> None:
         if not args.json:
@@ -395,12 +411,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the dashboard (plots, forgetting, runs, answer diffs) as one self-contained HTML page."""
-    from .report import ReportPathError, write_report
+    from chatbot.evaluation.report import write_report
 
-    try:
-        target = write_report(args.home, args.cfg, args.file)
-    except ReportPathError as e:
-        raise UsageError(str(e)) from None
+    target = write_report(args.home, args.cfg, args.file)  # a refused path exits 2 with the reason (main)
     print(f"wrote {target}")
     return 0
 
@@ -520,23 +533,23 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("faiss.loader", "httpx", "sentence_transformers", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from .embed import EmbedderError
-    from .accounts import AccountError
-    from .safepath import PathRefused, home_dir
-    from .store import StoreError
+    from chatbot.memory.embed import EmbedderError
+    from chatbot.memory.store import StoreError
+    from chatbot.privacy.accounts import AccountError
+    from chatbot.privacy.safepath import PathRefused, home_dir
 
     try:
         args.home = home_dir(args.home) if args.home is not None else default_home()
         args.cfg = load_config(args.home, args.config)
         if getattr(args, "schedule", None):
-            from .config import ConsolidateConfig
+            from chatbot.core.config import ConsolidateConfig
 
             ConsolidateConfig(schedule=args.schedule)  # validates HH:MM with a clear message
         return COMMANDS[args.command](args)
     except Exception as e:
         # chatbot.model imports torch (seconds): commands that never load a model do not import it just to
         # name its error class; if it was never imported, its error cannot have been raised.
-        model = sys.modules.get("chatbot.model")
+        model = sys.modules.get("chatbot.serving.model")
         expected = (UsageError, ConfigError, StoreError, EmbedderError, PathRefused, AccountError,
                     *((model.ModelError,) if model else ()))
         if not isinstance(e, expected):

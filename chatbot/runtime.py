@@ -7,43 +7,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .buffer import Buffer
-from .config import Config
-from .embed import Embedder
-from .registry import Registry
-from .store import Store
+from chatbot.core.config import Config
+from chatbot.core.paths import Paths
+from chatbot.core.registry import Registry
+from chatbot.memory.buffer import Buffer, open_buffer
+from chatbot.memory.embed import Embedder
+from chatbot.memory.store import Store
 
 if TYPE_CHECKING:  # torch-heavy: imported only when a model is loaded, so model-free commands start fast
-    from .chat import ChatService
-    from .model import LoadedModel
+    from chatbot.serving.chat import ChatService
+    from chatbot.serving.model import LoadedModel
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Paths:
-    """Everything under the data home."""
-    home: Path
-
-    @property
-    def db(self) -> Path:
-        return self.home / "chatbot.sqlite3"
-
-    @property
-    def index(self) -> Path:
-        return self.home / "index.faiss"  # Buffer adds the embedder name and dimension to the stem
-
-    @property
-    def models(self) -> Path:
-        return self.home / "models"
-
-    @property
-    def adapters(self) -> Path:
-        return self.home / "adapters"
-
-    @property
-    def runs(self) -> Path:
-        return self.home / "runs"
 
 
 @dataclass
@@ -70,19 +45,17 @@ def open_runtime(home: Path, config: Config, with_model: bool = True, loaded: Lo
     """Open the buffer (reconciling the index with SQLite) and, if asked, load the model and chat service.
     `loaded`/`embedder` let tests and benchmarks inject a tiny or shared model."""
     paths = Paths(Path(home))
-    paths.home.mkdir(parents=True, exist_ok=True)
-    store = Store(paths.db)
-    embedder = embedder or Embedder(config.memory.embedder)
-    buffer = Buffer(store, embedder, paths.index, config.buffer.index_kind, config.buffer.index_save_every)
-    rt = Runtime(config, paths, store, buffer, config_file=config_file)
+    buffer = open_buffer(paths, config.memory.embedder, config.buffer.index_kind, config.buffer.index_save_every,
+                         embedder)
+    rt = Runtime(config, paths, buffer.store, buffer, config_file=config_file)
     if with_model or loaded is not None:
-        from .chat import ChatService
-        from .generate import Generator
-        from .model import load_model
+        from chatbot.serving.chat import ChatService  # lazy: torch-heavy, model-free commands start fast
+        from chatbot.serving.generate import Generator
+        from chatbot.serving.model import load_model
 
         m = config.model
         rt.loaded = loaded or load_model(m.source, m.quantization, m.compute_dtype, m.cache_dir or paths.models)
         generator = Generator(rt.loaded, config.decoding, m.max_context)
-        rt.chat = ChatService(config, store, buffer, generator, Registry(paths.adapters))
+        rt.chat = ChatService(config, rt.store, buffer, generator, Registry(paths.adapters))
         rt.chat.sync_adapter()
     return rt

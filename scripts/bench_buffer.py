@@ -31,9 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchutil import Timed  # scripts/ is on sys.path when a script runs
-
 import numpy as np
+from benchutil import Timed  # scripts/ is on sys.path when a script runs
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
@@ -112,7 +111,8 @@ def run_search(sizes: list[int], queries: int, seed: int, workdir: Path) -> list
     import inspect
 
     import bench_index
-    from chatbot import index as vindex
+
+    from chatbot.memory import index as vindex
 
     known = {"n": max(sizes), "nq": queries, "seed": seed, **SEARCH_DATA}
     params = inspect.signature(bench_index.make_data).parameters
@@ -233,9 +233,9 @@ def main() -> None:
 
     import torch
 
-    from chatbot.buffer import Buffer
-    from chatbot.embed import Embedder
-    from chatbot.store import Store
+    from chatbot.memory.buffer import Buffer
+    from chatbot.memory.embed import Embedder
+    from chatbot.memory.store import Store
 
     if args.threads:
         torch.set_num_threads(args.threads)

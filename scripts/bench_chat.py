@@ -124,7 +124,7 @@ def run_bare(generator, prompt, settings: dict) -> dict:
 
 def run_chat(chat, text: str) -> dict:
     """(b) ChatService.send end to end; times from just before the first next() (validation included)."""
-    from chatbot.chat import Accepted, Done
+    from chatbot.serving.chat import Accepted, Done
 
     t0 = time.perf_counter()
     t_acc = t_first = t_last = None
@@ -172,12 +172,12 @@ def main() -> None:
     import torch
     import transformers
 
-    from chatbot.config import Config, DecodingConfig, ModelConfig
-    from chatbot.memory import memory_prompt, recall
-    from chatbot.model import load_model
+    from chatbot.core.config import Config, DecodingConfig, ModelConfig
+    from chatbot.memory.recall import memory_prompt, recall
+    from chatbot.memory.store import clean_text
+    from chatbot.memory.transfer import import_jsonl
     from chatbot.runtime import open_runtime
-    from chatbot.store import clean_text
-    from chatbot.transfer import import_jsonl
+    from chatbot.serving.model import load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)

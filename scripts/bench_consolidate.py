@@ -4,15 +4,15 @@ A temp home gets --turns new turns (user/assistant pairs whose user side states 
 as "My sister is called Ana." or "I live in Porto.", so augmentation turns them into Q/A pairs) and, for replay,
 --prior-turns older turns imported and marked consolidated (Store.mark_consolidated). That home is a template:
 every measured run copies it, so all runs see the same data. Each run is its own subprocess (peak RSS per path):
-  (a) pipeline  chatbot.consolidate.consolidate(home, config, loaded=..., show_progress=False) with the real
+  (a) pipeline  chatbot.learning.consolidate.consolidate(home, config, gate=..., loaded=..., show_progress=False) with the real
                 config (4-bit by default), after chatbot.model.load_model. Its training metrics (real tokens,
                 padded tokens, padding waste, trainer seconds, tokens/s) come from result.metrics, which train.py
                 counts from the batches the Trainer processed. Stages are timed by wrapping the package's own
-                functions on the live modules and classes (open_runtime, _rehearsal, build_mix, train_adapter,
+                functions on the live modules and classes (open_buffer, _rehearsal, build_mix, train_adapter,
                 tokenize_example, attach_adapter, write_json_atomic, PeftModel.save_pretrained, Registry.commit,
-                ProbeGate.__call__, Registry.promote, Store.mark_consolidated); calls pass through unchanged. The wrapper
+                ProbeGate.__call__, Registry.promote, Store.set_consolidated); calls pass through unchanged. The wrapper
                 on build_mix keeps the exact examples the run trained on.
-  (b) baseline  the same examples (from (a)'s build_mix call), tokenized with chatbot.train.tokenize_example, on a
+  (b) baseline  the same examples (from (a)'s build_mix call), tokenized with chatbot.learning.train.tokenize_example, on a
                 freshly loaded base with the same quantization, trained by a plain transformers.Trainer on a
                 peft.get_peft_model LoRA (same r / alpha / dropout / targets / lr / epochs / batch size / seed;
                 prepare_model_for_kbit_training without gradient checkpointing, as the pipeline does), random
@@ -169,8 +169,8 @@ def conversations(n_turns: int, seed: int) -> list[dict]:
 
 def build_home(home: Path, config, new_turns: int, prior_turns: int, seed: int) -> dict:
     """Import the prior set, mark it consolidated (the replay pool), then import the new set (what this run learns)."""
+    from chatbot.memory.transfer import import_jsonl
     from chatbot.runtime import open_runtime
-    from chatbot.transfer import import_jsonl
 
     started = time.perf_counter()
     rt = open_runtime(home, config, with_model=False)
@@ -292,7 +292,7 @@ def trainer_report(rec: dict) -> dict:
 
 def make_config(args: argparse.Namespace):
     """Defaults (or --config FILE) with the command-line overrides; dataclasses.replace re-runs the checks."""
-    from chatbot.config import Config
+    from chatbot.core.config import Config
 
     cfg = Config()
     if args.config:
@@ -307,7 +307,7 @@ def make_config(args: argparse.Namespace):
 
 
 def _load(cfg):
-    from chatbot.model import load_model
+    from chatbot.serving.model import load_model
 
     m = cfg.model
     return load_model(m.source, m.quantization, m.compute_dtype, m.cache_dir)  # "" = load_model's shared temp cache
@@ -327,9 +327,9 @@ def child_common(args: argparse.Namespace) -> dict:
 
 def child_pipeline(args: argparse.Namespace, started: float) -> dict:
     """(a): load the base, then run consolidate() on a copy of the template home; time its stages."""
-    import chatbot.consolidate as cons
-    import chatbot.train as train
-    from chatbot.mix import example_to_dict
+    import chatbot.learning.consolidate as cons
+    import chatbot.learning.train as train
+    from chatbot.learning.mix import example_to_dict
 
     out = child_common(args)
     cfg = make_config(args)
@@ -357,15 +357,15 @@ def child_pipeline(args: argparse.Namespace, started: float) -> dict:
 
     from peft import PeftModel
 
-    from chatbot.gate import ProbeGate
-    from chatbot.registry import Registry
-    from chatbot.store import Store
+    from chatbot.core.registry import Registry
+    from chatbot.evaluation.gate import ProbeGate, default_gate
+    from chatbot.memory.store import Store
 
-    w_runtime = Timed(cons, "open_runtime")
+    w_runtime = Timed(cons, "open_buffer")
     w_rehearsal = Timed(cons, "_rehearsal")
     w_mix = Timed(cons, "build_mix", on_return=keep_mix)
     w_json = Timed(cons, "write_json_atomic")
-    w_train = Timed(train, "train_adapter", on_call=train_start, on_return=train_end)
+    w_train = Timed(cons, "train_adapter", on_call=train_start, on_return=train_end)
     w_tok = Timed(train, "tokenize_example")
     w_attach = Timed(train, "attach_adapter")
     w_save = Timed(PeftModel, "save_pretrained")
@@ -373,11 +373,11 @@ def child_pipeline(args: argparse.Namespace, started: float) -> dict:
     w_commit = Timed(Registry, "commit")
     w_gate = Timed(ProbeGate, "__call__")
     w_promote = Timed(Registry, "promote")
-    w_mark = Timed(Store, "mark_consolidated")
+    w_mark = Timed(Store, "set_consolidated")
     trainer_rec = instrument_trainer()
 
     t = time.perf_counter()
-    result = cons.consolidate(home, cfg, loaded=loaded, show_progress=False)
+    result = cons.consolidate(home, cfg, gate=default_gate(home, cfg), loaded=loaded, show_progress=False)
     total = time.perf_counter() - t
     if result.status != "promoted":
         raise SystemExit(f"consolidation ended with status {result.status}: {result.message}")
@@ -393,7 +393,7 @@ def child_pipeline(args: argparse.Namespace, started: float) -> dict:
     json_after = sum(b - a for a, b in w_json.calls if a >= train_end_t)
     saved = w_save.seconds + w_resolved.seconds + json_after + w_commit.seconds
     stages = {
-        "open runtime + select (embedder, FAISS, SQLite)": w_runtime.seconds,
+        "open buffer + select (embedder, FAISS, SQLite)": w_runtime.seconds,
         "rehearsal (base model answers)": w_rehearsal.seconds,
         "mix build (augment, replay policy)": w_mix.seconds,
         "train_adapter: tokenize": w_tok.seconds,
@@ -425,8 +425,8 @@ def child_baseline(args: argparse.Namespace, started: float) -> dict:
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
-    from chatbot.mix import Example
-    from chatbot.train import IGNORE, tokenize_example, trainer_max_steps
+    from chatbot.learning.mix import Example
+    from chatbot.learning.train import IGNORE, tokenize_example, trainer_max_steps
 
     class CountingTrainer(Trainer):
         """Counts real (attention_mask) and padded tokens of every batch, as train.py's trainer does."""

@@ -24,8 +24,8 @@ import faiss
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
-from chatbot import index as vindex  # noqa: E402
-from chatbot.index import VectorIndex  # noqa: E402
+from chatbot.memory import index as vindex  # noqa: E402
+from chatbot.memory.index import VectorIndex  # noqa: E402
 
 TARGET_P99_MS = 20.0
 TARGET_RECALL = 0.95

@@ -86,7 +86,7 @@ def child(args: argparse.Namespace) -> dict:
     import torch
     import transformers
 
-    from chatbot import model as cbmodel
+    from chatbot.serving import model as cbmodel
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -6,7 +6,7 @@ product's own job (chatbot.consolidate, same code as `chatbot consolidate`), the
 (closed book), greedy decoding and the served model (4-bit base + unmerged adapter):
   - recall: a fact counts as recalled for a question when the answer contains its key; questions are worded
     differently from the conversation (and from the augmentation's own question templates, checked in a test);
-  - retention: score on the held-out general probes (data/probes/general-qa-v1.jsonl), as a share of the base model's.
+  - retention: score on the held-out general probes (chatbot/evaluation/probe_suites/general-qa-v1.jsonl), as a share of the base model's.
 Strategies (same facts, same seeds, same model, one run):
   naive       raw dialogue only, product learning rate, no replay, no rehearsal, no Q/A augmentation
   low-lr      Q/A augmentation, learning rate / 5, no replay or rehearsal (the "just be gentle" mitigation)
@@ -85,7 +85,7 @@ class Evaluator:
         import torch
         from peft import PeftModel
 
-        from chatbot.model import load_model
+        from chatbot.serving.model import load_model
 
         m = self.config.model
         loaded = load_model(m.source, m.quantization, m.compute_dtype, m.cache_dir)
@@ -109,8 +109,8 @@ class Evaluator:
 
 
 def import_round(home: Path, config, facts: list[dict]) -> None:
+    from chatbot.memory.transfer import import_jsonl
     from chatbot.runtime import open_runtime
-    from chatbot.transfer import import_jsonl
 
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8") as f:
         for fact in facts:
@@ -141,9 +141,9 @@ def retrieval_answers(home: Path, config, questions: list[tuple[str, str]], max_
 
 
 def run(args: argparse.Namespace) -> dict:
-    from chatbot.config import Config
-    from chatbot.consolidate import consolidate
-    from chatbot.registry import Registry
+    from chatbot.core.config import Config
+    from chatbot.core.registry import Registry
+    from chatbot.learning.consolidate import consolidate
 
     facts = load_jsonl(Path(args.facts))
     general = load_jsonl(Path(args.general))[: args.max_general or None]
@@ -156,7 +156,6 @@ def run(args: argparse.Namespace) -> dict:
     model_cfg = dataclasses.replace(base.model, source=args.model, cache_dir=args.cache_dir)
     train_base = dataclasses.replace(base.train, **json.loads(args.train or "{}"))
     # No probe gate here: the experiment measures what each strategy does, not what the gate lets through.
-    accept_all = lambda version: (True, [])  # noqa: E731
     work = Path(tempfile.mkdtemp(prefix="experiment-"))
     started = time.time()
     evaluator = Evaluator(Config(model=model_cfg))
@@ -178,7 +177,7 @@ def run(args: argparse.Namespace) -> dict:
             import_round(home, config, [f for f in facts if f["round"] == r])
             trained = None
             if overrides is not None:
-                result = consolidate(home, config, gate=accept_all, show_progress=False)
+                result = consolidate(home, config, gate=None, show_progress=False)  # every candidate accepted
                 print(f"[{strategy}] round {r}: {result.message}", flush=True)
                 trained = Registry(home / "adapters").current_path()
             taught = [f for f in facts if f["round"] <= r]

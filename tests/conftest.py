@@ -4,6 +4,7 @@ $CHATBOT_TEST_CACHE (default ~/.cache/chatbot-tests) so only the first run pays 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -30,7 +31,7 @@ def model_cache() -> Path:
 @pytest.fixture(scope="session")
 def embedded_dir(model_cache: Path) -> Path:
     """The embedded SmolLM2 converted to safetensors (real weights)."""
-    from chatbot.model import convert_gguf, embedded_gguf_path
+    from chatbot.serving.model import convert_gguf, embedded_gguf_path
 
     return convert_gguf(embedded_gguf_path(), model_cache)
 
@@ -79,14 +80,14 @@ def _tiny_llama(embedded_dir: Path, target: Path, embedding_std: float | None = 
 
 @pytest.fixture(scope="session")
 def tiny_loaded(tiny_model_dir: Path):
-    from chatbot.model import load_model
+    from chatbot.serving.model import load_model
 
     return load_model(str(tiny_model_dir), quantization="none")
 
 
 @pytest.fixture(scope="session")
 def embedder():
-    from chatbot.embed import Embedder
+    from chatbot.memory.embed import Embedder
 
     return Embedder()
 
@@ -94,7 +95,7 @@ def embedder():
 def tiny_config(tiny_model_dir: Path, **sections):
     """A Config pointing at the tiny model, unquantized, short replies, no noise-floor runs; override sections
     with dicts."""
-    from chatbot.config import Config
+    from chatbot.core.config import Config
 
     data = {"model": {"source": str(tiny_model_dir), "quantization": "none", "max_context": 512},
             "decoding": {"max_new_tokens": 16},
@@ -150,3 +151,46 @@ def serving(home: Path, timeout: float = 240):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def chatbot(home, *args, config=None, check=True, timeout=300):
+    """Run the real `chatbot` command in a child process, as a user would."""
+    cmd = [sys.executable, "-m", "chatbot", "--home", str(home)]
+    if config:
+        cmd += ["--config", str(config)]
+    proc = subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def import_facts(home, rows, tmp_path, name="facts.jsonl"):
+    src = tmp_path / name
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    from chatbot.core.config import Config
+    from chatbot.memory.transfer import import_jsonl
+    from chatbot.runtime import open_runtime
+
+    rt = open_runtime(home, Config(), with_model=False)
+    try:
+        import_jsonl(src, rt.store, rt.buffer, "me")
+    finally:
+        rt.close()
+    return src
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} missing: run scripts/setup.sh --test (installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -4,18 +4,7 @@ import subprocess
 import sys
 
 import pytest
-
-from conftest import tiny_config
-
-
-def chatbot(home, *args, config=None, check=True, timeout=300):
-    cmd = [sys.executable, "-m", "chatbot", "--home", str(home)]
-    if config:
-        cmd += ["--config", str(config)]
-    proc = subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
+from conftest import chatbot
 
 
 @pytest.fixture

@@ -3,8 +3,7 @@ the CLI exactly as a user runs it."""
 import json
 
 import pytest
-
-from test_cli import chatbot
+from conftest import chatbot
 
 pytestmark = pytest.mark.integration
 

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import gradio as gr
 
-from ..accounts import AccountError, Accounts, Identity
-from ..runtime import Runtime
-from .chat_tab import chat_tab
-from .consolidation_tab import consolidation_tab
-from .dashboard_tab import dashboard_tab
+from chatbot.app.chat_tab import chat_tab
+from chatbot.app.consolidation_tab import consolidation_tab
+from chatbot.app.dashboard_tab import dashboard_tab
+from chatbot.privacy.accounts import AccountError, Accounts, Identity
+from chatbot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

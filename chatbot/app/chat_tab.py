@@ -4,13 +4,13 @@ for the last reply. Every handler acts as the request's user (`who`); ownership 
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import gradio as gr
 
-from ..chat import Accepted, Done, InputRefused
-from ..memory import describe
-from ..runtime import Runtime
+from chatbot.memory.recall import describe
+from chatbot.runtime import Runtime
+from chatbot.serving.chat import Accepted, Done, InputRefused
 
 DONT_LEARN = "Don't learn"
 

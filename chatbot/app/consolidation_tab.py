@@ -4,13 +4,14 @@ checks the role again, since hidden components can still be called through the A
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import gradio as gr
 
-from ..jobs import describe_progress, start_consolidation
-from ..registry import BASE, Registry, RegistryError
-from ..runtime import Runtime
+from chatbot.core.registry import BASE, Registry, RegistryError, VersionStatus
+from chatbot.memory.served import rollback, serve
+from chatbot.learning.jobs import describe_progress, start_consolidation
+from chatbot.runtime import Runtime
 
 COLUMNS = ["version", "status", "served", "created", "new turns", "examples", "train loss", "reasons"]
 
@@ -70,9 +71,9 @@ def consolidation_tab(rt: Runtime, is_admin: Callable[[gr.Request | None], bool]
             return "Pick a version first."
         try:
             warn = ""
-            if name != BASE and registry.get(name).status == "rejected":
+            if name != BASE and registry.get(name).status == VersionStatus.REJECTED:
                 warn = f" Warning: {name} was rejected ({'; '.join(registry.get(name).reasons)})."
-            registry.promote(name)
+            serve(rt.store, registry, name)
         except RegistryError as e:
             return str(e)
         return f"Now serving {name} (from the next reply on).{warn}"
@@ -81,7 +82,7 @@ def consolidation_tab(rt: Runtime, is_admin: Callable[[gr.Request | None], bool]
         if not is_admin(request):
             return NOT_ADMIN
         before = registry.current()
-        return f"Rolled back from {before} to {registry.rollback()}."
+        return f"Rolled back from {before} to {rollback(rt.store, registry)}."
 
     outputs = [progress_md, served_md, table, pick]
     run_btn.click(on_run, None, action_md, api_name="consolidate_now").then(refresh, None, outputs)

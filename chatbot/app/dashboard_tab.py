@@ -4,14 +4,25 @@ Refreshes itself while a consolidation runs (and once when it ends). Admins only
 built empty and every handler checks the role (hidden components can still be called through the API)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import gradio as gr
 
-from ..dashboard import (DIFF_COLUMNS, RUN_COLUMNS, SUMMARY_COLUMNS, diff_rows, drift_frame, fingerprint,
-                         load_history, runs_rows, score_frame, summary_markdown, summary_rows)
-from ..probes import model_key
-from ..runtime import Runtime
+from chatbot.evaluation.history import (
+    DIFF_COLUMNS,
+    RUN_COLUMNS,
+    SUMMARY_COLUMNS,
+    diff_rows,
+    drift_frame,
+    fingerprint,
+    load_history,
+    runs_rows,
+    score_frame,
+    summary_markdown,
+    summary_rows,
+)
+from chatbot.evaluation.runner import model_key
+from chatbot.runtime import Runtime
 
 
 def dashboard_tab(rt: Runtime, is_admin: Callable[[gr.Request | None], bool], login: bool) -> None:

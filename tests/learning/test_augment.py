@@ -1,0 +1,216 @@
+import re
+
+import pytest
+
+from chatbot.learning.augment import MAX_QUESTIONS, Fact, extract_facts, qa_pairs, to_second_person
+
+# (user message, [(answer, key), ...] in message order)
+FACTS = [
+    ("Oh, my dog’s name is Rex!", [("Your dog is called Rex.", "Rex")]),
+    ("By the way, my cat is called Luna and my dog is named Bobby.",
+     [("Your cat is called Luna.", "Luna"), ("Your dog is called Bobby.", "Bobby")]),
+    ("Hi! I'm Anna. I live in Lisbon with my wife.",
+     [("Your name is Anna.", "Anna"), ("You live in Lisbon with your wife.", "Lisbon")]),
+    ("Actually, I’m from Porto but I live in Berlin now.",
+     [("You’re from Porto.", "Porto"), ("You live in Berlin now.", "Berlin")]),
+    ("I was born in 1990. I grew up in a small town in Norway.",
+     [("You were born in 1990.", "1990"), ("You grew up in a small town in Norway.", "Norway")]),
+    ("I was born in Porto, Portugal.", [("You were born in Porto, Portugal.", "Porto")]),
+    ("Well, I work as a nurse at St. Mary's Hospital.", [("You work as a nurse at St. Mary's Hospital.", "nurse")]),
+    ("I’m a software engineer at Google, and I’ve got three kids.",
+     [("You’re a software engineer at Google.", "software engineer"), ("You’ve got three kids.", "three kids")]),
+    ("My job is teaching kids to swim.", [("Your job is teaching kids to swim.", "teaching kids to swim")]),
+    ("I work for a small startup.", [("You work for a small startup.", "small startup")]),
+    ("My favourite colour is blue, by the way.", [("Your favourite colour is blue.", "blue")]),
+    ("Blue is my favorite color.", [("Blue is your favorite color.", "Blue")]),
+    ("I really love hiking in the mountains. I hate coriander!",
+     [("You really love hiking in the mountains.", "hiking"), ("You hate coriander.", "coriander")]),
+    ("I have two cats and a dog.", [("You have two cats and a dog.", "two cats and a dog")]),
+    ("I've got a red bike.", [("You've got a red bike.", "red bike")]),
+    ("I have pets.", [("You have pets.", "pets")]),  # "What pets do I have?" would give it away
+    ("I like sushi.", [("You like sushi.", "sushi")]),
+    ("I love my dog and my cat.", [("You love your dog and your cat.", "dog and your cat")]),  # key follows the answer
+    ("I speak Portuguese and English fluently.",
+     [("You speak Portuguese and English fluently.", "Portuguese and English")]),
+    ("I play the piano every evening. I drive a Tesla.",
+     [("You play the piano every evening.", "piano"), ("You drive a Tesla.", "Tesla")]),
+    ("I'm studying medicine at the University of Porto.",
+     [("You're studying medicine at the University of Porto.", "medicine")]),
+    ("My birthday is on May 3rd.", [("Your birthday is on May 3rd.", "May 3rd")]),
+    ("My kids are called Tom and Anna.", [("Your kids are called Tom and Anna.", "Tom and Anna")]),
+    ("I'm 34 years old and I'm allergic to peanuts.",
+     [("You're 34 years old.", "34"), ("You're allergic to peanuts.", "peanuts")]),
+    ("No, my husband’s name is João, not Joao.", [("Your husband is called João.", "João")]),
+    ("Please remember that my wife's cat is named O’Malley.",
+     [("Your wife's cat is called O’Malley.", "O’Malley")]),
+    ("Just so you know, I'm married to Sam.", [("You're married to Sam.", "Sam")]),
+    ("I used to live in London, but now I live in Paris.",
+     [("You used to live in London.", "London"), ("You live in Paris.", "Paris")]),
+    ("My name is Anna Silva.", [("Your name is Anna Silva.", "Anna Silva")]),
+    # no rule knows these: the fallback keeps the sentence and asks about the topic
+    ("My sister lives in Berlin.", [("Your sister lives in Berlin.", "Berlin")]),
+    ("I don't eat meat.", [("You don't eat meat.", "meat")]),
+]
+
+NOT_FACTS = [
+    "What is my dog's name?",
+    "what is my dog's name",
+    "Do you remember where I live?",
+    "Can you tell me my favourite colour",
+    "Please tell me a joke about my job.",
+    "Remind me to call my mom.",
+    "Let's talk about my dog.",
+    "Hi!",
+    "Hello there, how are you?",
+    "Thanks, that was helpful.",
+    "I'm fine, thanks!",
+    "If I had a dog, I'd call it Rex.",
+    "If my dog was called Rex, that would be funny.",
+    "I wish I lived in Paris.",
+    "I would love a cat named Tom.",
+    "I think my dog is cute.",
+    "I want to learn Spanish.",
+    "I have to go now.",
+    "The weather in Lisbon is nice.",
+    "I like it.",
+]
+
+
+def _facts(message: str) -> list[Fact]:
+    return extract_facts(message)
+
+
+@pytest.mark.parametrize("message, expected", FACTS, ids=[m for m, _ in FACTS])
+def test_extracts_answers_and_keys(message, expected):
+    assert [(f.answer, f.key) for f in _facts(message)] == expected
+
+
+@pytest.mark.parametrize("message", [m for m, _ in FACTS])
+def test_questions_are_varied_and_never_give_the_answer_away(message):
+    for fact in _facts(message):
+        assert 3 <= len(fact.questions) <= MAX_QUESTIONS, fact
+        assert len({q.lower() for q in fact.questions}) == len(fact.questions), fact
+        for q in fact.questions:
+            assert q.endswith(("?", ".")), q
+            assert not re.search(rf"(?<!\w){re.escape(fact.key)}(?!\w)", q, re.I), (q, fact.key)
+        assert fact.key.lower() in fact.answer.lower()
+        assert fact.statement.strip() in message  # the statement is the user's words, as said
+
+
+@pytest.mark.parametrize("message", NOT_FACTS)
+def test_questions_requests_greetings_and_hypotheticals_are_not_facts(message):
+    assert _facts(message) == []
+
+
+@pytest.mark.parametrize("message, question", [
+    ("Oh, my dog’s name is Rex!", "What is my dog's name?"),
+    ("Oh, my dog’s name is Rex!", "What's the name of my dog?"),
+    ("My kids are called Tom and Anna.", "What are the names of my kids?"),
+    ("I have a cat named Luna.", "What is my cat called?"),
+    ("I live in Lisbon.", "Where do I live?"),
+    ("I was born in 1990.", "When was I born?"),
+    ("I was born in Porto.", "Where was I born?"),
+    ("I’m from Porto.", "Where am I from?"),
+    ("I am a teacher.", "What do I do for a living?"),
+    ("I work at Google.", "Where do I work?"),
+    ("I have two cats.", "How many cats do I have?"),
+    ("I have a dog.", "What do I have?"),
+    ("I speak Portuguese.", "What language do I speak?"),
+    ("I speak Portuguese and English.", "What languages do I speak?"),
+    ("I drive a Tesla.", "What car do I drive?"),
+    ("I love sushi.", "What do I like?"),
+    ("My favourite colour is blue.", "What is my favourite colour?"),
+    ("My favourite colour is blue.", "What is my favorite colour?"),  # the other spelling, asked either way
+    ("My birthday is on May 3rd.", "When is my birthday?"),
+    ("I'm 34.", "How old am I?"),
+    ("My blood type is O negative.", "What is my blood type?"),
+    ("My sister lives in Berlin.", "What did I tell you about my sister?"),
+    ("I don't eat meat.", "What do you know about me?"),
+])
+def test_asks_the_way_the_user_will_ask(message, question):
+    assert question in [q for f in _facts(message) for q in f.questions]
+
+
+def test_statement_keeps_the_users_words_and_values_keep_their_spelling():
+    [fact] = _facts("Well, my wife’s cat is named O’Malley.")
+    assert fact.statement == "Well, my wife’s cat is named O’Malley."
+    assert fact.key == "O’Malley"
+
+
+def test_a_greeting_makes_im_capitalised_a_name_but_not_a_nationality():
+    assert [f.answer for f in _facts("Hey there! I'm Maria Silva.")] == ["Your name is Maria Silva."]
+    assert [f.answer for f in _facts("Hi, I'm Canadian.")] == ["You're Canadian."]
+    assert [f.answer for f in _facts("I'm Maria.")] != ["Your name is Maria."]  # no greeting: too ambiguous
+
+
+def test_a_sentence_without_a_verb_after_and_is_not_split():
+    # "My wife and I" is one subject, not two clauses
+    [fact] = _facts("My wife and I live in Lisbon.")
+    assert fact.answer == "Your wife and you live in Lisbon."
+
+
+def test_emoji_and_extra_spaces_do_not_hide_a_fact():
+    assert [f.answer for f in _facts("😀 I live in   Lisbon 🇵🇹")] == ["You live in Lisbon."]
+    assert [f.key for f in _facts("Oh 🙂 my dog is called Rex! 🐶")] == ["Rex"]
+
+
+@pytest.mark.parametrize("message", ["I was born in", "I have a dog called", "My dog is called"])
+def test_a_statement_cut_off_before_its_value_is_not_a_fact(message):
+    assert _facts(message) == []
+
+
+def test_the_same_fact_twice_in_a_message_is_kept_once():
+    assert len(_facts("My dog is called Rex. My dog is called Rex!")) == 1
+
+
+MESSAGE = "My dog is called Rex. I live in Lisbon. I have two cats. My favourite colour is blue."
+
+
+def test_qa_pairs_is_deterministic_for_a_seed():
+    assert qa_pairs(MESSAGE, seed=3) == qa_pairs(MESSAGE, seed=3)
+    assert len({tuple(qa_pairs(MESSAGE, per_fact=2, seed=s)) for s in range(10)}) > 1  # the seed matters
+
+
+@pytest.mark.parametrize("per_fact", [1, 2, 4])
+def test_qa_pairs_respects_per_fact(per_fact):
+    facts = _facts(MESSAGE)
+    pairs = qa_pairs(MESSAGE, per_fact=per_fact, seed=0)
+    assert len(pairs) == per_fact * len(facts)
+    for fact in facts:
+        chosen = [q for q, a in pairs if a == fact.answer]
+        assert len(chosen) == per_fact
+        assert set(chosen) <= set(fact.questions)
+
+
+def test_qa_pairs_takes_every_question_when_per_fact_is_large():
+    pairs = qa_pairs(MESSAGE, per_fact=100)
+    assert len(pairs) == sum(len(f.questions) for f in _facts(MESSAGE))
+
+
+def test_qa_pairs_rejects_a_non_positive_per_fact():
+    with pytest.raises(ValueError, match="per_fact"):
+        qa_pairs(MESSAGE, per_fact=0)
+
+
+def test_qa_pairs_of_a_message_without_facts_is_empty():
+    assert qa_pairs("What is my dog's name?") == []
+
+
+@pytest.mark.parametrize("sentence, expected", [
+    ("I live in Lisbon with my wife.", "You live in Lisbon with your wife."),
+    ("I'm tired.", "You're tired."),
+    ("I’m tired.", "You’re tired."),
+    ("I am happy and I was there.", "You are happy and you were there."),
+    ("I've got mine.", "You've got yours."),
+    ("I wash myself.", "You wash yourself."),
+    ("My dog likes me.", "Your dog likes you."),
+    ("Oh, I live here. I like it.", "Oh, you live here. You like it."),
+    ("i live in lisbon", "You live in lisbon"),
+    ("MY DOG", "YOUR DOG"),
+    ("I told you my name.", "You told me your name."),
+    ("You are my best friend.", "I am your best friend."),
+    ("The iPhone is mine.", "The iPhone is yours."),
+    ("Rex is a dog.", "Rex is a dog."),
+])
+def test_to_second_person(sentence, expected):
+    assert to_second_person(sentence) == expected

@@ -1,0 +1,151 @@
+"""Consolidation end to end on the tiny model: real SQLite, FAISS, peft, Trainer, bitsandbytes 4-bit."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import chatbot, import_facts, tiny_config
+
+from chatbot.core.config import Config
+from chatbot.core.lock import is_running, run_lock
+from chatbot.core.paths import Paths
+from chatbot.core.registry import Registry
+from chatbot.learning.consolidate import consolidate
+from chatbot.runtime import open_runtime
+
+FACTS = [
+    {"messages": [{"role": "user", "content": "My dog is called Rex."}, {"role": "assistant", "content": "Lovely name!"}]},
+    {"messages": [{"role": "user", "content": "I live in Lisbon."}, {"role": "assistant", "content": "Sunny city."}]},
+    {"user": "bob", "messages": [{"role": "user", "content": "My favourite colour is green."},
+                                 {"role": "assistant", "content": "Nice."}]},
+    {"learn": False, "messages": [{"role": "user", "content": "My password is hunter2."},
+                                  {"role": "assistant", "content": "Keep it secret."}]},
+]
+MORE = [{"messages": [{"role": "user", "content": "I work as a nurse."}, {"role": "assistant", "content": "Great job."}]}]
+
+
+def tiny_cfg(tiny_model_dir, **train) -> Config:
+    return tiny_config(tiny_model_dir, model={"quantization": "4bit"},
+                       train={"epochs": 1, "batch_size": 4, "rehearsal_count": 2, "max_seq_len": 128, **train})
+
+
+def write_toml(path, tiny_model_dir, quantization="4bit", epochs=1, extra=""):
+    path.write_text(f'[model]\nsource = "{tiny_model_dir}"\nquantization = "{quantization}"\n'
+                    f'[decoding]\nmax_new_tokens = 8\n'
+                    f'[train]\nepochs = {epochs}\nbatch_size = 4\nrehearsal_count = 2\nmax_seq_len = 128\n{extra}'
+                    '[probes]\nnoise_runs = 0\n')
+    return path
+
+
+def fresh_tiny(tiny_model_dir, quantization="4bit"):
+    from chatbot.serving.model import load_model
+    return load_model(str(tiny_model_dir), quantization=quantization)
+
+
+def test_noop_without_new_data(tmp_path, tiny_model_dir, embedder):
+    result = consolidate(tmp_path / "home", tiny_cfg(tiny_model_dir), embedder=embedder, show_progress=False)
+    assert result.status == "noop" and "nothing to consolidate" in result.message
+    assert Registry(Paths(tmp_path / "home").adapters).names() == []
+
+
+def test_end_to_end_versions_hot_swap_and_replay(tmp_path, tiny_model_dir, tiny_loaded, embedder):
+    home = tmp_path / "home"
+    import_facts(home, FACTS, tmp_path)
+    # The app is already running (base) when consolidation happens.
+    rt = open_runtime(home, tiny_config(tiny_model_dir), loaded=fresh_tiny(tiny_model_dir, "none"), embedder=embedder)
+    assert rt.chat.generator.adapter == "base"
+
+    result = consolidate(home, tiny_cfg(tiny_model_dir), loaded=fresh_tiny(tiny_model_dir), embedder=embedder,
+                         show_progress=False)
+    assert result.status == "promoted" and result.version == "v0001", result.message
+    assert result.counts["new"] == 3 and result.counts["augment"] >= 3 and result.counts["rehearsal"] == 2
+    assert "replay" not in result.counts  # nothing old to replay yet
+    reg = Registry(Paths(home).adapters)
+    v1 = reg.get("v0001")
+    assert reg.current() == "v0001" and v1.status == "promoted"
+    for f in ("adapter_model.safetensors", "adapter_config.json", "config.json", "manifest.json", "metrics.json"):
+        assert (v1.path / f).exists(), f
+    secret_ids = {t.id for t in rt.store.turns(4)}
+    assert not secret_ids & set(v1.manifest["new_turn_ids"])  # "don't learn" conversation never trained on
+    assert v1.metrics["steps"] >= 1 and 0 <= v1.metrics["padding_waste"] < 1
+    assert json.loads((v1.path / "config.json").read_text())["base_model"]["quantization"] == "4bit"
+    assert rt.store.counts()["unlearned"] == 0
+
+    # The running app picks up v0001 before its next reply, without restart.
+    events = list(rt.chat.send("me", "hello again"))
+    assert events[0].adapter == "v0001" and rt.chat.generator.adapter == "v0001"
+
+    # A second run continues from v0001 and replays old data; EWC on.
+    import_facts(home, MORE, tmp_path, "more.jsonl")
+    result2 = consolidate(home, tiny_cfg(tiny_model_dir, ewc_lambda=10.0, replay_policy="nearest"),
+                          loaded=fresh_tiny(tiny_model_dir), embedder=embedder, show_progress=False)
+    assert result2.status == "promoted" and result2.version == "v0002"
+    v2 = reg.get("v0002")
+    assert v2.manifest["continued_from"] == "v0001" and v2.manifest["counts"]["replay"] >= 1
+    assert v2.metrics["ewc_penalty"] > 0  # the adapter moved away from v0001 where the Fisher saw it matter
+    assert set(v2.manifest["replay_turn_ids"]) <= set(v1.manifest["new_turn_ids"])
+    list(rt.chat.send("me", "and again"))
+    assert rt.chat.generator.adapter == "v0002"
+    reg.rollback()
+    list(rt.chat.send("me", "after rollback"))
+    assert rt.chat.generator.adapter == "v0001"
+    rt.close()
+
+
+def test_dry_run_and_lock_refusal_via_cli(tmp_path, tiny_model_dir):
+    home = tmp_path / "home"
+    import_facts(home, FACTS, tmp_path)
+    cfg = write_toml(tmp_path / "tiny.toml", tiny_model_dir)
+    proc = chatbot(home, "consolidate", "--dry-run", config=cfg)
+    assert "would train on" in proc.stdout and "mix: " in proc.stdout and "[augment]" in proc.stdout
+    assert Registry(Paths(home).adapters).names() == []
+
+    with run_lock(home):
+        assert is_running(home)
+        proc = chatbot(home, "consolidate", config=cfg, check=False)
+    assert proc.returncode == 2 and "already running" in proc.stderr
+    assert not is_running(home)
+
+
+def test_killed_run_leaves_served_version_untouched(tmp_path, tiny_model_dir):
+    home = tmp_path / "home"
+    import_facts(home, FACTS * 1, tmp_path)
+    long_cfg = write_toml(tmp_path / "long.toml", tiny_model_dir, quantization="none", epochs=400)
+    proc = subprocess.Popen([sys.executable, "-m", "chatbot", "--home", str(home), "--config", str(long_cfg),
+                             "consolidate", "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = Paths(home).runs
+    deadline = time.time() + 180
+    step = 0
+    while time.time() < deadline and step < 2:
+        for p in runs.glob("*/progress.json"):
+            try:
+                step = json.loads(p.read_text()).get("step") or 0
+            except ValueError:
+                pass
+        time.sleep(0.2)
+    assert step >= 2, "training never started"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    reg = Registry(Paths(home).adapters)
+    assert reg.current() == "base" and reg.names() == []
+    assert not is_running(home)  # the kernel released the lock
+
+    ok = chatbot(home, "consolidate", "--json", "--quiet", config=write_toml(tmp_path / "short.toml", tiny_model_dir))
+    result = json.loads(ok.stdout)  # stdout is the JSON object alone (no per-step Trainer logs)
+    assert result["status"] == "promoted" and result["version"] == "v0001"
+    assert not list(Paths(home).adapters.glob(".staging-*"))
+
+
+def test_accelerate_launch_single_process_cpu(tmp_path, tiny_model_dir):
+    home = tmp_path / "home"
+    import_facts(home, FACTS, tmp_path)
+    cfg = write_toml(tmp_path / "tiny.toml", tiny_model_dir, quantization="none")
+    accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
+    proc = subprocess.run([accelerate, "launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
+                           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "chatbot", "--home", str(home),
+                           "--config", str(cfg), "consolidate", "--json", "--quiet"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.splitlines()[-1])["status"] == "promoted"

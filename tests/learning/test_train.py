@@ -1,0 +1,70 @@
+"""Training on a 4-bit model that has already generated (the consolidation job answers rehearsal prompts with the
+same model it then trains). bitsandbytes repacks 4-bit weights into an inference-only layout on CPUs with
+AVX512-BF16 after an eval-mode forward; training through that layout passes no gradient through the base layers
+(a silent failure that kept the embedded model from learning any stated fact on CPU)."""
+from __future__ import annotations
+
+import dataclasses
+
+import bitsandbytes as bnb
+import pytest
+import torch
+
+from chatbot.core.config import TrainConfig
+from chatbot.learning.mix import Example
+from chatbot.learning.train import make_4bit_trainable_on_cpu, planned_steps, train_adapter
+from chatbot.serving.model import load_model
+
+EXAMPLES = [Example((("user", "What is my dog called?"), ("assistant", "Your dog is called Rex.")), "augment")] * 8
+CFG = TrainConfig(learning_rate=1e-2, epochs=2, batch_size=2, lora_dropout=0.0, max_seq_len=64)
+
+
+def _packed(model) -> int:
+    return sum(bool(getattr(m.weight.quant_state, "packing_format_for_cpu", False))
+               for m in model.modules() if isinstance(m, bnb.nn.Linear4bit))
+
+
+def _generate(loaded) -> None:
+    ids = loaded.tokenizer("Hello", return_tensors="pt")
+    with torch.no_grad():
+        loaded.model.generate(**ids, max_new_tokens=2, do_sample=False)
+
+
+def test_training_after_generation_matches_training_a_fresh_model(tiny_model_dir, model_cache, tmp_path):
+    fresh = load_model(str(tiny_model_dir), "4bit", "float32", model_cache)
+    expected = train_adapter(fresh.model, fresh.tokenizer, EXAMPLES, CFG, tmp_path / "a", show_progress=False)
+
+    warm = load_model(str(tiny_model_dir), "4bit", "float32", model_cache)
+    _generate(warm)
+    if not _packed(warm.model):
+        pytest.skip("this CPU has no AVX512-BF16: bitsandbytes does not repack, nothing to undo")
+    got = train_adapter(warm.model, warm.tokenizer, EXAMPLES, CFG, tmp_path / "b", show_progress=False)
+    assert _packed(warm.model) == 0
+    a, b = expected.metrics["loss_curve"], got.metrics["loss_curve"]
+    assert a[-1] < a[0] - 0.5, a  # the fixture trains visibly, so a broken gradient would show
+    assert b == pytest.approx(a, rel=0.02, abs=0.02), (a, b)
+
+
+def test_unpacking_is_idempotent_and_stops_repacking(tiny_model_dir, model_cache):
+    loaded = load_model(str(tiny_model_dir), "4bit", "float32", model_cache)
+    _generate(loaded)
+    before = _packed(loaded.model)
+    assert make_4bit_trainable_on_cpu(loaded.model) == before
+    assert make_4bit_trainable_on_cpu(loaded.model) == 0
+    _generate(loaded)  # eval mode again: must not repack a model that is being trained
+    assert _packed(loaded.model) == 0
+
+
+def test_max_steps_caps_a_large_mix_and_leaves_a_small_one_alone(tiny_model_dir, model_cache, tmp_path):
+    # 8 examples, batch 2, 2 epochs = 8 steps. A cap of 3 stops there; a cap above 8 changes nothing.
+    capped_cfg = dataclasses.replace(CFG, max_steps=3)
+    assert planned_steps(len(EXAMPLES), capped_cfg) == 3 and planned_steps(len(EXAMPLES), CFG) == 8
+    loaded = load_model(str(tiny_model_dir), "4bit", "float32", model_cache)
+    capped = train_adapter(loaded.model, loaded.tokenizer, EXAMPLES, capped_cfg, tmp_path / "a", show_progress=False)
+    assert capped.metrics["steps"] == 3 and capped.metrics["capped_at_max_steps"]
+    assert capped.metrics["epochs"] == 0.75 and len(capped.metrics["loss_curve"]) == 3
+
+    loaded = load_model(str(tiny_model_dir), "4bit", "float32", model_cache)
+    full = train_adapter(loaded.model, loaded.tokenizer, EXAMPLES, dataclasses.replace(CFG, max_steps=100),
+                         tmp_path / "b", show_progress=False)
+    assert full.metrics["steps"] == 8 and not full.metrics["capped_at_max_steps"] and full.metrics["epochs"] == 2
