@@ -1,8 +1,13 @@
 """The `chatbot` command line. Each command is a plain function; COMMANDS maps names to them (litgpt style).
-With --json the last stdout line is one JSON object, for scripts."""
+With --json the last stdout line is one JSON object, for scripts.
+
+Commands import what they use inside their function, on purpose: start-up cost (`chatbot user list` or `status`
+must not pay seconds for torch and transformers). The layering contract in pyproject.toml checks these imports
+too."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -200,46 +205,47 @@ def cmd_versions(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_promote(args: argparse.Namespace) -> int:
-    """Serve version V (or 'base'); the running app switches between replies."""
+@contextlib.contextmanager
+def _served_version(args: argparse.Namespace):
+    """(store, registry) for commands that change the served version; chatbot.memory.served keeps the turns'
+    "learned in" marks true whichever version is served."""
     from chatbot.core.paths import Paths
-    from chatbot.core.registry import BASE, Registry, RegistryError, VersionStatus
-    from chatbot.memory.served import serve
+    from chatbot.core.registry import Registry, RegistryError
     from chatbot.memory.store import Store
 
     paths = Paths(args.home)
-    reg = Registry(paths.adapters)
     store = Store(paths.db)
     try:
+        yield store, Registry(paths.adapters)
+    except RegistryError as e:
+        raise UsageError(str(e)) from None
+    finally:
+        store.close()
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    """Serve version V (or 'base'); the running app switches between replies."""
+    from chatbot.core.registry import BASE, VersionStatus
+    from chatbot.memory.served import serve
+
+    with _served_version(args) as (store, reg):
         if args.version != BASE:
             v = reg.get(args.version)
             if v.status == VersionStatus.REJECTED:
                 print(f"warning: {v.name} was rejected ({'; '.join(v.reasons)}); promoting it anyway",
                       file=sys.stderr)
         serve(store, reg, args.version)
-    except RegistryError as e:
-        raise UsageError(str(e)) from None
-    finally:
-        store.close()
     print(f"serving {args.version}")
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     """Serve the previously promoted version again."""
-    from chatbot.core.paths import Paths
-    from chatbot.core.registry import Registry
     from chatbot.memory.served import rollback
-    from chatbot.memory.store import Store
 
-    paths = Paths(args.home)
-    reg = Registry(paths.adapters)
-    store = Store(paths.db)
-    try:
+    with _served_version(args) as (store, reg):
         before = reg.current()
         after = rollback(store, reg)
-    finally:
-        store.close()
     print(f"rolled back from {before} to {after}")
     return 0
 

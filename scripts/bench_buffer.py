@@ -180,7 +180,8 @@ def report_log_turn(args, embedder, total: list[float], base: list[float], parts
     other = tot["per_turn_ms"] - accounted
     print(f"|  other (locks, wrappers, Python) | | | | | {other:.2f} | {other / tot['per_turn_ms']:.1%} |")
     print()
-    ratios = {"log_turn_p50_over_bare_p50": tot["p50"] / bare["p50"], "log_turn_p99_over_bare_p99": tot["p99"] / bare["p99"],
+    ratios = {"log_turn_p50_over_bare_p50": tot["p50"] / bare["p50"],
+              "log_turn_p99_over_bare_p99": tot["p99"] / bare["p99"],
               "add_turn_p50_over_bare_p50": breakdown["sqlite"]["p50"] / bare["p50"]}
     print(f"- log_turn / bare sqlite insert+commit: p50 {ratios['log_turn_p50_over_bare_p50']:.1f}x, "
           f"p99 {ratios['log_turn_p99_over_bare_p99']:.1f}x; Store.add_turn / bare p50 "

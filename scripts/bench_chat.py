@@ -206,7 +206,8 @@ def main() -> None:
             # Warm-up (first-call costs of both paths) and the prompt (a) will get: what (b) built.
             warm = run_chat(chat, text)
             if warm["adapter"] != "base":
-                raise SystemExit(f"the chat path serves adapter {warm['adapter']!r}; the bare path needs the base model")
+                raise SystemExit(f"the chat path serves adapter {warm['adapter']!r}; "
+                                 "the bare path needs the base model")
             mem_ids = warm["memory_ids"]
             messages = [{"role": "user", "content": text}]
             if mem_ids:
@@ -289,15 +290,15 @@ def main() -> None:
                         "max_ms": max(p.times, default=0.0) * 1e3} for name, p in parts.items()}
     print()
     print(f"Chat path overhead: {meta['model']} {meta['quantization']} ({args.compute_dtype}), torch threads "
-          f"{meta['torch_threads']}, greedy, max_new_tokens={args.max_new_tokens} (decoded {n_new}), repetition_penalty="
-          f"{settings['repetition_penalty']}, seed {args.seed}; prompt {prompt.n_tokens} tokens incl. {len(mem_ids)} "
-          f"memories from {n_prefill} pre-filled turns; medians of {args.reps} interleaved reps")
+          f"{meta['torch_threads']}, greedy, max_new_tokens={args.max_new_tokens} (decoded {n_new}), "
+          f"repetition_penalty={settings['repetition_penalty']}, seed {args.seed}; prompt {prompt.n_tokens} tokens "
+          f"incl. {len(mem_ids)} memories from {n_prefill} pre-filled turns; medians of {args.reps} interleaved reps")
     print()
     print("| path | TTFT ms | decode tok/s | end-to-end tok/s | total s | before generate ms | generate start → first "
           "piece ms | after last piece ms |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    print(f"| (a) bare model.generate + streamer | {a['ttft_ms']:.0f} | {a['decode_tok_s']:.2f} | {a['e2e_tok_s']:.2f} | "
-          f"{a['total_s']:.2f} | - | {a['ttft_ms']:.0f} | - |")
+    print(f"| (a) bare model.generate + streamer | {a['ttft_ms']:.0f} | {a['decode_tok_s']:.2f} | "
+          f"{a['e2e_tok_s']:.2f} | {a['total_s']:.2f} | - | {a['ttft_ms']:.0f} | - |")
     print(f"| (b) ChatService.send | {b['ttft_ms']:.0f} | {b['decode_tok_s']:.2f} | {b['e2e_tok_s']:.2f} | "
           f"{b['total_s']:.2f} | {b['pre_generation_ms']:.0f} | {b['ttft_after_accepted_ms']:.0f} | "
           f"{b['post_generation_ms']:.0f} |")
@@ -325,8 +326,8 @@ def main() -> None:
         print(json.dumps({
             "meta": meta, "bare": a, "chat": b,
             "ttft_overhead_ms": ttft_over_ms, "ttft_overhead_frac": ttft_over, "decode_tok_s_ratio": decode_ratio,
-            "e2e_tok_s_ratio": e2e_ratio, "chat_breakdown_ms": breakdown, "same_reply": same_reply, "same_memories": same_prompt,
-            "target_overhead": TARGET_OVERHEAD, "target_holds": holds,
+            "e2e_tok_s_ratio": e2e_ratio, "chat_breakdown_ms": breakdown, "same_reply": same_reply,
+            "same_memories": same_prompt, "target_overhead": TARGET_OVERHEAD, "target_holds": holds,
             "runs": {"bare": [{k: v for k, v in r.items() if k != "text"} for r in a_runs],
                      "chat": [{k: v for k, v in r.items() if k != "text"} for r in b_runs]},
             "reply": a_runs[0]["text"],

@@ -4,16 +4,16 @@ A temp home gets --turns new turns (user/assistant pairs whose user side states 
 as "My sister is called Ana." or "I live in Porto.", so augmentation turns them into Q/A pairs) and, for replay,
 --prior-turns older turns imported and marked consolidated (Store.mark_consolidated). That home is a template:
 every measured run copies it, so all runs see the same data. Each run is its own subprocess (peak RSS per path):
-  (a) pipeline  chatbot.learning.consolidate.consolidate(home, config, gate=..., loaded=..., show_progress=False) with the real
-                config (4-bit by default), after chatbot.model.load_model. Its training metrics (real tokens,
+  (a) pipeline  chatbot.learning.consolidate.consolidate(home, config, gate=..., loaded=..., show_progress=False) with
+                the real config (4-bit by default), after chatbot.model.load_model. Its training metrics (real tokens,
                 padded tokens, padding waste, trainer seconds, tokens/s) come from result.metrics, which train.py
                 counts from the batches the Trainer processed. Stages are timed by wrapping the package's own
                 functions on the live modules and classes (open_buffer, _rehearsal, build_mix, train_adapter,
                 tokenize_example, attach_adapter, write_json_atomic, PeftModel.save_pretrained, Registry.commit,
                 ProbeGate.__call__, Registry.promote, Store.set_consolidated); calls pass through unchanged. The wrapper
                 on build_mix keeps the exact examples the run trained on.
-  (b) baseline  the same examples (from (a)'s build_mix call), tokenized with chatbot.learning.train.tokenize_example, on a
-                freshly loaded base with the same quantization, trained by a plain transformers.Trainer on a
+  (b) baseline  the same examples (from (a)'s build_mix call), tokenized with chatbot.learning.train.tokenize_example,
+                on a freshly loaded base with the same quantization, trained by a plain transformers.Trainer on a
                 peft.get_peft_model LoRA (same r / alpha / dropout / targets / lr / epochs / batch size / seed;
                 prepare_model_for_kbit_training without gradient checkpointing, as the pipeline does), random
                 sampling (no length grouping), DataCollatorForSeq2Seq, default logging. A small Trainer subclass
@@ -41,12 +41,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import hashlib
 import json
 import os
 import platform
-import random
 import resource
 import shutil
 import statistics
@@ -60,236 +58,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
+from benchutil import Timed, instrument_trainer, reset_peak, rss_status, trainer_report  # noqa: E402 (scripts/)
+from synthetic_facts import build_home  # noqa: E402  (scripts/ is on sys.path when a script runs)
+
 MiB = 1024 * 1024
 TARGET_RATIO = 1.0
-USERS = ["ana", "ben", "chloe", "dev", "eva"]
 
-# Slot values for the synthetic facts (each user statement picks a template and fills it with the RNG).
-_NAMES = ("Ana Tom Rita Marco Lena Yusuf Ines Pavel Sara Kofi Mei Jonas Lucia Omar Hana Felix Nora Diego Ivy Raj "
-          "Elif Bruno Maya Theo").split()
-_RELATIONS = ("sister", "brother", "dog", "cat", "best friend", "daughter", "son", "mother", "father", "neighbour",
-              "boss", "cousin")
-_CITIES = ("Porto Lyon Berlin Oslo Kyoto Austin Lima Cork Gdansk Turin Leeds Quebec Hobart Nairobi Seville "
-           "Tartu").split()
-_JOBS = ("nurse", "teacher", "carpenter", "software engineer", "baker", "pharmacist", "pilot", "librarian",
-         "electrician", "translator", "vet", "architect")
-_FAV = {"food": ("sushi", "lasagne", "ramen", "paella", "dumplings"), "colour": ("green", "orange", "navy blue"),
-        "band": ("Radiohead", "ABBA", "Queen", "Daft Punk"), "sport": ("tennis", "rowing", "basketball"),
-        "book": ("Dune", "Middlemarch", "The Hobbit")}
-_PETS = ("cats", "dogs", "rabbits", "goldfish", "parrots")
-_NUMS = ("two", "three", "four")
-_ALLERGENS = ("peanuts", "pollen", "shellfish", "cats", "penicillin")
-_INSTRUMENTS = ("cello", "piano", "guitar", "violin", "drums")
-_CARS = ("Fiat", "Toyota", "Volvo", "Skoda", "Honda")
-_HOBBIES = ("climbing", "knitting", "birdwatching", "chess", "sourdough baking", "trail running")
-_MONTHS = ("January", "March", "May", "July", "September", "November")
-_FILLERS = ("", "", "", "Oh, by the way, ", "Just so you know, ", "Hi! ")
-_ACKS = ("Thanks for telling me.", "Good to know!", "Got it, I will remember that.", "Nice, noted.",
-         "That's lovely to hear.")
-_EXTRA = (
-    "If you ever want suggestions related to that, just ask and I will take it into account.",
-    "It helps me give you answers that fit your life better.",
-    "Is there anything else about your week you would like to talk about?",
-    "Many people find that small routines like this make the day feel more manageable and pleasant.",
-    "I can also help you plan around it, for example when you organise trips, meals or weekends with friends.",
-)
-_QUESTIONS = (
-    ("What should I cook tonight?", "A quick vegetable stir-fry with rice is easy and healthy. You could add tofu or "
-     "chicken, some garlic, ginger and soy sauce, and it is ready in twenty minutes."),
-    ("Can you recommend a good book?", "You might enjoy a classic novel or a popular science book; tell me what you "
-     "liked recently and I can narrow it down."),
-    ("How do I make bread?", "Mix flour, water, salt and yeast, knead for ten minutes, let it rise until doubled, "
-     "shape it, let it rise again and bake at about 220 degrees for thirty minutes."),
-    ("Tell me a joke.", "Why did the scarecrow win an award? Because he was outstanding in his field."),
-    ("Any tips for sleeping better?", "Keep a regular schedule, avoid screens for an hour before bed, keep the room "
-     "cool and dark, and limit caffeine after lunch."),
-)
-
-
-def _fact(rng: random.Random) -> tuple[str, str]:
-    """One first-person statement and the assistant's restatement of it."""
-    kind = rng.randrange(11)
-    if kind == 0:
-        rel, name = rng.choice(_RELATIONS), rng.choice(_NAMES)
-        return f"My {rel} is called {name}.", f"Your {rel} is called {name}."
-    if kind == 1:
-        c = rng.choice(_CITIES)
-        return f"I live in {c}.", f"You live in {c}."
-    if kind == 2:
-        c = rng.choice(_CITIES)
-        return f"I grew up in {c}.", f"You grew up in {c}."
-    if kind == 3:
-        j = rng.choice(_JOBS)
-        return f"I work as a {j}.", f"You work as a {j}."
-    if kind == 4:
-        n = rng.randint(19, 78)
-        return f"I'm {n} years old.", f"You are {n} years old."
-    if kind == 5:
-        what = rng.choice(sorted(_FAV))
-        v = rng.choice(_FAV[what])
-        return f"My favourite {what} is {v}.", f"Your favourite {what} is {v}."
-    if kind == 6:
-        n, p = rng.choice(_NUMS), rng.choice(_PETS)
-        return f"I have {n} {p}.", f"You have {n} {p}."
-    if kind == 7:
-        a = rng.choice(_ALLERGENS)
-        return f"I am allergic to {a}.", f"You are allergic to {a}."
-    if kind == 8:
-        i = rng.choice(_INSTRUMENTS)
-        return f"I play the {i}.", f"You play the {i}."
-    if kind == 9:
-        col, car = rng.choice(_FAV["colour"][:2] + ("red", "white")), rng.choice(_CARS)
-        return f"I drive a {col} {car}.", f"You drive a {col} {car}."
-    h = rng.choice(_HOBBIES)
-    return f"I like {h}.", f"You like {h}."
-
-
-def conversations(n_turns: int, seed: int) -> list[dict]:
-    """JSONL-ready conversations with exactly n_turns turns (user/assistant pairs, 1-4 pairs per conversation).
-    About 85 % of user turns state one or two facts; the rest ask a general question. Replies vary in length."""
-    rng = random.Random(seed)
-    pairs_left = n_turns // 2
-    out = []
-    while pairs_left:
-        k = min(pairs_left, rng.randint(1, 4))
-        pairs_left -= k
-        messages = []
-        for _ in range(k):
-            if rng.random() < 0.15:
-                q, a = rng.choice(_QUESTIONS)
-                messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
-                continue
-            facts = [_fact(rng) for _ in range(1 if rng.random() < 0.7 else 2)]
-            user = rng.choice(_FILLERS) + " ".join(f for f, _ in facts)
-            reply = " ".join([rng.choice(_ACKS)] + [r for _, r in facts] + rng.sample(_EXTRA, rng.randint(0, 3)))
-            messages += [{"role": "user", "content": user}, {"role": "assistant", "content": reply}]
-        out.append({"user": rng.choice(USERS), "messages": messages})
-    return out
-
-
-def build_home(home: Path, config, new_turns: int, prior_turns: int, seed: int) -> dict:
-    """Import the prior set, mark it consolidated (the replay pool), then import the new set (what this run learns)."""
-    from chatbot.memory.transfer import import_jsonl
-    from chatbot.runtime import open_runtime
-
-    started = time.perf_counter()
-    rt = open_runtime(home, config, with_model=False)
-    info: dict = {}
-    try:
-        for name, n, s in (("prior", prior_turns, seed + 1000), ("new", new_turns, seed)):
-            if n == 0:
-                info[name] = {"conversations": 0, "turns": 0}
-                continue
-            convs = conversations(n, s)
-            path = home / f"{name}.jsonl"
-            path.write_text("".join(json.dumps(c) + "\n" for c in convs), encoding="utf-8")
-            report = import_jsonl(path, rt.store, rt.buffer, config.serve.default_user)
-            if report.errors or report.duplicates or report.turns != n:
-                raise SystemExit(f"importing the {name} set went wrong: {report.summary()} {report.errors[:3]}")
-            if name == "prior":
-                ids = [t.id for _, t in rt.store.learnable_turns(consolidated=False)]
-                marked = rt.store.mark_consolidated(ids, "prior")
-                assert marked == n, (marked, n)
-            info[name] = {"conversations": report.imported, "turns": report.turns}
-        info["learnable_new"] = len(rt.store.learnable_turns(consolidated=False))
-        info["learnable_consolidated"] = len(rt.store.learnable_turns(consolidated=True))
-    finally:
-        rt.close()
-    info["build_s"] = time.perf_counter() - started
-    return info
 
 
 # ---------------------------------------------------------------------------------------------------- children
-def rss_status() -> dict:
-    """VmRSS / VmHWM of this process in bytes."""
-    out = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                out[line.split(":")[0]] = int(line.split()[1]) * 1024
-    return out
-
-
-def reset_peak() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0), so a later VmHWM is the peak of what ran in between."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-class Timed:
-    """Wrap a function attribute of a live module or class (a plain function, so it still binds as a method):
-    calls go through unchanged; (start, end) times land in `calls`; `on_call(args, kwargs)` / `on_return(result)`
-    run around each call."""
-
-    def __init__(self, owner: object, name: str, on_call=None, on_return=None):
-        fn = getattr(owner, name)
-        self.calls: list[tuple[float, float]] = []
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            if on_call:
-                on_call(args, kwargs)
-            t = time.perf_counter()
-            try:
-                result = fn(*args, **kwargs)
-            finally:
-                self.calls.append((t, time.perf_counter()))
-            if on_return:
-                on_return(result)
-            return result
-
-        setattr(owner, name, wrapper)
-
-    @property
-    def seconds(self) -> float:
-        return sum(b - a for a, b in self.calls)
-
-
-def cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)  # all threads of this process
-    return r.ru_utime + r.ru_stime
-
-
-def instrument_trainer() -> dict:
-    """Time transformers.Trainer.train (wall and process CPU) and every Trainer.training_step (forward + backward
-    of one batch, with its padded and real token counts). Both paths inherit these methods, so the same wrapper
-    measures both; trainer.train minus the steps is the loop around them (data loading, optimizer, logging,
-    callbacks)."""
-    from transformers import Trainer
-
-    rec: dict = {"steps": []}
-
-    def train_start(a, k) -> None:
-        targs = a[0].args
-        rec["settings"] = {"train_sampling_strategy": str(getattr(targs, "train_sampling_strategy", "?")),
-                           "lr_scheduler_type": str(getattr(targs.lr_scheduler_type, "value", targs.lr_scheduler_type)),
-                           "logging_steps": targs.logging_steps}
-        rec["cpu0"] = cpu_seconds()
-
-    def train_end(result) -> None:
-        rec["train_cpu_s"] = cpu_seconds() - rec.pop("cpu0")
-
-    def step_start(a, k) -> None:
-        inputs = a[2] if len(a) > 2 else k["inputs"]
-        mask = inputs["attention_mask"]
-        rec["steps"].append([int(mask.numel()), int(mask.sum()), int(mask.shape[-1])])
-
-    rec["train"] = Timed(Trainer, "train", on_call=train_start, on_return=train_end)
-    rec["step"] = Timed(Trainer, "training_step", on_call=step_start)
-    return rec
-
-
-def trainer_report(rec: dict) -> dict:
-    """JSON-ready numbers from instrument_trainer's record."""
-    steps = [[p, r, b - a, n] for (p, r, n), (a, b) in zip(rec["steps"], rec["step"].calls)]
-    return {"settings": rec["settings"], "train_wall_s": rec["train"].seconds, "train_cpu_s": rec["train_cpu_s"],
-            "steps_s": sum(x[2] for x in steps), "steps": steps}
-
-
 def make_config(args: argparse.Namespace):
     """Defaults (or --config FILE) with the command-line overrides; dataclasses.replace re-runs the checks."""
     from chatbot.core.config import Config

@@ -176,8 +176,9 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench_index.", dir=args.dir))
     print(f"# VectorIndex benchmark: dim={args.dim}, {args.centres} clusters, noise={args.noise} "
           f"(rank {args.noise_rank}, iso {args.iso_noise}), k={K}, "
-          f"{args.queries} single-query searches, faiss {faiss.__version__}, omp threads={faiss.omp_get_max_threads()}, "
-          f"cpus={os.cpu_count()}, load avg {os.getloadavg()[0]:.1f}; module nprobe = max({vindex.NPROBE_MIN}, "
+          f"{args.queries} single-query searches, faiss {faiss.__version__}, "
+          f"omp threads={faiss.omp_get_max_threads()}, cpus={os.cpu_count()}, load avg {os.getloadavg()[0]:.1f}; "
+          f"module nprobe = max({vindex.NPROBE_MIN}, "
           f"nlist/{vindex.NPROBE_LIST_DIVISOR}), AUTO_IVF_THRESHOLD={vindex.AUTO_IVF_THRESHOLD}",
           flush=True)
     t = time.perf_counter()
@@ -226,7 +227,8 @@ def main() -> None:
                 k.update(nprobe=cur["nprobe"], p99_ms=cur["p99_ms"], recall10=cur["recall10"],
                          p99_ratio_over_flat=cur["p99_ms"] / flat["p99_ms"])
                 print(f"  {label} (nlist {k['nlist']}): p99 ivf/flat = {cur['p99_ms']:.2f} / {flat['p99_ms']:.2f} ms"
-                      f" = {k['p99_ratio_over_flat']:.3f} at default nprobe={cur['nprobe']}, recall@10 {cur['recall10']:.3f}")
+                      f" = {k['p99_ratio_over_flat']:.3f} at default nprobe={cur['nprobe']}, "
+                      f"recall@10 {cur['recall10']:.3f}")
             ok = [r for r in ivfs if r["recall10"] >= TARGET_RECALL and r["p99_ms"] <= TARGET_P99_MS]
             best = min(ok, key=lambda r: r["nprobe"]) if ok else None
             k["smallest_nprobe_meeting_targets"] = best["nprobe"] if best else None
@@ -234,15 +236,15 @@ def main() -> None:
                   + (f"{best['nprobe']} (recall {best['recall10']:.3f}, p99 {best['p99_ms']:.2f} ms)" if best else
                      "none measured"))
             if k["switch_s"] is not None:
-                print(f"    the add() that crossed AUTO_IVF_THRESHOLD took {k['switch_s']:.1f} s (k-means off the lock, "
-                      "searches continue on flat meanwhile)")
+                print(f"    the add() that crossed AUTO_IVF_THRESHOLD took {k['switch_s']:.1f} s "
+                      "(k-means off the lock, searches continue on flat meanwhile)")
     big = summary["by_size"].get(1_000_000, {})
     for label in ("ivf", "auto->ivf"):
         if "p99_ms" in big.get(label, {}):
             holds = big[label]["p99_ms"] <= TARGET_P99_MS and big[label]["recall10"] >= TARGET_RECALL
             summary[f"target_1m_holds_{label}"] = holds
-            print(f"\n{TARGET_P99_MS:g} ms p99 (with recall@10 >= {TARGET_RECALL}) at 1M, {label}, nprobe={big[label]['nprobe']}: "
-                  f"{'HOLDS' if holds else 'FAILS'} (p99 {big[label]['p99_ms']:.2f} ms, "
+            print(f"\n{TARGET_P99_MS:g} ms p99 (with recall@10 >= {TARGET_RECALL}) at 1M, {label}, "
+                  f"nprobe={big[label]['nprobe']}: {'HOLDS' if holds else 'FAILS'} (p99 {big[label]['p99_ms']:.2f} ms, "
                   f"recall@10 {big[label]['recall10']:.3f})")
     if args.json:
         print(json.dumps({"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},

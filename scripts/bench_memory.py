@@ -184,8 +184,9 @@ def main() -> None:
           f"{args.gen_tokens} greedy tokens generated after load, seed {args.seed}; torch {base['torch']}, "
           f"transformers {base['transformers']}; baseline subprocess RSS {mib(base['rss_imports'])} MiB")
     print()
-    print("| quantization | RSS after load − baseline MiB | RSS after generate − baseline MiB | of which anon / file MiB "
-          "| of which *.safetensors mmap MiB | anon after malloc_trim MiB | peak RSS − baseline MiB | get_memory_footprint MiB | weight dtypes | load s |")
+    print("| quantization | RSS after load − baseline MiB | RSS after generate − baseline MiB "
+          "| of which anon / file MiB | of which *.safetensors mmap MiB | anon after malloc_trim MiB "
+          "| peak RSS − baseline MiB | get_memory_footprint MiB | weight dtypes | load s |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     ba, bf = base["parts_imports"]["anon"], base["parts_imports"]["file"]
     for r in rows:

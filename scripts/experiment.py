@@ -6,7 +6,8 @@ product's own job (chatbot.consolidate, same code as `chatbot consolidate`), the
 (closed book), greedy decoding and the served model (4-bit base + unmerged adapter):
   - recall: a fact counts as recalled for a question when the answer contains its key; questions are worded
     differently from the conversation (and from the augmentation's own question templates, checked in a test);
-  - retention: score on the held-out general probes (chatbot/evaluation/probe_suites/general-qa-v1.jsonl), as a share of the base model's.
+  - retention: score on the held-out general probes (chatbot/evaluation/probe_suites/general-qa-v1.jsonl), as a
+    share of the base model's.
 Strategies (same facts, same seeds, same model, one run):
   naive       raw dialogue only, product learning rate, no replay, no rehearsal, no Q/A augmentation
   low-lr      Q/A augmentation, learning rate / 5, no replay or rehearsal (the "just be gentle" mitigation)
@@ -42,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 STRATEGIES = ("replay", "naive", "no-replay", "low-lr", "replay-ewc", "retrieval")
 FACTS = ROOT / "data" / "experiments" / "facts-v1.jsonl"
-GENERAL = ROOT / "data" / "probes" / "general-qa-v1.jsonl"
+GENERAL = ROOT / "chatbot" / "evaluation" / "probe_suites" / "general-qa-v1.jsonl"
 # Measured on the embedded model (Fisher on 16 rehearsal examples at v0001, distance to a round-2 replay update):
 # Σ F·Δθ² ≈ 6e-6, so λ = 1000 adds a penalty of ~0.003 against a task loss of ~0.3 (no effect, as the first run
 # showed). λ = 1e5 puts the penalty at that endpoint on the order of the loss, where it can actually hold weights.
@@ -190,7 +191,7 @@ def run(args: argparse.Namespace) -> dict:
                 answers = evaluator.answers(trained, [q for q, _ in qs])
                 gen_answers = evaluator.answers(trained, [g["question"] for g in general])
             hit: dict[int, list[bool]] = {}
-            for (q, f), a in zip(qs, answers):
+            for (_q, f), a in zip(qs, answers):
                 hit.setdefault(f["round"], []).append(f["key"].lower() in a.lower())
             per_round = [sum(hit[j]) / len(hit[j]) for j in rounds[: i + 1]]
             matrices[strategy].append(per_round)
@@ -228,7 +229,8 @@ def build_result(args, started, model_cfg, train_base, strategies, evaluator, fa
         "model": dataclasses.asdict(model_cfg), "train_defaults": dataclasses.asdict(train_base),
         "strategies": {s: strategy_train(s, train_base) for s in strategies},
         "decoding": {"do_sample": False, "max_new_tokens": evaluator.max_new_tokens},
-        "facts_file": {"path": str(facts_path.relative_to(ROOT)) if facts_path.is_relative_to(ROOT) else str(facts_path),
+        "facts_file": {"path": (str(facts_path.relative_to(ROOT)) if facts_path.is_relative_to(ROOT)
+                                else str(facts_path)),
                        "sha256_12": sha(facts_path), "facts": len([f for f in facts if f["round"] in rounds])},
         "general_suite": {"path": Path(args.general).name, "sha256_12": sha(Path(args.general)),
                           "questions": len(general)},
@@ -247,13 +249,13 @@ def rows_for(rows: list[dict], strategy: str) -> list[dict]:
 
 
 def transfer_metrics(matrix: list[list[float]]) -> dict:
-    """BWT and forgetting from R[i][j] (row i = after round i, column j = facts of round j, j <= i)."""
-    T = len(matrix) - 1
-    if T < 1:
+    """BWT and average forgetting from R[i][j] (row i = after round i, column j = facts of round j, j <= i), with the
+    package's formulas (chatbot.evaluation.metrics, the same the dashboard uses)."""
+    from chatbot.evaluation.metrics import average_forgetting, backward_transfer
+
+    if len(matrix) < 2:
         return {"bwt": None, "forgetting": None}
-    bwt = sum(matrix[T][j] - matrix[j][j] for j in range(T)) / T
-    forgetting = sum(max(matrix[i][j] for i in range(j, T)) - matrix[T][j] for j in range(T)) / T
-    return {"bwt": round(bwt, 3), "forgetting": round(forgetting, 3)}
+    return {"bwt": round(backward_transfer(matrix), 3), "forgetting": round(average_forgetting(matrix), 3)}
 
 
 def write_outputs(result: dict, out: Path) -> None:
@@ -264,7 +266,8 @@ def write_outputs(result: dict, out: Path) -> None:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         w.writeheader()
         w.writerows(result["rows"])
-    lines = [f"Command: `{result['command']}`" + (" (merged)" if result.get("merged_from") else "") + f" · model {result['model']['source']} ({result['model']['quantization']}) · "
+    lines = [f"Command: `{result['command']}`" + (" (merged)" if result.get("merged_from") else "")
+             + f" · model {result['model']['source']} ({result['model']['quantization']}) · "
              f"{result['wall_seconds'] / 60:.1f} min · base general score {result['base_general']:.3f}", "",
              "| strategy | round | facts taught | recall (all) | recall (new) | general | retention |",
              "|---|---|---|---|---|---|---|"]
@@ -275,8 +278,9 @@ def write_outputs(result: dict, out: Path) -> None:
     lines += ["", "| strategy | rounds run | final recall | final retention | BWT | forgetting | seconds |",
               "|---|---|---|---|---|---|---|"]
     for s, v in result["summary"].items():
-        lines.append(f"| {s} | {len(result['matrices'][s])} of {len(result['rounds'])} | {num(v['final_recall'])} | {num(v['final_retention'])} | {num(v['bwt'], '+')} | "
-                     f"{num(v['forgetting'], '+')} | {v['seconds']:.0f} |")
+        lines.append(f"| {s} | {len(result['matrices'][s])} of {len(result['rounds'])} | {num(v['final_recall'])} | "
+                     f"{num(v['final_retention'])} | {num(v['bwt'], '+')} | {num(v['forgetting'], '+')} | "
+                     f"{v['seconds']:.0f} |")
     (out / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     plot(result, out / "recall.png")
 
@@ -324,9 +328,9 @@ def merge(files: list[Path]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                epilog="Full run: all six strategies, 3 rounds, took 49.6 min in one process on a quiet "
-                                       "2-core CPU (docs/experiment/results.md). Strategies can also run as parallel "
-                                       "processes (--strategies) and be combined with --merge.")
+                                epilog="Full run: all six strategies, 3 rounds, took 49.6 min in one process on a "
+                                       "quiet 2-core CPU (docs/experiment/results.md). Strategies can also run as "
+                                       "parallel processes (--strategies) and be combined with --merge.")
     p.add_argument("--out", default=str(ROOT / "docs" / "experiment"), help="folder for results.* and recall.png")
     p.add_argument("--rounds", type=int, default=3, help="how many rounds of facts to teach (default 3)")
     p.add_argument("--strategies", default="all", help=f"comma-separated subset of {', '.join(STRATEGIES)}")

@@ -2,6 +2,7 @@
 and rehearsal prompts (package data) and runs without the checkout; and the layering contract holds."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -14,13 +15,22 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """A scratch venv with the package installed from a wheel built off the checkout; the heavy dependencies
-    come from the test venv through a .pth file (nothing is downloaded)."""
-    venv = tmp_path_factory.mktemp("scratch") / "venv"
+    """A scratch venv with the package installed from a wheel built off a clean copy of the checkout (no stale
+    build/ folder can leak into it); the heavy dependencies come from the test venv through a .pth file, and the
+    wheel is built with the test venv's setuptools (nothing is downloaded)."""
+    scratch = tmp_path_factory.mktemp("scratch")
+    source = scratch / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info",
+                                                                 "__pycache__", ".pytest_cache"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "--disable-pip-version-check", "-w", str(scratch / "wheels"), str(source)],
+                   check=True, timeout=600)
+    wheel = next((scratch / "wheels").glob("chatbot-*.whl"))
+    venv = scratch / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--disable-pip-version-check", str(ROOT)], check=True, timeout=600)
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check", str(wheel)],
+                   check=True, timeout=600)
     site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True).stdout.strip()
     (Path(site) / "test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")

@@ -14,7 +14,7 @@ import gradio as gr
 from chatbot.app.chat_tab import chat_tab
 from chatbot.app.consolidation_tab import consolidation_tab
 from chatbot.app.dashboard_tab import dashboard_tab
-from chatbot.privacy.accounts import AccountError, Accounts, Identity
+from chatbot.privacy.accounts import AccountError, Accounts, Identity, users_file
 from chatbot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -31,19 +31,21 @@ def header(rt: Runtime, ident: Identity) -> str:
             f"**{rt.chat.generator.adapter}** · {mode}")
 
 
-def identity_resolver(accounts: Accounts, default_user: str) -> Callable[[gr.Request | None], Identity]:
+def identity_resolver(accounts: Accounts, default_user: str,
+                      login: bool) -> Callable[[gr.Request | None], Identity]:
+    """Who is acting, per request, in the mode fixed when the app started (`login`); fails closed."""
     def who(request: gr.Request | None) -> Identity:
         try:
-            return accounts.identity(getattr(request, "username", None), default_user)
-        except AccountError:
-            raise gr.Error("Not logged in (or the account was removed): reload the page and log in.") from None
+            return accounts.identity(getattr(request, "username", None), default_user, login)
+        except AccountError as e:
+            raise gr.Error(f"Refused: {e}. Reload the page and log in.") from None
     return who
 
 
 def build_app(rt: Runtime, accounts: Accounts | None = None) -> gr.Blocks:
-    accounts = accounts or Accounts(rt.paths.home / "users.json")
-    login = accounts.enabled
-    who = identity_resolver(accounts, rt.config.serve.default_user)
+    accounts = accounts or Accounts(users_file(rt.paths.home, rt.config.serve.users_file))
+    login = accounts.enabled  # the mode is fixed here, for the app's lifetime
+    who = identity_resolver(accounts, rt.config.serve.default_user, login)
     with gr.Blocks(title="Continual chatbot") as app:
         head = gr.Markdown("### Continual chatbot" if login else header(rt, who(None)), elem_id="header")
         with gr.Tabs():
@@ -82,4 +84,5 @@ def launch(app: gr.Blocks, host: str, port: int, block: bool = True,
     app.queue(default_concurrency_limit=16)
     log.info("serving on http://%s:%d", host, port)
     app.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=not block, quiet=True,
-               footer_links=[], auth=auth, auth_message="Continual chatbot: log in with your account." if auth else None)
+               footer_links=[], auth=auth,
+               auth_message="Continual chatbot: log in with your account." if auth else None)

@@ -9,8 +9,8 @@ from collections.abc import Callable
 import gradio as gr
 
 from chatbot.core.registry import BASE, Registry, RegistryError, VersionStatus
-from chatbot.memory.served import rollback, serve
 from chatbot.learning.jobs import describe_progress, start_consolidation
+from chatbot.memory.served import rollback, serve
 from chatbot.runtime import Runtime
 
 COLUMNS = ["version", "status", "served", "created", "new turns", "examples", "train loss", "reasons"]

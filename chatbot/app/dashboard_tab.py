@@ -48,8 +48,8 @@ def dashboard_tab(rt: Runtime, is_admin: Callable[[gr.Request | None], bool], lo
                 "following must not fall below the base, each version's own facts should be learned, and text "
                 "marked \"don't learn\" must never come out. Run `chatbot probe` to probe the served version.")
     with gr.Row():
-        scores = gr.LinePlot(score_frame(h) if h else None, x="version", y="score", color="suite", title="Probe scores (%)",
-                             y_lim=[0, 100], sort="x", elem_id="scores-plot", height=320)
+        scores = gr.LinePlot(score_frame(h) if h else None, x="version", y="score", color="suite",
+                             title="Probe scores (%)", y_lim=[0, 100], sort="x", elem_id="scores-plot", height=320)
         drift = gr.LinePlot(drift_frame(h) if h else None, x="version", y="value", color="metric",
                             title="Drift from the base (KL, perplexity ratio)", sort="x", elem_id="drift-plot",
                             height=320)

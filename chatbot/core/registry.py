@@ -51,7 +51,8 @@ class Registry:
     # -- reading -------------------------------------------------------------------------------------------
     def names(self) -> list[str]:
         """Complete versions, oldest first (temp folders of killed runs are not versions)."""
-        out = [p.name for p in self.root.iterdir() if p.is_dir() and _NAME.match(p.name) and (p / "status.json").exists()]
+        out = [p.name for p in self.root.iterdir()
+               if p.is_dir() and _NAME.match(p.name) and (p / "status.json").exists()]
         return sorted(out, key=lambda n: int(n[1:]))
 
     def get(self, name: str) -> Version:
@@ -60,8 +61,8 @@ class Registry:
             known = ", ".join(self.names()) or "none yet"
             raise RegistryError(f"no version {name!r} (known: {known})")
         status = read_json(path / "status.json", {})
-        return Version(name, path, VersionStatus(status.get("status", VersionStatus.CANDIDATE)), status.get("created_at", 0.0),
-                       status.get("reasons", []), read_json(path / "metrics.json", {}),
+        return Version(name, path, VersionStatus(status.get("status", VersionStatus.CANDIDATE)),
+                       status.get("created_at", 0.0), status.get("reasons", []), read_json(path / "metrics.json", {}),
                        read_json(path / "manifest.json", {}))
 
     def versions(self) -> list[Version]:
@@ -105,7 +106,8 @@ class Registry:
         """A temp folder to write a candidate into; finish with commit()."""
         return Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
 
-    def commit(self, staging: Path, status: VersionStatus = VersionStatus.CANDIDATE, reasons: list[str] | None = None) -> Version:
+    def commit(self, staging: Path, status: VersionStatus = VersionStatus.CANDIDATE,
+               reasons: list[str] | None = None) -> Version:
         """Atomically turn a staging folder into the next version (status.json is written last inside it, and the
         folder is renamed into place in one step)."""
         name = self.next_name()
@@ -118,7 +120,8 @@ class Registry:
     def set_status(self, name: str, status: VersionStatus, reasons: list[str] | None = None) -> None:
         v = self.get(name)
         write_json_atomic(v.path / "status.json",
-                          {"status": status, "created_at": v.created_at, "reasons": reasons if reasons is not None else v.reasons})
+                          {"status": status, "created_at": v.created_at,
+                           "reasons": reasons if reasons is not None else v.reasons})
 
     def promote(self, name: str) -> None:
         """Serve `name` (or BASE) from now on: one atomic rename of CURRENT."""

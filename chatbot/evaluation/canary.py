@@ -41,7 +41,8 @@ def canary(store: Store, generic: Suite, exclude: Iterable[str] = (), max_prompt
                 continue
             secrets[s] = None
         questions += [q for f in found if f.key in secrets for q in f.questions[:2]]
-    probes = [Probe(f"q{i}", q) for i, q in enumerate(dict.fromkeys(questions))][:max(0, max_prompts - len(generic.probes))]
+    probes = [Probe(f"q{i}", q)
+              for i, q in enumerate(dict.fromkeys(questions))][:max(0, max_prompts - len(generic.probes))]
     probes += generic.probes
     names = sorted(secrets)
     version = f"{generic.version.split('@')[0]}@{digest([names, [p.prompt for p in probes]])}"

@@ -28,7 +28,7 @@ def average_forgetting(R: Matrix) -> float | None:
     """Chaudhry's average forgetting after the last version k over the tasks learned before it:
     F_k = 1/(k) Σ_{j<k} max_{j≤l<k} R[l][j] − R[k][j] (tasks without scores are left out)."""
     k = len(R) - 1
-    values = [forgetting([R[l][j] for l in range(j, k + 1)]) for j in range(k)]
+    values = [forgetting([R[i][j] for i in range(j, k + 1)]) for j in range(k)]
     values = [v for v in values if v is not None]
     return sum(values) / len(values) if values else None
 

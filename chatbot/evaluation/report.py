@@ -6,14 +6,24 @@ import html
 import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import pandas as pd
 
 from chatbot.core.config import Config
 from chatbot.core.fsio import write_text_atomic
+from chatbot.evaluation.history import (
+    DIFF_COLUMNS,
+    RUN_COLUMNS,
+    SUMMARY_COLUMNS,
+    diff_rows,
+    drift_frame,
+    load_history,
+    runs_rows,
+    score_frame,
+    summary_markdown,
+    summary_rows,
+)
 from chatbot.privacy.safepath import PathRefused, output_file
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf"]
@@ -82,18 +92,6 @@ def _markdown(text: str) -> str:
 
 
 def render(home: Path, config: Config) -> str:
-    from chatbot.evaluation.history import (
-        DIFF_COLUMNS,
-        RUN_COLUMNS,
-        SUMMARY_COLUMNS,
-        diff_rows,
-        drift_frame,
-        load_history,
-        runs_rows,
-        score_frame,
-        summary_markdown,
-        summary_rows,
-    )
 
     h = load_history(home, config)
     names = h.probed_versions()

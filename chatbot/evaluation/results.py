@@ -14,7 +14,8 @@ CREATE TABLE IF NOT EXISTS probe_results (     -- one suite run on one model ver
     id INTEGER PRIMARY KEY AUTOINCREMENT,      -- never reused: items always belong to the run that wrote them
     version TEXT NOT NULL,                     -- adapter version probed, or 'base'
     model TEXT NOT NULL,                       -- base model name and quantization
-    suite TEXT NOT NULL,                       -- 'general-qa', 'instruct', 'kl', 'perplexity', 'acquisition/v0001', 'canary'
+    suite TEXT NOT NULL,                       -- 'general-qa', 'instruct', 'kl', 'perplexity', 'acquisition/v0001',
+                                               -- 'canary'
     suite_version TEXT NOT NULL,               -- suite file name + content hash, e.g. 'general-qa-v1@1a2b3c4d'
     decoding TEXT NOT NULL,                    -- JSON of the decoding settings (generated suites) or '{}'
     run TEXT NOT NULL DEFAULT 'greedy',        -- 'greedy', or 'sample-<seed>' for the base's noise-floor runs
@@ -38,7 +39,8 @@ CREATE TABLE IF NOT EXISTS probe_verdicts (    -- the gate's decision on a versi
     created_at REAL NOT NULL,
     accepted INTEGER NOT NULL,
     reasons TEXT NOT NULL,                     -- JSON list of failed thresholds
-    metrics TEXT NOT NULL,                     -- JSON: scores, drops, forgetting, BWT, KL, perplexity ratio, noise floor
+    metrics TEXT NOT NULL,                     -- JSON: scores, drops, forgetting, BWT, KL, perplexity ratio,
+                                               -- noise floor
     PRIMARY KEY (version, model)
 );
 """
@@ -103,7 +105,8 @@ class ResultStore(Database):
     def stamp(self) -> tuple[int, int, float]:
         """Changes whenever a probe result or verdict is stored (the dashboard's auto-refresh checks it)."""
         r = self._query("SELECT (SELECT COUNT(*) FROM probe_results) AS n, (SELECT COALESCE(MAX(id), 0) FROM"
-                        " probe_results) AS last, (SELECT COALESCE(MAX(created_at), 0) FROM probe_verdicts) AS verdict")[0]
+                        " probe_results) AS last, (SELECT COALESCE(MAX(created_at), 0) FROM probe_verdicts)"
+                        " AS verdict")[0]
         return int(r["n"]), int(r["last"]), float(r["verdict"])
 
 

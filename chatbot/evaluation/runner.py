@@ -5,8 +5,8 @@ seeded, and every suite result is stored in SQLite with its suite version and de
 results are cached per model + suite version + decoding, so "before" is computed once.
 
 Suites (docs/probes.md):
-- retention: general QA with accepted answers, instruction-following checks (chatbot/evaluation/probe_suites/*.jsonl); KL of the
-  next-token distributions against the base on fixed prompt + reply pairs; perplexity of held-out text.
+- retention: general QA with accepted answers, instruction-following checks (chatbot/evaluation/probe_suites/*.jsonl);
+  KL of the next-token distributions against the base on fixed prompt + reply pairs; perplexity of held-out text.
 - acquisition/vNNNN: questions about what users stated in the turns version vNNNN consolidated, preferring the
   paraphrases its training did not use (closed book: no retrieval).
 - canary: questions about "don't learn" turns and generic prompts; a leak is a distinctive string of such a turn
@@ -241,7 +241,8 @@ class Prober:
             results["perplexity"] = self.perplexity(version, fingerprint)
             results["kl"] = self.kl(version, fingerprint)
         results[LEAKS] = self._leaks(version, can, results, base)
-        report = ProbeReport(version, self.model, results, base, noise, {}, can.secrets, round(time.time() - started, 2))
+        report = ProbeReport(version, self.model, results, base, noise, {}, can.secrets,
+                             round(time.time() - started, 2))
         report.metrics = summary(report, self.results, self.registry, chain)
         return report
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from chatbot.evaluation.suite import Probe
+from chatbot.evaluation.suite import Probe, SuiteKind
 
 
 def has_word(text: str, word: str) -> bool:
@@ -34,7 +34,7 @@ def check(output: str, spec: dict) -> bool:
     raise ValueError(f"unknown instruction check {kind!r}")
 
 
-def score_item(probe: Probe, kind: str, output: str) -> float:
+def score_item(probe: Probe, kind: SuiteKind, output: str) -> float:
     """1.0 passed, 0.0 failed (qa/acquisition: an accepted answer appears; instruct: every check holds)."""
     if kind in ("qa", "acquisition"):
         return float(any(has_word(output, a) for a in probe.accept))

@@ -8,10 +8,12 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from chatbot.core.config import Config
 
 PROBES_DIR = Path(str(resources.files("chatbot.evaluation") / "probe_suites"))  # shipped inside the package
+SuiteKind = Literal["qa", "instruct", "kl", "perplexity", "acquisition", "canary"]
 RETENTION = ("general-qa", "instruct")  # generated retention suites the gate compares with the base
 LEAKS = "canary-leaks"  # the privacy result: score = number of leaks
 
@@ -28,7 +30,7 @@ class Probe:
 @dataclass
 class Suite:
     name: str  # "general-qa", "instruct", "kl", "perplexity", "acquisition/v0001", "canary"
-    kind: str  # "qa", "instruct", "kl", "perplexity", "acquisition", "canary"
+    kind: SuiteKind
     version: str  # file name (or derivation) + content hash: "general-qa-v1@1a2b3c4d"
     probes: list[Probe] = field(default_factory=list)
     text: str = ""  # perplexity: the reference text
@@ -42,12 +44,12 @@ def digest(payload: object) -> str:
     return hashlib.sha1(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:8]
 
 
-def load_suite(stem: str, kind: str, folder: Path = PROBES_DIR) -> Suite:
+def load_suite(stem: str, kind: SuiteKind, folder: Path = PROBES_DIR) -> Suite:
     """A shipped suite: chatbot/evaluation/probe_suites/<stem>.jsonl (or .txt for the perplexity reference)."""
     path = folder / f"{stem}.{'txt' if kind == 'perplexity' else 'jsonl'}"
     if not path.exists():
-        raise FileNotFoundError(f"probe suite {path} not found: check [probes] in the config (chatbot/evaluation/probe_suites/ lists "
-                                "the shipped suites)")
+        raise FileNotFoundError(f"probe suite {path} not found: check [probes] in the config "
+                                "(chatbot/evaluation/probe_suites/ lists the shipped suites)")
     content = path.read_text(encoding="utf-8")
     version = f"{stem}@{hashlib.sha1(content.encode()).hexdigest()[:8]}"
     if kind == "perplexity":

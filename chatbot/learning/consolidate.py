@@ -90,7 +90,8 @@ def consolidate(home: Path, config: Config, *, gate: Gate | None, dry_run: bool 
             raise
         finally:
             run.close()
-        run.progress({"stage": Stage.DONE, "status": result.status, "message": result.message, "version": result.version})
+        run.progress({"stage": Stage.DONE, "status": result.status, "message": result.message,
+                      "version": result.version})
         result.run_dir = str(run.dir)
         return result
 
@@ -116,8 +117,8 @@ def _consolidate(paths: Paths, config: Config, run: RunLog, dry_run: bool, loade
         if dry_run:
             rehearsal = _rehearsal(paths, config, None, dry_run=True)
             mix = _mix(store, paths, config, policy, rehearsal)
-            return RunResult(RunStatus.DRY_RUN, f"would train on {len(mix.examples)} examples from {mix.n_new} new turns"
-                             + _guards_note(mix), counts=mix.counts, preview=mix.preview())
+            return RunResult(RunStatus.DRY_RUN, f"would train on {len(mix.examples)} examples from "
+                             f"{mix.n_new} new turns" + _guards_note(mix), counts=mix.counts, preview=mix.preview())
 
         run.progress({"stage": Stage.LOADING})
         m = config.model
@@ -181,8 +182,8 @@ def _mix(store, paths: Paths, config: Config, policy, rehearsal) -> Mix:
     if config.privacy.scrub_pii:
         scrub = scrubber(parse_kinds(config.privacy.scrub_kinds), Counter())
     return build_mix(store, augment=t.augment, per_fact=t.augment_per_fact, replay_ratio=t.replay_ratio,
-                     replay_select=policy, rehearsal=rehearsal, seed=t.seed, max_user_share=_user_share_cap(paths, config),
-                     scrub=scrub)
+                     replay_select=policy, rehearsal=rehearsal, seed=t.seed,
+                     max_user_share=_user_share_cap(paths, config), scrub=scrub)
 
 
 def _user_share_cap(paths: Paths, config: Config) -> float:

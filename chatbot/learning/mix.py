@@ -11,6 +11,7 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 from chatbot.learning.augment import qa_pairs
 from chatbot.memory.store import Store, Turn
@@ -18,10 +19,13 @@ from chatbot.memory.store import Store, Turn
 log = logging.getLogger(__name__)
 
 
+Source = Literal["new", "augment", "replay", "rehearsal"]  # new: dialogue; augment: Q/A about a new statement
+
+
 @dataclass(frozen=True)
 class Example:
     messages: tuple[tuple[str, str], ...]  # (role, content); loss only on assistant content
-    source: str  # "new" (dialogue), "augment" (Q/A from a new statement), "replay", "rehearsal"
+    source: Source
     turn_ids: tuple[int, ...] = ()  # the buffer turns it was built from (empty for rehearsal)
     user: str = ""
     ref: str = ""  # rehearsal prompt id
@@ -70,7 +74,7 @@ class Mix:
         return out
 
 
-def conversation_examples(user: str, turns: list[Turn], source: str, augment: bool, per_fact: int,
+def conversation_examples(user: str, turns: list[Turn], source: Source, augment: bool, per_fact: int,
                           seed: int) -> list[Example]:
     """One conversation's learnable turns → a dialogue example (if it has a reply to learn) plus, with augment,
     Q/A pairs about each user statement (answered in the second person)."""
@@ -161,7 +165,8 @@ def build_mix(store: Store, *, augment: bool, per_fact: int, replay_ratio: float
         scrubbed = {k: v for k, v in getattr(scrub, "counts", {}).items() if v}
     random.Random(seed).shuffle(examples)
     return Mix(examples, [t.id for _, t in new_rows if t.id not in deferred], len(pool),
-               dict(Counter(e.source for e in examples)), capped, scrubbed, sorted(deferred))
+               counts=dict(Counter(e.source for e in examples)), capped=capped, scrubbed=scrubbed,
+               deferred_turn_ids=sorted(deferred))
 
 
 def example_to_dict(e: Example) -> dict:

@@ -1,6 +1,6 @@
 """Self-synthesized rehearsal: the frozen base model's own answers to a shipped set of general prompts
-(chatbot/learning/rehearsal_prompts/), mixed into every consolidation so general ability is rehearsed without any external
-dataset. Answers are generated once per base model and decoding setting, and cached."""
+(chatbot/learning/rehearsal_prompts/), mixed into every consolidation so general ability is rehearsed without any
+external dataset. Answers are generated once per base model and decoding setting, and cached."""
 from __future__ import annotations
 
 import hashlib
@@ -16,7 +16,8 @@ from chatbot.learning.mix import Example
 
 log = logging.getLogger(__name__)
 PROMPTS_DIR = Path(str(resources.files("chatbot.learning") / "rehearsal_prompts"))  # shipped inside the package
-DEFAULT_SUITE = "general-v2"  # v1 (open prompts) + short factual questions: counters new facts leaking into general answers
+# v1 (open prompts) + short factual questions: counters new facts leaking into general answers
+DEFAULT_SUITE = "general-v2"
 
 
 def load_prompts(suite: str = DEFAULT_SUITE, folder: Path = PROMPTS_DIR) -> list[dict]:

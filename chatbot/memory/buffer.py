@@ -16,7 +16,7 @@ import numpy as np
 from chatbot.core.paths import Paths
 from chatbot.memory.embed import Embedder
 from chatbot.memory.index import IndexCorrupt, VectorIndex
-from chatbot.memory.store import Store, Turn, clean_text
+from chatbot.memory.store import Role, Store, Turn, TurnStatus, clean_text
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class Buffer:
             return len(self.index)
 
     # -- writes --------------------------------------------------------------------------------------------
-    def log_turn(self, conversation_id: int, role: str, text: str, learn: bool = True, status: str = "complete",
+    def log_turn(self, conversation_id: int, role: Role, text: str, learn: bool = True, status: TurnStatus = "complete",
                  created_at: float | None = None, vec: np.ndarray | None = None) -> int:
         """Commit a turn (durable on return) and queue it for indexing (`vec`: its embedding, if the caller has
         it already). Returns the turn id."""

@@ -13,10 +13,15 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from chatbot.memory.db import Database, StoreError, chunks
 
-__all__ = ["Conversation", "Store", "StoreError", "Turn", "clean_text", "conversation_hash"]
+__all__ = ["Conversation", "Role", "Store", "StoreError", "Turn", "TurnStatus", "clean_text", "conversation_hash"]
+
+Role = Literal["system", "user", "assistant"]  # the turns table's CHECK constraint
+TurnStatus = Literal["complete", "stopped", "superseded"]  # stopped: the user pressed Stop; superseded: regenerated
+ConversationSource = Literal["chat", "import"]
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +72,12 @@ INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '{SCHEMA_VERSIO
 class Turn:
     id: int
     conversation_id: int
-    role: str
+    role: Role
     text: str
     created_at: float
     completed_at: float
     learn: bool
-    status: str
+    status: TurnStatus
     consolidated_in: str | None
 
 
@@ -84,7 +89,7 @@ class Conversation:
     created_at: float
     updated_at: float
     learn: bool
-    source: str
+    source: ConversationSource
 
 
 def clean_text(text: str) -> str:
@@ -162,7 +167,8 @@ class Store(Database):
             return db.execute("SELECT id FROM users WHERE name = ?", (name,)).fetchone()["id"]
 
     # -- conversations -------------------------------------------------------------------------------------
-    def new_conversation(self, user: str, title: str = "", learn: bool = True, source: str = "chat") -> int:
+    def new_conversation(self, user: str, title: str = "", learn: bool = True,
+                         source: ConversationSource = "chat") -> int:
         uid = self.user_id(user)
         now = time.time()
         with self._tx() as db:
@@ -222,7 +228,7 @@ class Store(Database):
 
     # -- turns ---------------------------------------------------------------------------------------------
     def add_turn(
-        self, conversation_id: int, role: str, text: str, learn: bool = True, status: str = "complete",
+        self, conversation_id: int, role: Role, text: str, learn: bool = True, status: TurnStatus = "complete",
         created_at: float | None = None,
     ) -> int:
         """Commit one turn (durable when this returns) and touch the conversation."""

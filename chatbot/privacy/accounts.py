@@ -27,6 +27,8 @@ MAX_PASSWORD = 1024  # scrypt on a megabyte-long "password" would be a cheap den
 _SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1}  # ~16 MiB and tens of ms per check: slow for guessing, fine for a login
 _FAILS_BEFORE_DELAY = 5  # failed logins per name before each further attempt is refused for a while
 _DELAY_S = 30.0
+_FAILS_MAX = 10_000  # names tracked for throttling (guessed names included); oldest forgotten past this
+_FAILS_FORGET_S = 900.0  # a name's failures are forgotten after this long without a new one
 _DUMMY = {"kdf": "scrypt", **_SCRYPT, "salt": "00" * 16, "hash": ""}  # checked for unknown names (same timing)
 
 
@@ -132,27 +134,49 @@ class Accounts:
             return False
         with self._lock:
             self._reload()
+            now = time.time()
             fails, last = self._fails.get(name, (0, 0.0))
-            if fails >= _FAILS_BEFORE_DELAY and time.time() - last < _DELAY_S:
+            if fails >= _FAILS_BEFORE_DELAY and now - last < _DELAY_S:
                 return False
+            # Count the attempt as failed before checking it, under the lock: concurrent guesses for one name
+            # each see the others' count, so a burst cannot slip past the limit while the hashes run.
+            self._fails[name] = (fails + 1, now)
+            self._prune_fails(now)
             record = self._users.get(name)
         # Hash even for unknown names, so timing does not reveal which names exist.
         ok = verify_password(password, record or _DUMMY) and record is not None
-        with self._lock:
-            if ok:
+        if ok:
+            with self._lock:
                 self._fails.pop(name, None)
-            else:
-                self._fails[name] = (fails + 1, time.time())
         return ok
 
-    def identity(self, username: str | None, default_user: str) -> Identity:
-        """The acting user for a request. In login mode a request without a logged-in name is refused."""
+    def _prune_fails(self, now: float) -> None:
+        """Bound the failure table (guessed names are unbounded): forget entries idle for _FAILS_FORGET_S, and
+        past _FAILS_MAX entries the oldest ones. Caller holds the lock."""
+        if len(self._fails) <= _FAILS_MAX:
+            return
+        for key in [k for k, (_, t) in self._fails.items() if now - t > _FAILS_FORGET_S]:
+            del self._fails[key]
+        if len(self._fails) > _FAILS_MAX:
+            for key in sorted(self._fails, key=lambda k: self._fails[k][1])[:len(self._fails) - _FAILS_MAX]:
+                del self._fails[key]
+
+    def identity(self, username: str | None, default_user: str, login: bool) -> Identity:
+        """The acting user for a request. `login` is the mode the app started in (fixed for its lifetime, never
+        re-derived from the file), and both modes fail closed:
+        - login mode: the name must be logged in and still listed; an emptied users file refuses everyone
+          instead of turning every session into the admin of single-user mode;
+        - single-user mode: the default user with admin rights, until accounts appear in the file; then every
+          request is refused until the app is restarted with its login page."""
         users = self.users()
-        if not users:
-            return Identity(default_user, admin=True, login=False)
-        if not username or username not in users:
-            raise AccountError("not logged in")
-        return Identity(username, admin=bool(users[username].get("admin")), login=True)
+        if login:
+            if not username or username not in users:
+                raise AccountError("not logged in (or the account was removed)")
+            return Identity(username, admin=bool(users[username].get("admin")), login=True)
+        if users:
+            raise AccountError("accounts were created while the app ran in single-user mode: restart "
+                               "`chatbot serve` to require a login")
+        return Identity(default_user, admin=True, login=False)
 
     # -- writing -------------------------------------------------------------------------------------------
     def add(self, name: str, password: str, admin: bool = False) -> None:

@@ -2,11 +2,11 @@
 the WAL checkpointed and the file vacuumed), the FAISS index and its saved file, and so every future training
 mix — and name the adapter versions that were trained on them, from the data lineage in their manifests.
 
-Weights cannot unlearn a turn, so `withdraw_tainted` (run by chatbot.learning.retrain) withdraws every tainted version (its adapter weights are deleted;
-the folder stays as a record with status "withdrawn"), serves the newest version not trained on the forgotten
-turns (or the base) and marks the remaining turns those versions had learned as new again; the retrain then
-consolidates them into a fresh version. Turn ids are never reused (AUTOINCREMENT), so "listed in a manifest but not in the
-database" means forgotten, and `retrain` can run any time after the forget.
+Weights cannot unlearn a turn, so `withdraw_tainted` (run by chatbot.learning.retrain) withdraws every tainted
+version (its adapter weights are deleted; the folder stays as a record with status "withdrawn"), serves the newest
+version not trained on the forgotten turns (or the base) and marks the remaining turns those versions had learned
+as new again; the retrain then consolidates them into a fresh version. Turn ids are never reused (AUTOINCREMENT),
+so "listed in a manifest but not in the database" means forgotten, and `retrain` can run any time after the forget.
 """
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ class Forgotten:
     conversations: int
     turns: int
     vectors: int  # removed from the FAISS index (the file is saved at once)
-    compacted: bool  # WAL checkpointed and database vacuumed (False: another process kept it busy; rows are gone anyway)
+    # WAL checkpointed and database vacuumed (False: another process kept it busy; rows are gone anyway)
+    compacted: bool
     versions: list[str] = field(default_factory=list)  # manifests list some of the turns
     inherited: list[str] = field(default_factory=list)  # continued from one of those, so their weights carry it too
 

@@ -13,6 +13,7 @@ from chatbot.core.registry import Registry
 from chatbot.memory.buffer import Buffer
 from chatbot.memory.recall import Memory, memory_prompt, recall
 from chatbot.memory.store import Store, clean_text
+from chatbot.privacy.forget import Forgotten, forget_conversations
 from chatbot.serving.generate import Generator
 
 log = logging.getLogger(__name__)
@@ -186,11 +187,9 @@ class ChatService:
         self.check_owner(conversation_id, user)
         self.store.set_conversation_learn(conversation_id, learn)
 
-    def forget(self, user: str, conversation_id: int):
+    def forget(self, user: str, conversation_id: int) -> Forgotten:
         """Delete one of `user`'s conversations everywhere (database, index, future mixes); returns a
         forget.Forgotten report naming the adapter versions trained on it."""
-        from chatbot.privacy.forget import forget_conversations
-
         self.check_owner(conversation_id, user)
         return forget_conversations(self.store, self.buffer, self.registry, [conversation_id])
 

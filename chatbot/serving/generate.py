@@ -120,7 +120,8 @@ class Generator:
             dropped += 1
             ids = self._encode(messages)
         if dropped:
-            notices.append(f"{dropped} earlier message(s) of this conversation were left out to fit the model's context.")
+            notices.append(f"{dropped} earlier message(s) of this conversation were left out to fit the model's "
+                           "context.")
         if ids.shape[1] > budget and first == 1:
             del messages[0]
             first = 0

@@ -81,7 +81,8 @@ def test_dont_learn_toggle_and_stop_button(server, browser):
     page.wait_for_selector("text=Stopped", timeout=30000)
     db = sqlite3.connect(home / "chatbot.sqlite3")
     user_id, = db.execute("SELECT id FROM turns WHERE text LIKE 'Write a long story%'").fetchone()
-    status, learn = db.execute("SELECT status, learn FROM turns WHERE id > ? AND role = 'assistant'", (user_id,)).fetchone()
+    status, learn = db.execute("SELECT status, learn FROM turns WHERE id > ? AND role = 'assistant'",
+                               (user_id,)).fetchone()
     assert (status, learn) == ("stopped", 0)
 
     # The flag under the user's message is the per-message "Don't learn" toggle.

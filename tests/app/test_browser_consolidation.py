@@ -19,8 +19,9 @@ def tiny_server(tmp_path_factory, tiny_model_dir):
         f'[model]\nsource = "{tiny_model_dir}"\nquantization = "none"\n[decoding]\nmax_new_tokens = 12\n'
         "[train]\nepochs = 30\nbatch_size = 4\nrehearsal_count = 1\nmax_seq_len = 96\n[probes]\nnoise_runs = 0\n")
     facts = home.parent / "facts.jsonl"
-    facts.write_text("\n".join(json.dumps({"messages": [{"role": "user", "content": f"My pet number {i} is called Rex{i}."},
-                                                        {"role": "assistant", "content": "Nice!"}]}) for i in range(6)))
+    facts.write_text("\n".join(json.dumps({"messages": [
+        {"role": "user", "content": f"My pet number {i} is called Rex{i}."},
+        {"role": "assistant", "content": "Nice!"}]}) for i in range(6)))
     subprocess.run([sys.executable, "-m", "chatbot", "--home", str(home), "import", str(facts)], check=True,
                    capture_output=True)
     with serving(home) as url:

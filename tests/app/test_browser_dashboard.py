@@ -13,7 +13,8 @@ pytestmark = pytest.mark.browser
 
 def conversations(start, n):
     return "\n".join(json.dumps({"messages": [{"role": "user", "content": f"My pet number {i} is called Rex{i}."},
-                                              {"role": "assistant", "content": "Nice!"}]}) for i in range(start, start + n))
+                                              {"role": "assistant", "content": "Nice!"}]})
+                     for i in range(start, start + n))
 
 
 def cli(home, *args):
@@ -69,5 +70,6 @@ def test_dashboard_shows_plot_runs_and_refreshes(dashboard_server, browser):  # 
     score = dict(((v, s), x) for v, s, x in db.execute(
         "SELECT version, suite, score FROM probe_results WHERE run = 'greedy'"))
     metrics = json.loads(db.execute("SELECT metrics FROM probe_verdicts WHERE version = 'v0002'").fetchone()[0])
-    assert metrics["bwt"] == pytest.approx(score[("v0002", "acquisition/v0001")] - score[("v0001", "acquisition/v0001")])
+    assert metrics["bwt"] == pytest.approx(score[("v0002", "acquisition/v0001")]
+                                           - score[("v0001", "acquisition/v0001")])
     assert metrics["acquisition"]["suite"] == "acquisition/v0002"

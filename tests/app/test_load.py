@@ -77,12 +77,13 @@ def test_login_roles_and_isolation_over_http(accounts_server):
     assert ann_out[0][0]["content"][0]["text"].startswith("Ann's private note")
     # bob cannot open ann's conversation (not among his choices, and ChatService checks the owner anyway),
     # nor run consolidations, promote or roll back.
-    with pytest.raises(Exception):
+    # gradio_client raises AppError with the message of the gr.Error that gr.Dropdown.preprocess raises
+    with pytest.raises(Exception, match="not in the list of choices"):
         bob.predict(ann_conv, api_name="/open")
     assert "Only administrators" in bob.predict(api_name="/consolidate_now")
     assert "Only administrators" in bob.predict(api_name="/rollback")
     served_before = (home / "adapters" / "CURRENT").read_text() if (home / "adapters" / "CURRENT").exists() else None
-    with pytest.raises(Exception):
+    with pytest.raises(Exception, match="not in the list of choices"):
         bob.predict("base", api_name="/promote")  # "base" is not even among his (empty) choices
     assert ((home / "adapters" / "CURRENT").read_text() if (home / "adapters" / "CURRENT").exists() else None) \
         == served_before
@@ -158,7 +159,7 @@ def test_eight_clients_chat_while_a_consolidation_runs(accounts_server):
                             "ON c.id = t.conversation_id JOIN users u ON u.id = c.user_id WHERE t.role = 'user'"
                             " AND t.text LIKE 'client %'").fetchall()
     assert sorted((text, user) for text, user, _, _ in rows) == sorted(sent.items())  # none lost, none doubled
-    for text, user, cid, tid in rows:
+    for text, _user, cid, tid in rows:
         reply = db(home).execute("SELECT role, status FROM turns WHERE conversation_id = ? AND id > ? ORDER BY id "
                                  "LIMIT 1", (cid, tid)).fetchone()
         assert reply == ("assistant", "complete"), text
@@ -190,11 +191,13 @@ def test_login_page_roles_and_forget_button(accounts_server):
         page.keyboard.press("Enter")
         page.wait_for_function("document.querySelectorAll('#chat .message.bot').length > 0", timeout=60000)
         page.wait_for_timeout(500)
-        assert db(home).execute("SELECT COUNT(*) FROM turns WHERE text = 'A message bob wants gone.'").fetchone() == (1,)
+        assert db(home).execute("SELECT COUNT(*) FROM turns "
+                                "WHERE text = 'A message bob wants gone.'").fetchone() == (1,)
         page.click("#forget")
         page.click("#forget-confirm")
         page.wait_for_selector("text=is forgotten", timeout=20000)
-        assert db(home).execute("SELECT COUNT(*) FROM turns WHERE text = 'A message bob wants gone.'").fetchone() == (0,)
+        assert db(home).execute("SELECT COUNT(*) FROM turns "
+                                "WHERE text = 'A message bob wants gone.'").fetchone() == (0,)
 
         admin = browser.new_page()
         admin.goto(url)

@@ -52,7 +52,8 @@ def gated(tmp_path_factory, sharp_tiny_model_dir, embedder):
     root = tmp_path_factory.mktemp("gate")
     home = root / "home"
     import_facts(home, GENTLE, root)
-    first = consolidate(home, cfg(sharp_tiny_model_dir), gate=default_gate(home, cfg(sharp_tiny_model_dir)), embedder=embedder, show_progress=False)
+    first = consolidate(home, cfg(sharp_tiny_model_dir), gate=default_gate(home, cfg(sharp_tiny_model_dir)),
+                        embedder=embedder, show_progress=False)
     db = sqlite3.connect(Paths(home).db)
     base_rows = db.execute("SELECT id, created_at FROM probe_results WHERE version = 'base'").fetchall()
     db.close()
@@ -74,7 +75,8 @@ def test_gentle_version_promoted_collapsed_version_rejected(gated):
     db = sqlite3.connect(Paths(home).db)
     unlearned = db.execute("SELECT COUNT(*) FROM turns WHERE consolidated_in IS NULL AND learn = 1").fetchone()[0]
     assert unlearned == 24  # the poisoned turns stay unconsolidated
-    verdicts = {v: (acc, json.loads(m)) for v, acc, m in db.execute("SELECT version, accepted, metrics FROM probe_verdicts")}
+    verdicts = {v: (acc, json.loads(m))
+                for v, acc, m in db.execute("SELECT version, accepted, metrics FROM probe_verdicts")}
     assert verdicts["v0001"][0] == 1 and verdicts["v0002"][0] == 0
     kl1, kl2 = verdicts["v0001"][1]["kl"], verdicts["v0002"][1]["kl"]
     assert kl1 < 0.2 < kl2 and kl2 > 100 * kl1

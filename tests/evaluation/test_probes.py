@@ -131,7 +131,8 @@ def test_shipped_suites_load_and_do_not_overlap_rehearsal_prompts():
 
 
 def test_instruction_checks():
-    assert check("Cow.", {"max_words": 2}) and not check("It is a cow", {"max_words": 2}) and not check("", {"max_words": 2})
+    assert (check("Cow.", {"max_words": 2}) and not check("It is a cow", {"max_words": 2})
+            and not check("", {"max_words": 2}))
     assert check("one two three four", {"min_words": 4}) and not check("one two", {"min_words": 4})
     assert check("C'est un chat.", {"contains": ["chat"]}) and not check("chatter", {"contains": ["chat"]})
     assert check('{"city": "Rome"}', {"contains_case": ['"city"']}) and not check("HeLLo", {"contains_case": ["HELLO"]})
@@ -167,7 +168,8 @@ def test_acquisition_prefers_questions_the_training_did_not_use(store, tmp_path)
     reg = Registry(tmp_path / "adapters")
     staging = reg.staging()
     write_json_atomic(staging / "manifest.json", {"new_turn_ids": ids, "continued_from": "base"})
-    write_json_atomic(staging / "config.json", {"config": {"train": {"augment_per_fact": 2, "seed": 5, "augment": True}}})
+    write_json_atomic(staging / "config.json",
+                      {"config": {"train": {"augment_per_fact": 2, "seed": 5, "augment": True}}})
     reg.commit(staging)
     suite = acquisition_suite(store, reg, "v0001", max_questions=24)
     assert suite.name == "acquisition/v0001" and suite.kind == "acquisition"
@@ -175,7 +177,8 @@ def test_acquisition_prefers_questions_the_training_did_not_use(store, tmp_path)
     assert len(suite.probes) == 4  # two facts, two questions each; the weather is no fact
     assert all(p.prompt not in trained for p in suite.probes)
     assert {p.accept for p in suite.probes} == {("Rex",), ("Lisbon",)}
-    assert all(p.prompt in extract_facts(store.turn(int(p.id.split("-")[0][1:])).text)[0].questions for p in suite.probes)
+    assert all(p.prompt in extract_facts(store.turn(int(p.id.split("-")[0][1:])).text)[0].questions
+               for p in suite.probes)
     # A turn later marked "don't learn" leaves the suite.
     store.set_turn_learn(ids[0], False)
     assert {p.accept for p in acquisition_suite(store, reg, "v0001", 24).probes} == {("Lisbon",)}

@@ -12,18 +12,22 @@ from chatbot.core.config import Config
 from chatbot.core.lock import is_running, run_lock
 from chatbot.core.paths import Paths
 from chatbot.core.registry import Registry
+from chatbot.evaluation.gate import default_gate
 from chatbot.learning.consolidate import consolidate
+from chatbot.memory.served import rollback
 from chatbot.runtime import open_runtime
 
 FACTS = [
-    {"messages": [{"role": "user", "content": "My dog is called Rex."}, {"role": "assistant", "content": "Lovely name!"}]},
+    {"messages": [{"role": "user", "content": "My dog is called Rex."},
+                  {"role": "assistant", "content": "Lovely name!"}]},
     {"messages": [{"role": "user", "content": "I live in Lisbon."}, {"role": "assistant", "content": "Sunny city."}]},
     {"user": "bob", "messages": [{"role": "user", "content": "My favourite colour is green."},
                                  {"role": "assistant", "content": "Nice."}]},
     {"learn": False, "messages": [{"role": "user", "content": "My password is hunter2."},
                                   {"role": "assistant", "content": "Keep it secret."}]},
 ]
-MORE = [{"messages": [{"role": "user", "content": "I work as a nurse."}, {"role": "assistant", "content": "Great job."}]}]
+MORE = [{"messages": [{"role": "user", "content": "I work as a nurse."},
+                      {"role": "assistant", "content": "Great job."}]}]
 
 
 def tiny_cfg(tiny_model_dir, **train) -> Config:
@@ -45,7 +49,9 @@ def fresh_tiny(tiny_model_dir, quantization="4bit"):
 
 
 def test_noop_without_new_data(tmp_path, tiny_model_dir, embedder):
-    result = consolidate(tmp_path / "home", tiny_cfg(tiny_model_dir), embedder=embedder, show_progress=False)
+    cfg = tiny_cfg(tiny_model_dir)
+    result = consolidate(tmp_path / "home", cfg, gate=default_gate(tmp_path / "home", cfg), embedder=embedder,
+                         show_progress=False)
     assert result.status == "noop" and "nothing to consolidate" in result.message
     assert Registry(Paths(tmp_path / "home").adapters).names() == []
 
@@ -57,8 +63,9 @@ def test_end_to_end_versions_hot_swap_and_replay(tmp_path, tiny_model_dir, tiny_
     rt = open_runtime(home, tiny_config(tiny_model_dir), loaded=fresh_tiny(tiny_model_dir, "none"), embedder=embedder)
     assert rt.chat.generator.adapter == "base"
 
-    result = consolidate(home, tiny_cfg(tiny_model_dir), loaded=fresh_tiny(tiny_model_dir), embedder=embedder,
-                         show_progress=False)
+    cfg = tiny_cfg(tiny_model_dir)
+    result = consolidate(home, cfg, gate=default_gate(home, cfg), loaded=fresh_tiny(tiny_model_dir),
+                         embedder=embedder, show_progress=False)
     assert result.status == "promoted" and result.version == "v0001", result.message
     assert result.counts["new"] == 3 and result.counts["augment"] >= 3 and result.counts["rehearsal"] == 2
     assert "replay" not in result.counts  # nothing old to replay yet
@@ -79,8 +86,9 @@ def test_end_to_end_versions_hot_swap_and_replay(tmp_path, tiny_model_dir, tiny_
 
     # A second run continues from v0001 and replays old data; EWC on.
     import_facts(home, MORE, tmp_path, "more.jsonl")
-    result2 = consolidate(home, tiny_cfg(tiny_model_dir, ewc_lambda=10.0, replay_policy="nearest"),
-                          loaded=fresh_tiny(tiny_model_dir), embedder=embedder, show_progress=False)
+    cfg2 = tiny_cfg(tiny_model_dir, ewc_lambda=10.0, replay_policy="nearest")
+    result2 = consolidate(home, cfg2, gate=default_gate(home, cfg2), loaded=fresh_tiny(tiny_model_dir),
+                          embedder=embedder, show_progress=False)
     assert result2.status == "promoted" and result2.version == "v0002"
     v2 = reg.get("v0002")
     assert v2.manifest["continued_from"] == "v0001" and v2.manifest["counts"]["replay"] >= 1
@@ -88,7 +96,8 @@ def test_end_to_end_versions_hot_swap_and_replay(tmp_path, tiny_model_dir, tiny_
     assert set(v2.manifest["replay_turn_ids"]) <= set(v1.manifest["new_turn_ids"])
     list(rt.chat.send("me", "and again"))
     assert rt.chat.generator.adapter == "v0002"
-    reg.rollback()
+    assert rollback(rt.store, reg) == "v0001"
+    assert {t.consolidated_in for t in rt.store.turns_by_ids(v2.manifest["new_turn_ids"]).values()} == {None}
     list(rt.chat.send("me", "after rollback"))
     assert rt.chat.generator.adapter == "v0001"
     rt.close()

@@ -1,5 +1,6 @@
 """The forgetting experiment (scripts/experiment.py): its scenario data, its metric formulas, and a miniature run
-(tiny model, one round) that keeps the script working. The full run is not in CI (49.6 min in one process on 2 quiet cores)."""
+(tiny model, one round) that keeps the script working. The full run is not in CI (49.6 min in one process on 2
+quiet cores)."""
 from __future__ import annotations
 
 import csv

@@ -163,16 +163,14 @@ def test_mix_applies_the_user_share_cap(tmp_path):
 
 
 def test_user_share_cap_applies_with_accounts_only(tmp_path):
-    from types import SimpleNamespace
-
     from chatbot.core.config import Config
     from chatbot.core.paths import Paths
     from chatbot.learning.consolidate import _user_share_cap
     from chatbot.privacy.accounts import Accounts
 
-    rt, cfg = SimpleNamespace(paths=Paths(tmp_path)), Config()
-    assert _user_share_cap(rt, cfg) == 1.0  # single-user mode: one operator, nothing to cap
+    paths, cfg = Paths(tmp_path), Config()
+    assert _user_share_cap(paths, cfg) == 1.0  # single-user mode: one operator, nothing to cap
     Accounts(tmp_path / "users.json").add("ann", "annspassword")
-    assert _user_share_cap(rt, cfg) == cfg.train.max_user_share == 0.5
+    assert _user_share_cap(paths, cfg) == cfg.train.max_user_share == 0.5
     (tmp_path / "users.json").write_text("{broken")
-    assert _user_share_cap(rt, cfg) == 0.5  # unreadable: the guard stays on
+    assert _user_share_cap(paths, cfg) == 0.5  # unreadable: the guard stays on

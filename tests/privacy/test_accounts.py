@@ -25,7 +25,7 @@ def test_users_file_roles_and_rules(tmp_path):
     path = tmp_path / "users.json"
     accounts = Accounts(path)
     assert not accounts.enabled
-    single = accounts.identity(None, "me")
+    single = accounts.identity(None, "me", login=False)
     assert (single.user, single.admin, single.login) == ("me", True, False)
 
     accounts.add("ann", "annspassword", admin=True)
@@ -33,10 +33,10 @@ def test_users_file_roles_and_rules(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert "annspassword" not in path.read_text()
     assert accounts.enabled and accounts.is_admin("ann") and not accounts.is_admin("bob")
-    assert accounts.identity("bob", "me") == acc.Identity("bob", admin=False, login=True)
+    assert accounts.identity("bob", "me", login=True) == acc.Identity("bob", admin=False, login=True)
     for nobody in (None, "", "carol"):  # login mode: no fallback to the default user
         with pytest.raises(AccountError):
-            accounts.identity(nobody, "me")
+            accounts.identity(nobody, "me", login=True)
 
     with pytest.raises(AccountError, match="exists"):
         accounts.add("ann", "anotherpassword")
@@ -69,6 +69,46 @@ def test_repeated_failures_are_throttled(tmp_path, monkeypatch):
     assert not accounts.authenticate("ann", "annspassword")  # even the right one, for a while
     now[0] += acc._DELAY_S + 1
     assert accounts.authenticate("ann", "annspassword")
+
+
+def test_the_mode_is_fixed_at_start_and_fails_closed(tmp_path):
+    """An emptied users file does not turn a running app's sessions into the single-user admin (it refuses them),
+    and accounts created under a single-user app refuse its anonymous sessions until a restart."""
+    from chatbot.app import identity_resolver
+
+    accounts = Accounts(tmp_path / "users.json")
+    accounts.add("ann", "annspassword")
+    accounts.add("root", "rootspassword", admin=True)
+    who = identity_resolver(accounts, "me", login=accounts.enabled)  # as build_app does at start
+    ann = type("Request", (), {"username": "ann"})()
+    assert who(ann).user == "ann" and not who(ann).admin
+    accounts.remove("ann")
+    accounts.remove("root")  # the file lists nobody now, while the app runs
+    with pytest.raises(Exception, match="not logged in"):
+        who(ann)
+    with pytest.raises(Exception, match="not logged in"):
+        who(None)
+    single = identity_resolver(Accounts(tmp_path / "other.json"), "me", login=False)
+    assert single(None).admin
+    Accounts(tmp_path / "other.json").add("eve", "evespassword")
+    with pytest.raises(Exception, match="restart"):
+        single(None)
+
+
+def test_concurrent_guesses_cannot_pass_the_limit_and_the_table_is_bounded(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    accounts = Accounts(tmp_path / "users.json")
+    accounts.add("ann", "annspassword")
+    with ThreadPoolExecutor(8) as pool:  # 16 guesses at once: the hashes run in parallel
+        list(pool.map(lambda i: accounts.authenticate("ann", f"guess-{i:04d}"), range(16)))
+    # Only the first _FAILS_BEFORE_DELAY guesses were checked; the rest were refused unchecked.
+    assert accounts._fails["ann"][0] == acc._FAILS_BEFORE_DELAY
+    assert not accounts.authenticate("ann", "annspassword")  # throttled now, even the right password
+    monkeypatch.setattr(acc, "_FAILS_MAX", 20)
+    for i in range(60):
+        accounts.authenticate(f"guessed-name-{i}", "whatever12")
+    assert len(accounts._fails) <= 21
 
 
 def run(home, *args, stdin=""):

@@ -75,7 +75,7 @@ def test_forget_conversation_everywhere_with_lineage(runtime):
     # Every future mix.
     rt.store.mark_consolidated(rt.store.turn_ids_in([bobs]), v1)
     rt.config.train.replay_ratio = 10.0
-    mix = _mix(rt, rt.config, None, [])
+    mix = _mix(rt.store, rt.paths, rt.config, None, [])
     assert CANARY not in "\n".join(e.text() for e in mix.examples)
     # Ids are never reused: a new turn gets a fresh id, so manifests keep pointing at the forgotten ones only.
     newer = rt.store.add_turn(rt.store.new_conversation("ann"), "user", "A new message.")
@@ -86,7 +86,8 @@ def test_forget_conversation_everywhere_with_lineage(runtime):
     assert withdrawal.withdrawn == [v2, v3] and withdrawal.serving == v1 == registry.current()
     assert withdrawal.relearn_turns == 2 and rt.store.turn(rt.store.turn_ids_in([kept])[0]).consolidated_in is None
     for name in (v2, v3):
-        assert registry.get(name).status == "withdrawn" and not (registry.get(name).path / "adapter_model.safetensors").exists()
+        assert registry.get(name).status == "withdrawn"
+        assert not (registry.get(name).path / "adapter_model.safetensors").exists()
         with pytest.raises(RegistryError, match="withdrawn"):
             registry.promote(name)
     assert registry.get(v1).status != "withdrawn" and (registry.get(v1).path / "adapter_model.safetensors").exists()
@@ -193,7 +194,8 @@ def test_retrain_without_forgotten_turns_and_forget_during_a_run(tmp_path, tiny_
 
     report = forget_conversations(rt.store, rt.buffer, Registry(rt.paths.adapters), [2], user="bob")
     assert report.versions == ["v0001"] and rt.store.user_id("bob", create=False) is None
-    withdrawal, result = retrain(home, cfg, gate=default_gate(home, cfg), show_progress=False, loaded=loaded, embedder=embedder)
+    withdrawal, result = retrain(home, cfg, gate=default_gate(home, cfg), show_progress=False, loaded=loaded,
+                                 embedder=embedder)
     assert withdrawal.withdrawn == ["v0001"] and withdrawal.serving == "base" and withdrawal.relearn_turns == 2
     assert result.status == "promoted" and result.version == "v0002"
     v2 = Registry(rt.paths.adapters).get("v0002")

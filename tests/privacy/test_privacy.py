@@ -39,7 +39,7 @@ def test_dont_learn_is_honoured_by_every_data_path(runtime, policy):
     rehearsal = rehearsal_examples(3, 0, None, lambda prompt: asked.append(prompt) or "general answer")
     cfg = rt.config
     cfg.train.replay_policy, cfg.train.replay_ratio = policy, 10.0
-    mix = _mix(rt, cfg, make_policy(policy, rt.buffer.index), rehearsal)
+    mix = _mix(rt.store, rt.paths, cfg, make_policy(policy, rt.buffer.index), rehearsal)
 
     assert {"new", "augment", "replay", "rehearsal"} <= set(mix.counts), mix.counts
     text = "\n".join(e.text() for e in mix.examples)
