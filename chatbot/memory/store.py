@@ -10,7 +10,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,16 +195,24 @@ class Store(Database):
             db.execute("UPDATE conversations SET learn = ? WHERE id = ?", (int(learn), conversation_id))
 
     def import_conversation(
-        self, user: str, messages: list[tuple[str, str]], learn: bool = True, title: str = ""
+        self, user: str, messages: list[tuple[str, str]], learn: bool = True, title: str = "",
+        turn_learn: Sequence[bool] | None = None,
     ) -> tuple[int, list[int]] | None:
-        """Insert a whole conversation in one transaction; None if the same one was imported before."""
+        """Insert a whole conversation in one transaction, the user row and every learn flag included (a
+        message's "don't learn" is never committed learnable, not even for a moment); None if the same one was
+        imported before. `turn_learn`: one flag per message (default all true); a conversation with learn=False
+        learns none of its turns. The flags are not part of the conversation's identity (conversation_hash)."""
         messages = [(role, clean_text(text)) for role, text in messages]
+        flags = [True] * len(messages) if turn_learn is None else [bool(f) for f in turn_learn]
+        if len(flags) != len(messages):
+            raise ValueError(f"import_conversation: one learn flag per message ({len(flags)} for {len(messages)})")
         digest = conversation_hash(user, messages)
-        uid = self.user_id(user)
         now = time.time()
         with self._tx() as db:
             if db.execute("SELECT 1 FROM conversations WHERE content_hash = ?", (digest,)).fetchone():
                 return None
+            db.execute("INSERT OR IGNORE INTO users(name, created_at) VALUES (?, ?)", (user, now))
+            uid = db.execute("SELECT id FROM users WHERE name = ?", (user,)).fetchone()["id"]
             title = title or _title_from(messages)
             cid = db.execute(
                 "INSERT INTO conversations(user_id, title, created_at, updated_at, learn, source, content_hash)"
@@ -213,10 +221,11 @@ class Store(Database):
             ).lastrowid
             ids = [
                 int(db.execute(
-                    "INSERT INTO turns(conversation_id, role, text, created_at, completed_at, learn) VALUES (?,?,?,?,?,?)",
-                    (cid, role, text, now, now, int(learn)),
+                    "INSERT INTO turns(conversation_id, role, text, created_at, completed_at, learn)"
+                    " VALUES (?,?,?,?,?,?)",
+                    (cid, role, text, now, now, int(learn and m_learn)),
                 ).lastrowid)
-                for role, text in messages
+                for (role, text), m_learn in zip(messages, flags)
             ]
         return int(cid), ids
 
@@ -258,7 +267,8 @@ class Store(Database):
         ids = list(ids)
         out: dict[int, Turn] = {}
         for chunk, marks in chunks(ids):
-            out.update({r["id"]: _turn(r) for r in self._query(f"SELECT * FROM turns WHERE id IN ({marks})", tuple(chunk))})
+            rows = self._query(f"SELECT * FROM turns WHERE id IN ({marks})", tuple(chunk))
+            out.update({r["id"]: _turn(r) for r in rows})
         return out
 
     def set_turn_learn(self, turn_id: int, learn: bool) -> None:
@@ -274,7 +284,8 @@ class Store(Database):
         """(id, text) of every turn that belongs in the vector index, in id order."""
         db = self._connect()
         try:
-            for row in db.execute("SELECT id, text FROM turns WHERE status != 'superseded' AND role != 'system' ORDER BY id"):
+            for row in db.execute("SELECT id, text FROM turns WHERE status != 'superseded' AND role != 'system'"
+                                  " ORDER BY id"):
                 yield row["id"], row["text"]
         except sqlite3.Error as e:
             raise self._explain(e) from None

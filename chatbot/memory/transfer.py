@@ -123,14 +123,13 @@ def import_jsonl(path: str | Path, store: Store, buffer: Buffer, default_user: s
             except ValueError as e:
                 report.errors.append((lineno, str(e)))
                 continue
-            result = store.import_conversation(user, [(r, c) for r, c, _ in messages], learn=learn)
+            # One transaction per conversation, its "don't learn" flags included.
+            result = store.import_conversation(user, [(r, c) for r, c, _ in messages], learn=learn,
+                                               turn_learn=[m_learn for _, _, m_learn in messages])
             if result is None:
                 report.duplicates += 1
                 continue
-            conversation_id, turn_ids = result
-            for turn_id, (_, _, m_learn) in zip(turn_ids, messages):
-                if not m_learn:
-                    store.set_turn_learn(turn_id, False)
+            _, turn_ids = result
             report.imported += 1
             report.turns += len(turn_ids)
             stored = store.turns_by_ids(turn_ids)

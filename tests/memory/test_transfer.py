@@ -1,4 +1,7 @@
 import json
+import sqlite3
+
+import pytest
 
 from chatbot.memory.buffer import Buffer
 from chatbot.memory.store import Store
@@ -12,7 +15,8 @@ def open_buffer(home, embedder):
 GOOD = [
     {"messages": [{"role": "user", "content": "My dog is called Rex."}, {"role": "assistant", "content": "Nice!"}]},
     {"user": "bob", "learn": False, "messages": [{"role": "user", "content": "Private stuff."}]},
-    {"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "My PIN is 42", "learn": False},
+    {"messages": [{"role": "system", "content": "be brief"},
+                  {"role": "user", "content": "My PIN is 42", "learn": False},
                   {"role": "assistant", "content": "Noted."}]},
 ]
 
@@ -66,3 +70,36 @@ def test_export_round_trips(tmp_path, embedder):
     assert rows[2]["messages"][1] == {"role": "user", "content": "My PIN is 42", "learn": False}
     only_bob = tmp_path / "bob.jsonl"
     assert export_jsonl(only_bob, a.store, user="bob") == 1
+
+
+def test_import_writes_dont_learn_flags_in_the_same_transaction(tmp_path, embedder):
+    """A message marked "learn": false is never stored learnable, not even for a moment: a consolidation reading
+    between two transactions (or a crash between them) would otherwise train on it. A trigger records the learn
+    flag every turn row was inserted with; it must be the final one."""
+    buf = open_buffer(tmp_path, embedder)
+    db = sqlite3.connect(buf.store.path, isolation_level=None)
+    db.executescript("CREATE TABLE inserted(turn_id INTEGER, learn INTEGER);"
+                     "CREATE TRIGGER record AFTER INSERT ON turns BEGIN "
+                     "INSERT INTO inserted VALUES (NEW.id, NEW.learn); END;")
+    src = tmp_path / "in.jsonl"
+    write_lines(src, GOOD)
+    report = import_jsonl(src, buf.store, buf, default_user="me")
+    assert report.imported == 3
+    final = dict(db.execute("SELECT id, learn FROM turns"))
+    assert dict(db.execute("SELECT turn_id, learn FROM inserted")) == final
+    pin = db.execute("SELECT id FROM turns WHERE text = 'My PIN is 42'").fetchone()[0]
+    assert final[pin] == 0
+    assert all("PIN" not in t.text for _, t in buf.store.learnable_turns(consolidated=False))
+
+
+def test_import_conversation_takes_per_message_flags(tmp_path):
+    store = Store(tmp_path / "db.sqlite3")
+    msgs = [("user", "My PIN is 42"), ("assistant", "Noted."), ("user", "I like tea")]
+    cid, ids = store.import_conversation("ann", msgs, turn_learn=[False, True, True])
+    assert [store.turn(i).learn for i in ids] == [False, True, True]
+    # The flags are not part of a conversation's identity: the same messages are still a duplicate.
+    assert store.import_conversation("ann", msgs) is None
+    _, quiet = store.import_conversation("bob", msgs, learn=False, turn_learn=[True, True, True])
+    assert not any(store.turn(i).learn for i in quiet)  # a don't-learn conversation learns none of its turns
+    with pytest.raises(ValueError, match="one learn flag per message"):
+        store.import_conversation("cy", msgs, turn_learn=[True])
