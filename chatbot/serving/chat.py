@@ -121,7 +121,7 @@ class ChatService:
             raise InputRefused("Nothing to regenerate yet.")
         if turns[-1].role == "assistant":
             self.store.supersede(turns[-1].id)
-            self.buffer.remove([turns[-1].id])
+            self.buffer.discard([turns[-1].id])  # no queue flush, no index save on the chat path
         last_user = [t for t in turns if t.role == "user"][-1]
         yield from self._reply(user, conversation_id, last_user.text, None, use_memory, stop)
 
