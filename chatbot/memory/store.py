@@ -193,6 +193,7 @@ class Store(Database):
     def set_conversation_learn(self, conversation_id: int, learn: bool) -> None:
         with self._tx() as db:
             db.execute("UPDATE conversations SET learn = ? WHERE id = ?", (int(learn), conversation_id))
+            _bump(db, "learn_seq")
 
     def import_conversation(
         self, user: str, messages: list[tuple[str, str]], learn: bool = True, title: str = "",
@@ -274,11 +275,13 @@ class Store(Database):
     def set_turn_learn(self, turn_id: int, learn: bool) -> None:
         with self._tx() as db:
             db.execute("UPDATE turns SET learn = ? WHERE id = ?", (int(learn), turn_id))
+            _bump(db, "learn_seq")
 
     def supersede(self, turn_id: int) -> None:
         """Mark a reply as replaced by a regenerated one: kept for the record, never shown, indexed or learned."""
         with self._tx() as db:
             db.execute("UPDATE turns SET status = 'superseded', learn = 0 WHERE id = ?", (turn_id,))
+            _bump(db, "learn_seq")
 
     def indexable_turns(self) -> Iterator[tuple[int, str]]:
         """(id, text) of every turn that belongs in the vector index, in id order."""
@@ -374,14 +377,23 @@ class Store(Database):
                 db.execute(f"DELETE FROM conversations WHERE id IN ({marks})", tuple(chunk))
             if user is not None:
                 db.execute("DELETE FROM users WHERE name = ?", (user,))
-            db.execute("INSERT INTO meta(key, value) VALUES ('forget_seq', '1') ON CONFLICT(key) DO UPDATE SET "
-                       "value = CAST(value AS INTEGER) + 1")
+            _bump(db, "forget_seq")
         return n
 
     def forget_seq(self) -> int:
         """How many forget operations ever ran (a running process re-checks its index when this changes)."""
         rows = self._query("SELECT value FROM meta WHERE key = 'forget_seq'")
         return int(rows[0]["value"]) if rows else 0
+
+    def learn_stamp(self) -> tuple[int, int, int]:
+        """Changes whenever the learnable and "don't learn" text may have changed: a turn was added (the highest
+        turn id), forgotten (forget_seq), or a turn's or conversation's learn flag or a turn's status changed
+        (learn_seq, bumped by set_turn_learn, set_conversation_learn and supersede). Three indexed lookups, for
+        caching what is computed over every turn (the privacy canary's secrets)."""
+        r = self._query("SELECT (SELECT COALESCE(MAX(id), 0) FROM turns) AS last,"
+                        " (SELECT value FROM meta WHERE key = 'forget_seq') AS forgets,"
+                        " (SELECT value FROM meta WHERE key = 'learn_seq') AS changes")[0]
+        return int(r["last"]), int(r["forgets"] or 0), int(r["changes"] or 0)
 
     def compact(self, attempts: int = 5) -> bool:
         """After a secure delete: checkpoint the WAL into the database and truncate it (old page images of the
@@ -427,6 +439,12 @@ class Store(Database):
             "   WHERE t.learn = 1 AND c.learn = 1 AND t.status = 'complete' AND t.consolidated_in IS NULL) AS unlearned"
         )[0]
         return {k: int(row[k]) for k in row.keys()}
+
+
+def _bump(db: sqlite3.Connection, key: str) -> None:
+    """Add one to the counter `key` in meta, inside the caller's transaction."""
+    db.execute("INSERT INTO meta(key, value) VALUES (?, '1') ON CONFLICT(key) DO UPDATE SET "
+               "value = CAST(value AS INTEGER) + 1", (key,))
 
 
 def _title_from(messages: list[tuple[str, str]]) -> str:
