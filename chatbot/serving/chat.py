@@ -99,12 +99,14 @@ class ChatService:
 
     # -- the chat path -------------------------------------------------------------------------------------
     def send(self, user: str, text: str, conversation_id: int | None = None, learn: bool = True,
-             use_memory: bool = True, stop: threading.Event | None = None) -> Iterator[Accepted | str | Done]:
+             use_memory: bool = True, stop: threading.Event | None = None,
+             conversation_learn: bool = True) -> Iterator[Accepted | str | Done]:
         """Log `text` as the user's turn, then stream the reply: yields Accepted, then text pieces, then Done.
-        Raises InputRefused before logging anything when the message is not acceptable."""
+        Raises InputRefused before logging anything (not even a new conversation) when the message is not
+        acceptable. conversation_id None starts a new conversation, with `conversation_learn` as its switch."""
         text = self.validate(text)
         if conversation_id is None:
-            conversation_id = self.store.new_conversation(user)
+            conversation_id = self.store.new_conversation(user, learn=conversation_learn)
         else:
             self.check_owner(conversation_id, user)
         conv_learn = self.store.conversation(conversation_id).learn
