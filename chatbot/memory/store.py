@@ -190,6 +190,19 @@ class Store(Database):
             sql += f" LIMIT {int(limit)}"
         return [_conversation(r) for r in self._query(sql, args)]
 
+    def turn_counts(self, user: str | None = None) -> dict[int, int]:
+        """conversation id -> its visible turns (superseded ones are not counted), of `user` or everyone;
+        conversations without turns are absent."""
+        sql = ("SELECT t.conversation_id AS id, COUNT(*) AS n FROM turns t"
+               " JOIN conversations c ON c.id = t.conversation_id JOIN users u ON u.id = c.user_id"
+               " WHERE t.status != 'superseded'")
+        args: tuple = ()
+        if user is not None:
+            sql += " AND u.name = ?"
+            args = (user,)
+        sql += " GROUP BY t.conversation_id"
+        return {r["id"]: r["n"] for r in self._query(sql, args)}
+
     def set_conversation_learn(self, conversation_id: int, learn: bool) -> None:
         with self._tx() as db:
             db.execute("UPDATE conversations SET learn = ? WHERE id = ?", (int(learn), conversation_id))

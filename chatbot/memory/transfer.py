@@ -1,8 +1,10 @@
 """JSONL import/export of conversations. One conversation per line:
-    {"messages": [{"role": "user"|"assistant"|"system", "content": str, "learn": bool?}, ...],
+    {"id": int?, "messages": [{"role": "user"|"assistant"|"system", "content": str, "learn": bool?}, ...],
      "user": str?, "learn": bool?}
 Every line is validated; bad lines are reported with their number and skipped; each good line is imported in
-its own transaction; a conversation imported before (same user and messages) is not duplicated."""
+its own transaction, its "don't learn" flags included; a conversation imported before (same user and messages)
+is not duplicated. Export writes each conversation's database id (what `chatbot forget --conversation` takes);
+import ignores it (the importing database numbers its own conversations)."""
 from __future__ import annotations
 
 import json
@@ -45,9 +47,11 @@ def parse_line(raw: bytes, default_user: str) -> tuple[str, list[tuple[str, str,
         raise ValueError("not valid JSON (nested too deeply)") from None
     if not isinstance(obj, dict):
         raise ValueError("expected a JSON object with a 'messages' list")
-    unknown = set(obj) - {"messages", "user", "learn"}
+    unknown = set(obj) - {"id", "messages", "user", "learn"}
     if unknown:
         raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
+    if "id" in obj and (not isinstance(obj["id"], int) or isinstance(obj["id"], bool)):
+        raise ValueError("'id' must be an integer (export writes it; import ignores it)")
     user = obj.get("user", default_user)
     if not isinstance(user, str) or not user.strip():
         raise ValueError("'user' must be a non-empty string")
@@ -153,7 +157,7 @@ def export_jsonl(path: str | Path, store: Store, user: str | None = None) -> int
                 messages.append(m)
             if not messages:
                 continue
-            line = {"messages": messages, "user": conv.user}
+            line = {"id": conv.id, "messages": messages, "user": conv.user}
             if not conv.learn:
                 line["learn"] = False
             f.write(json.dumps(line, ensure_ascii=False) + "\n")

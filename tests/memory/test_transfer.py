@@ -66,7 +66,8 @@ def test_export_round_trips(tmp_path, embedder):
     export_jsonl(out2, b.store)
     assert out1.read_text() == out2.read_text()
     rows = [json.loads(x) for x in out1.read_text().splitlines()]
-    assert rows[1] == {"user": "bob", "learn": False, "messages": [{"role": "user", "content": "Private stuff."}]}
+    assert rows[1] == {"id": 2, "user": "bob", "learn": False,
+                       "messages": [{"role": "user", "content": "Private stuff."}]}
     assert rows[2]["messages"][1] == {"role": "user", "content": "My PIN is 42", "learn": False}
     only_bob = tmp_path / "bob.jsonl"
     assert export_jsonl(only_bob, a.store, user="bob") == 1
@@ -103,3 +104,19 @@ def test_import_conversation_takes_per_message_flags(tmp_path):
     assert not any(store.turn(i).learn for i in quiet)  # a don't-learn conversation learns none of its turns
     with pytest.raises(ValueError, match="one learn flag per message"):
         store.import_conversation("cy", msgs, turn_learn=[True])
+
+
+def test_export_carries_ids_that_import_ignores(tmp_path, embedder):
+    src = tmp_path / "in.jsonl"
+    write_lines(src, [{**GOOD[0], "id": 41}, {**GOOD[1], "id": 7}])
+    a = open_buffer(tmp_path / "a", embedder)
+    report = import_jsonl(src, a.store, a, default_user="me")
+    assert (report.imported, report.errors) == (2, [])
+    ids = sorted(c.id for c in a.store.conversations())
+    assert ids == [1, 2]  # the file's ids are not the database's
+    out = tmp_path / "out.jsonl"
+    export_jsonl(out, a.store)
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ids
+    assert import_jsonl(out, a.store, a, default_user="me").duplicates == 2  # ids are not part of the identity
+    write_lines(src, [{**GOOD[0], "id": "one"}])
+    assert "'id'" in import_jsonl(src, a.store, a, default_user="me").errors[0][1]
