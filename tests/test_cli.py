@@ -18,7 +18,8 @@ def test_import_status_export_ask(tmp_path, tiny_toml):
     home = tmp_path / "home"
     src = tmp_path / "in.jsonl"
     src.write_text(
-        json.dumps({"messages": [{"role": "user", "content": "I live in Lisbon."}, {"role": "assistant", "content": "Lovely."}]})
+        json.dumps({"messages": [{"role": "user", "content": "I live in Lisbon."},
+                                 {"role": "assistant", "content": "Lovely."}]})
         + "\nnot json\n"
     )
     proc = chatbot(home, "import", "--json", str(src))
