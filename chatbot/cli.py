@@ -539,7 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "index, so no future mix contains them, and lists the adapter versions whose data "
                                    "manifest contains them. --retrain withdraws those versions (weights deleted), "
                                    "serves the newest clean one and consolidates the remaining data again.")
-    s.add_argument("--conversation", type=int, action="append", metavar="ID", help="a conversation id (repeatable)")
+    s.add_argument("--conversation", type=int, action="append", metavar="ID",
+                   help="a conversation id (repeatable; `chatbot conversations` lists them)")
     s.add_argument("--user", default=None, metavar="NAME", help="every conversation of this user")
     s.add_argument("--retrain", action="store_true",
                    help="withdraw the versions trained on forgotten turns and consolidate without them "
