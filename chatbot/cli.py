@@ -152,6 +152,34 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_conversations(args: argparse.Namespace) -> int:
+    """List conversations (oldest first): id, user, title, turns, dates, learn flag; the ids `forget` takes."""
+    from chatbot.runtime import open_store
+
+    store = open_store(args.home)
+    try:
+        convs = sorted(store.conversations(user=args.user), key=lambda c: c.id)
+        counts = store.turn_counts(user=args.user)
+    finally:
+        store.close()
+
+    def when(t: float) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+
+    rows = [{"id": c.id, "user": c.user, "title": c.title, "turns": counts.get(c.id, 0), "created": when(c.created_at),
+             "updated": when(c.updated_at), "learn": c.learn, "source": c.source} for c in convs]
+    if args.json:
+        print(json.dumps({"conversations": rows}, ensure_ascii=False))
+        return 0
+    for r in rows:
+        flag = "" if r["learn"] else "  [don't learn]"
+        print(f"#{r['id']:<5} {r['user']:<12} {r['turns']:>4} turn(s)  {r['created']}  updated {r['updated']}"
+              f"{flag}  {r['title'] or '(empty)'}")
+    if not rows:
+        print(f"no conversations{f' of user {args.user!r}' if args.user else ''}")
+    return 0
+
+
 def cmd_consolidate(args: argparse.Namespace) -> int:
     """Fine-tune a new adapter version on new dialogue mixed with replay (QLoRA), probe it, promote it if it passes."""
     from chatbot.core.lock import AlreadyRunning
@@ -338,7 +366,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
                 missing = [i for i in ids if store.conversation(i) is None]
                 if missing:
                     raise UsageError(f"forget: no conversation {', '.join(map(str, missing))} "
-                                     "(see `chatbot export` for ids)")
+                                     "(`chatbot conversations` lists the ids)")
                 what = f"conversation(s) {', '.join(map(str, ids))}"
         finally:
             store.close()
@@ -430,6 +458,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "ask": cmd_ask,
     "status": cmd_status,
     "export": cmd_export,
+    "conversations": cmd_conversations,
     "consolidate": cmd_consolidate,
     "versions": cmd_versions,
     "promote": cmd_promote,
@@ -463,8 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="consolidate every night at HH:MM while serving (default consolidate.schedule; '' = off)")
 
     s = sub.add_parser("import", help=cmd_import.__doc__)
-    s.add_argument("file", metavar="FILE.jsonl", help='one conversation per line: {"messages": [{"role", "content"}, ...], '
-                                                      '"user": optional, "learn": optional bool}')
+    s.add_argument("file", metavar="FILE.jsonl",
+                   help='one conversation per line: {"messages": [{"role", "content"}, ...], "user": optional, '
+                        '"learn": optional bool}; an "id" (written by export) is ignored')
     s.add_argument("--json", action="store_true", help="print the report as JSON")
 
     s = sub.add_parser("ask", help=cmd_ask.__doc__)
@@ -481,8 +511,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--user", default=None, help="only this user's conversations")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    s = sub.add_parser("conversations", help=cmd_conversations.__doc__)
+    s.add_argument("--user", default=None, help="only this user's conversations")
+    s.add_argument("--json", action="store_true", help="print as JSON")
+
     s = sub.add_parser("consolidate", help=cmd_consolidate.__doc__)
-    s.add_argument("--dry-run", action="store_true", help="print the data mix (counts per source, samples), no training")
+    s.add_argument("--dry-run", action="store_true",
+                   help="print the data mix (counts per source, samples), no training")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -510,7 +545,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "index, so no future mix contains them, and lists the adapter versions whose data "
                                    "manifest contains them. --retrain withdraws those versions (weights deleted), "
                                    "serves the newest clean one and consolidates the remaining data again.")
-    s.add_argument("--conversation", type=int, action="append", metavar="ID", help="a conversation id (repeatable)")
+    s.add_argument("--conversation", type=int, action="append", metavar="ID",
+                   help="a conversation id (repeatable; `chatbot conversations` lists them)")
     s.add_argument("--user", default=None, metavar="NAME", help="every conversation of this user")
     s.add_argument("--retrain", action="store_true",
                    help="withdraw the versions trained on forgotten turns and consolidate without them "

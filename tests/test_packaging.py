@@ -1,11 +1,16 @@
 """The package as a user installs it: a non-editable `pip install .` into a scratch venv carries the probe suites
-and rehearsal prompts (package data) and runs without the checkout; and the layering contract holds."""
+and rehearsal prompts (package data) and runs without the checkout; every third-party import is declared; and
+the layering contract holds."""
+import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
@@ -68,3 +73,48 @@ def test_layers_only_point_down():
                           cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
+
+
+def _third_party_imports() -> dict[str, set[str]]:
+    """Top-level third-party module -> names imported from it anywhere in chatbot/ (function-level imports too)."""
+    found: dict[str, set[str]] = {}
+    for path in (ROOT / "chatbot").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                pairs = [(a.name, "") for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                pairs = [(node.module, a.name) for a in node.names]
+            else:
+                continue
+            for module, name in pairs:
+                top = module.split(".")[0]
+                if top != "chatbot" and top not in sys.stdlib_module_names:
+                    found.setdefault(top, set()).add(name)
+    return found
+
+
+def _declared() -> dict[str, str]:
+    """Normalised distribution name -> its requirement string, from pyproject.toml's dependencies."""
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return {_norm(re.match(r"[A-Za-z0-9._-]+", d).group()): d for d in deps}
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_third_party_import_is_declared():
+    dists = packages_distributions()
+    declared = _declared()
+    missing = {m: dists.get(m) for m in _third_party_imports()
+               if not any(_norm(d) in declared for d in dists.get(m, [m]))}
+    assert missing == {}, f"imported but not in pyproject.toml's dependencies: {missing}"
+
+
+def test_private_imports_pin_an_upper_bound():
+    """A private name (leading underscore) may change in any release: its distribution needs an upper bound."""
+    dists = packages_distributions()
+    declared = _declared()
+    unbounded = [m for m, names in _third_party_imports().items() if any(n.startswith("_") for n in names)
+                 for d in dists.get(m, [m]) if "<" not in declared.get(_norm(d), "<")]
+    assert unbounded == []

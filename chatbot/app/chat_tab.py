@@ -3,8 +3,9 @@
 for the last reply. Every handler acts as the request's user (`who`); ownership is enforced in ChatService."""
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import gradio as gr
 
@@ -15,23 +16,38 @@ from chatbot.serving.chat import Accepted, Done, InputRefused
 DONT_LEARN = "Don't learn"
 
 
-class _Stops:
-    """Per-browser-session stop signals (threading.Event cannot live in gr.State, which is deep-copied)."""
+class StopSignals:
+    """The stop signal of each browser session's generation in progress (threading.Event cannot live in
+    gr.State, which is deep-copied). An entry lives only while its generation runs, so sessions that come and
+    go leave nothing behind."""
 
     def __init__(self) -> None:
         self._events: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
-    def new(self, session: str) -> threading.Event:
+    @contextlib.contextmanager
+    def running(self, session: str) -> Iterator[threading.Event]:
+        """The signal for one generation of `session`, removed when it ends (finished, stopped, failed, or
+        abandoned: Gradio closes the handler's generator when the browser goes away)."""
+        ev = threading.Event()
         with self._lock:
-            self._events[session] = ev = threading.Event()
-            return ev
+            self._events[session] = ev
+        try:
+            yield ev
+        finally:
+            with self._lock:
+                if self._events.get(session) is ev:  # a newer generation of the session keeps its own
+                    del self._events[session]
 
     def stop(self, session: str) -> None:
         with self._lock:
             ev = self._events.get(session)
         if ev:
             ev.set()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._events)
 
 
 def _empty_session() -> dict:
@@ -40,11 +56,13 @@ def _empty_session() -> dict:
     return {"conversation_id": None, "turn_ids": []}
 
 
-def chat_tab(rt: Runtime, user_of: Callable[[gr.Request | None], str], login: bool):
+def chat_tab(rt: Runtime, user_of: Callable[[gr.Request | None], str], login: bool,
+             stops: StopSignals | None = None):
     """Lay out the tab; returns (load function, its outputs) for the app's page-load event, which fills in the
-    logged-in user's own conversation list (never built into the page, which every visitor can read)."""
+    logged-in user's own conversation list (never built into the page, which every visitor can read).
+    `stops`: where the sessions' stop signals live (a fresh one by default)."""
     service = rt.chat
-    stops = _Stops()
+    stops = stops if stops is not None else StopSignals()
 
     def conversation_choices(user: str) -> list[tuple[str, int]]:
         return [(f"#{c.id} {c.title or '(empty)'}", c.id) for c in service.conversations(user)]
@@ -72,8 +90,9 @@ def chat_tab(rt: Runtime, user_of: Callable[[gr.Request | None], str], login: bo
                     cancel_btn = gr.Button("Cancel", size="sm", elem_id="forget-cancel")
             memories_md = gr.Markdown("No memories used yet.", elem_id="memories")
         with gr.Column(scale=4):
-            bot = gr.Chatbot(label="Chat", height=480, elem_id="chat", feedback_options=[DONT_LEARN], buttons=["copy_all"],
-                             like_user_message=True, placeholder="Say something. Every turn is saved.")
+            bot = gr.Chatbot(label="Chat", height=480, elem_id="chat", feedback_options=[DONT_LEARN],
+                             buttons=["copy_all"], like_user_message=True,
+                             placeholder="Say something. Every turn is saved.")
             notice_md = gr.Markdown("", elem_id="notice")
             with gr.Row():
                 box = gr.Textbox(placeholder="Type a message and press Enter", show_label=False, scale=6,
@@ -118,15 +137,14 @@ def chat_tab(rt: Runtime, user_of: Callable[[gr.Request | None], str], login: bo
 
     def on_send(text: str, history: list, state: dict, learn_conv: bool, request: gr.Request):
         user = user_of(request)
-        stop = stops.new(request.session_hash)
-        cid = state["conversation_id"]
-        if cid is None and not learn_conv:
-            cid = service.new_conversation(user, learn=False)
-        yield from stream(user, service.send(user, text, cid, stop=stop), history, state, text, user_text=text)
+        with stops.running(request.session_hash) as stop:
+            # ChatService validates the message before it creates the conversation (a don't-learn one when
+            # "learn" is unticked): a refused message leaves nothing behind.
+            events = service.send(user, text, state["conversation_id"], stop=stop, conversation_learn=learn_conv)
+            yield from stream(user, events, history, state, text, user_text=text)
 
     def on_regenerate(history: list, state: dict, request: gr.Request):
         user = user_of(request)
-        stop = stops.new(request.session_hash)
         cid = state["conversation_id"]
         if cid is None:
             gr.Warning("Nothing to regenerate yet.")
@@ -135,7 +153,8 @@ def chat_tab(rt: Runtime, user_of: Callable[[gr.Request | None], str], login: bo
         if history and history[-1]["role"] == "assistant":
             history = history[:-1]
             state = dict(state, turn_ids=state["turn_ids"][:-1])
-        yield from stream(user, service.regenerate(user, cid, stop=stop), history, state, gr.skip())
+        with stops.running(request.session_hash) as stop:
+            yield from stream(user, service.regenerate(user, cid, stop=stop), history, state, gr.skip())
 
     def on_stop(request: gr.Request):
         stops.stop(request.session_hash)

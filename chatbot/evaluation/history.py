@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -36,7 +36,7 @@ class History:
     versions: list[Version]
     results: list[dict]  # greedy suite results of `model`, oldest first
     verdicts: dict[str, dict]  # version -> the gate's verdict and metrics
-    secrets: list[str] = field(default_factory=list)  # "don't learn" strings, for redaction only
+    secrets: tuple[str, ...] = ()  # "don't learn" strings, for redaction only (shared by cached loads)
     db: Path | None = None  # where the per-probe answers are read from (diffs)
 
     def status(self, version: str) -> str:
@@ -67,14 +67,36 @@ def load_history(home: Path, config: Config, model: str | None = None) -> Histor
             model = rows[-1]["model"] if rows else None
         results = stored.results(model) if model else []
         verdicts = stored.verdicts(model) if model else {}
-        try:
-            secrets = canary(store, load_suite(config.probes.canary_suite, "canary")).secrets
-        except FileNotFoundError:
-            secrets = []
+        secrets = canary_secrets(store, config.probes.canary_suite)
     finally:
         store.close()
         stored.close()
     return History(model, registry.current(), registry.versions(), results, verdicts, secrets, paths.db)
+
+
+# (database, canary suite) -> (Store.learn_stamp() when computed, secrets); a few homes per process at most
+_SECRETS: dict[tuple[str, str], tuple[tuple[int, int, int], tuple[str, ...]]] = {}
+_SECRETS_KEPT = 8
+
+
+def canary_secrets(store: Store, suite: str) -> tuple[str, ...]:
+    """The canary's "don't learn" strings, for redaction. The canary scans every turn and the dashboard reloads
+    every few seconds, so the result is kept until Store.learn_stamp() changes (a turn added, forgotten, or a
+    learn flag changed). The stamp is read before the scan: a change racing with it only causes one more scan."""
+    key = (str(store.path.resolve()), suite)
+    stamp = store.learn_stamp()
+    cached = _SECRETS.get(key)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    try:
+        secrets = tuple(canary(store, load_suite(suite, "canary")).secrets)
+    except FileNotFoundError:
+        secrets = ()
+    _SECRETS.pop(key, None)
+    while len(_SECRETS) >= _SECRETS_KEPT:
+        _SECRETS.pop(next(iter(_SECRETS)), None)  # the oldest entry
+    _SECRETS[key] = (stamp, secrets)
+    return secrets
 
 
 def score_frame(h: History) -> pd.DataFrame:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -16,24 +17,38 @@ from chatbot.core.runlog import FINISHED, Stage, latest_progress
 log = logging.getLogger(__name__)
 
 
-def start_consolidation(home: Path, config_file: str | None = None) -> str:
-    """Launch a consolidation process unless one runs; returns a message for the user."""
+NICENESS = 10  # added to the app's own; the job yields the CPU to the chat's replies
+
+
+def spawn_consolidation(home: Path, config_file: str | None = None) -> subprocess.Popen:
+    """Start `chatbot consolidate` as a child process (its output goes to HOME/runs/background.log) and return
+    it. The child runs at lower priority through `nice` (no preexec_fn: Python documents it as unsafe in a
+    process with threads, such as the app's server, where it can deadlock the child)."""
     home = Path(home)
-    if is_running(home):
-        return "A consolidation is already running."
     cmd = [sys.executable, "-m", "chatbot", "--home", str(home)]
     if config_file:
         cmd += ["--config", str(config_file)]
     cmd += ["consolidate", "--json", "--quiet"]
+    nice = shutil.which("nice")
+    if nice:
+        cmd = [nice, "-n", str(NICENESS), *cmd]
+    else:
+        log.warning("no `nice` command on PATH: the background consolidation runs at normal priority")
     Paths(home).runs.mkdir(parents=True, exist_ok=True)
-    out = open(Paths(home).runs / "background.log", "ab")
-    # The chat shares these cores: the job runs at lower priority and leaves a core to the chat, because
-    # OpenMP threads of two processes fighting over the same cores slow both down many times over.
+    # The chat shares these cores: the job leaves a core to the chat, because OpenMP threads of two processes
+    # fighting over the same cores slow both down many times over.
     threads = max(1, (os.cpu_count() or 2) - 1)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                     env=env, preexec_fn=lambda: os.nice(10))
-    out.close()
+    with open(Paths(home).runs / "background.log", "ab") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=env)
+
+
+def start_consolidation(home: Path, config_file: str | None = None) -> str:
+    """Launch a consolidation process unless one runs; returns a message for the user."""
+    if is_running(home):
+        return "A consolidation is already running."
+    spawn_consolidation(home, config_file)
     log.info("started a background consolidation")
     return "Consolidation started in the background; the chat keeps working."
 

@@ -39,6 +39,7 @@ class Buffer:
         self.save_every = save_every
         self._unsaved = 0
         self._lock = threading.Lock()  # serialises index mutation + save bookkeeping
+        self._discarded: set[int] = set()  # discarded before they were indexed: the worker skips them
         self._forget_seq = store.forget_seq()  # another process may forget turns: re-check before saving
         self.index = self._open_index()
         # (turn id, text, vector or None) waiting to be indexed; None stops the worker.
@@ -90,6 +91,7 @@ class Buffer:
         with self._lock:
             self.index = self._rebuild()
             self._unsaved = 0
+            self._discarded.clear()
             return len(self.index)
 
     # -- writes --------------------------------------------------------------------------------------------
@@ -144,6 +146,12 @@ class Buffer:
 
     def _add(self, ids: list[int], vecs: np.ndarray, save: bool = True) -> None:
         with self._lock:
+            if self._discarded:
+                keep = [i for i, turn_id in enumerate(ids) if turn_id not in self._discarded]
+                self._discarded.difference_update(ids)
+                ids, vecs = [ids[i] for i in keep], vecs[keep]
+                if not ids:
+                    return
             self.index.add(ids, vecs)
             self._unsaved += len(ids)
             if save and self._unsaved >= self.save_every:
@@ -158,6 +166,20 @@ class Buffer:
         with self._lock:
             n = self.index.remove(list(turn_ids))
             self._save_locked()
+            return n
+
+    def discard(self, turn_ids: Iterable[int]) -> int:
+        """Drop turns from the index at once, without waiting for the indexing queue or rewriting the file (a
+        regenerated reply: the chat must not pay for either). A turn still queued is skipped when the worker
+        reaches it. The periodic save and the save at exit write the change; a file saved before it may still
+        hold the vector, which is harmless: searches check every hit against SQLite and skip superseded turns,
+        and start-up reconciliation removes it. Returns how many vectors were removed now."""
+        ids = list(turn_ids)
+        with self._lock:
+            n = self.index.remove(ids)
+            if n < len(ids):  # some are not indexed yet (queued)
+                self._discarded.update(ids)
+            self._unsaved += n
             return n
 
     def _save_locked(self) -> None:

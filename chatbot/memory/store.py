@@ -10,7 +10,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -196,21 +196,43 @@ class Store(Database):
             sql += f" LIMIT {int(limit)}"
         return [_conversation(r) for r in self._query(sql, args)]
 
+    def turn_counts(self, user: str | None = None) -> dict[int, int]:
+        """conversation id -> its visible turns (superseded ones are not counted), of `user` or everyone;
+        conversations without turns are absent."""
+        sql = ("SELECT t.conversation_id AS id, COUNT(*) AS n FROM turns t"
+               " JOIN conversations c ON c.id = t.conversation_id JOIN users u ON u.id = c.user_id"
+               " WHERE t.status != 'superseded'")
+        args: tuple = ()
+        if user is not None:
+            sql += " AND u.name = ?"
+            args = (user,)
+        sql += " GROUP BY t.conversation_id"
+        return {r["id"]: r["n"] for r in self._query(sql, args)}
+
     def set_conversation_learn(self, conversation_id: int, learn: bool) -> None:
         with self._tx() as db:
             db.execute("UPDATE conversations SET learn = ? WHERE id = ?", (int(learn), conversation_id))
+            _bump(db, "learn_seq")
 
     def import_conversation(
-        self, user: str, messages: list[tuple[str, str]], learn: bool = True, title: str = ""
+        self, user: str, messages: list[tuple[str, str]], learn: bool = True, title: str = "",
+        turn_learn: Sequence[bool] | None = None,
     ) -> tuple[int, list[int]] | None:
-        """Insert a whole conversation in one transaction; None if the same one was imported before."""
+        """Insert a whole conversation in one transaction, the user row and every learn flag included (a
+        message's "don't learn" is never committed learnable, not even for a moment); None if the same one was
+        imported before. `turn_learn`: one flag per message (default all true); a conversation with learn=False
+        learns none of its turns. The flags are not part of the conversation's identity (conversation_hash)."""
         messages = [(role, clean_text(text)) for role, text in messages]
+        flags = [True] * len(messages) if turn_learn is None else [bool(f) for f in turn_learn]
+        if len(flags) != len(messages):
+            raise ValueError(f"import_conversation: one learn flag per message ({len(flags)} for {len(messages)})")
         digest = conversation_hash(user, messages)
-        uid = self.user_id(user)
         now = time.time()
         with self._tx() as db:
             if db.execute("SELECT 1 FROM conversations WHERE content_hash = ?", (digest,)).fetchone():
                 return None
+            db.execute("INSERT OR IGNORE INTO users(name, created_at) VALUES (?, ?)", (user, now))
+            uid = db.execute("SELECT id FROM users WHERE name = ?", (user,)).fetchone()["id"]
             title = title or _title_from(messages)
             cid = db.execute(
                 "INSERT INTO conversations(user_id, title, created_at, updated_at, learn, source, content_hash)"
@@ -219,10 +241,11 @@ class Store(Database):
             ).lastrowid
             ids = [
                 int(db.execute(
-                    "INSERT INTO turns(conversation_id, role, text, created_at, completed_at, learn) VALUES (?,?,?,?,?,?)",
-                    (cid, role, text, now, now, int(learn)),
+                    "INSERT INTO turns(conversation_id, role, text, created_at, completed_at, learn)"
+                    " VALUES (?,?,?,?,?,?)",
+                    (cid, role, text, now, now, int(learn and m_learn)),
                 ).lastrowid)
-                for role, text in messages
+                for (role, text), m_learn in zip(messages, flags)
             ]
         return int(cid), ids
 
@@ -264,23 +287,27 @@ class Store(Database):
         ids = list(ids)
         out: dict[int, Turn] = {}
         for chunk, marks in chunks(ids):
-            out.update({r["id"]: _turn(r) for r in self._query(f"SELECT * FROM turns WHERE id IN ({marks})", tuple(chunk))})
+            rows = self._query(f"SELECT * FROM turns WHERE id IN ({marks})", tuple(chunk))
+            out.update({r["id"]: _turn(r) for r in rows})
         return out
 
     def set_turn_learn(self, turn_id: int, learn: bool) -> None:
         with self._tx() as db:
             db.execute("UPDATE turns SET learn = ? WHERE id = ?", (int(learn), turn_id))
+            _bump(db, "learn_seq")
 
     def supersede(self, turn_id: int) -> None:
         """Mark a reply as replaced by a regenerated one: kept for the record, never shown, indexed or learned."""
         with self._tx() as db:
             db.execute("UPDATE turns SET status = 'superseded', learn = 0 WHERE id = ?", (turn_id,))
+            _bump(db, "learn_seq")
 
     def indexable_turns(self) -> Iterator[tuple[int, str]]:
         """(id, text) of every turn that belongs in the vector index, in id order."""
         db = self._connect()
         try:
-            for row in db.execute("SELECT id, text FROM turns WHERE status != 'superseded' AND role != 'system' ORDER BY id"):
+            for row in db.execute("SELECT id, text FROM turns WHERE status != 'superseded' AND role != 'system'"
+                                  " ORDER BY id"):
                 yield row["id"], row["text"]
         except sqlite3.Error as e:
             raise self._explain(e) from None
@@ -369,14 +396,23 @@ class Store(Database):
                 db.execute(f"DELETE FROM conversations WHERE id IN ({marks})", tuple(chunk))
             if user is not None:
                 db.execute("DELETE FROM users WHERE name = ?", (user,))
-            db.execute("INSERT INTO meta(key, value) VALUES ('forget_seq', '1') ON CONFLICT(key) DO UPDATE SET "
-                       "value = CAST(value AS INTEGER) + 1")
+            _bump(db, "forget_seq")
         return n
 
     def forget_seq(self) -> int:
         """How many forget operations ever ran (a running process re-checks its index when this changes)."""
         rows = self._query("SELECT value FROM meta WHERE key = 'forget_seq'")
         return int(rows[0]["value"]) if rows else 0
+
+    def learn_stamp(self) -> tuple[int, int, int]:
+        """Changes whenever the learnable and "don't learn" text may have changed: a turn was added (the highest
+        turn id), forgotten (forget_seq), or a turn's or conversation's learn flag or a turn's status changed
+        (learn_seq, bumped by set_turn_learn, set_conversation_learn and supersede). Three indexed lookups, for
+        caching what is computed over every turn (the privacy canary's secrets)."""
+        r = self._query("SELECT (SELECT COALESCE(MAX(id), 0) FROM turns) AS last,"
+                        " (SELECT value FROM meta WHERE key = 'forget_seq') AS forgets,"
+                        " (SELECT value FROM meta WHERE key = 'learn_seq') AS changes")[0]
+        return int(r["last"]), int(r["forgets"] or 0), int(r["changes"] or 0)
 
     def compact(self, attempts: int = 5) -> bool:
         """After a secure delete: checkpoint the WAL into the database and truncate it (old page images of the
@@ -422,6 +458,12 @@ class Store(Database):
             "   WHERE t.learn = 1 AND c.learn = 1 AND t.status = 'complete' AND t.consolidated_in IS NULL) AS unlearned"
         )[0]
         return {k: int(row[k]) for k in row.keys()}
+
+
+def _bump(db: sqlite3.Connection, key: str) -> None:
+    """Add one to the counter `key` in meta, inside the caller's transaction."""
+    db.execute("INSERT INTO meta(key, value) VALUES (?, '1') ON CONFLICT(key) DO UPDATE SET "
+               "value = CAST(value AS INTEGER) + 1", (key,))
 
 
 def _title_from(messages: list[tuple[str, str]]) -> str:

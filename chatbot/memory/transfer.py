@@ -1,8 +1,10 @@
 """JSONL import/export of conversations. One conversation per line:
-    {"messages": [{"role": "user"|"assistant"|"system", "content": str, "learn": bool?}, ...],
+    {"id": int?, "messages": [{"role": "user"|"assistant"|"system", "content": str, "learn": bool?}, ...],
      "user": str?, "learn": bool?}
 Every line is validated; bad lines are reported with their number and skipped; each good line is imported in
-its own transaction; a conversation imported before (same user and messages) is not duplicated."""
+its own transaction, its "don't learn" flags included; a conversation imported before (same user and messages)
+is not duplicated. Export writes each conversation's database id (what `chatbot forget --conversation` takes);
+import ignores it (the importing database numbers its own conversations)."""
 from __future__ import annotations
 
 import json
@@ -45,9 +47,11 @@ def parse_line(raw: bytes, default_user: str) -> tuple[str, list[tuple[str, str,
         raise ValueError("not valid JSON (nested too deeply)") from None
     if not isinstance(obj, dict):
         raise ValueError("expected a JSON object with a 'messages' list")
-    unknown = set(obj) - {"messages", "user", "learn"}
+    unknown = set(obj) - {"id", "messages", "user", "learn"}
     if unknown:
         raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
+    if "id" in obj and (not isinstance(obj["id"], int) or isinstance(obj["id"], bool)):
+        raise ValueError("'id' must be an integer (export writes it; import ignores it)")
     user = obj.get("user", default_user)
     if not isinstance(user, str) or not user.strip():
         raise ValueError("'user' must be a non-empty string")
@@ -123,14 +127,13 @@ def import_jsonl(path: str | Path, store: Store, buffer: Buffer, default_user: s
             except ValueError as e:
                 report.errors.append((lineno, str(e)))
                 continue
-            result = store.import_conversation(user, [(r, c) for r, c, _ in messages], learn=learn)
+            # One transaction per conversation, its "don't learn" flags included.
+            result = store.import_conversation(user, [(r, c) for r, c, _ in messages], learn=learn,
+                                               turn_learn=[m_learn for _, _, m_learn in messages])
             if result is None:
                 report.duplicates += 1
                 continue
-            conversation_id, turn_ids = result
-            for turn_id, (_, _, m_learn) in zip(turn_ids, messages):
-                if not m_learn:
-                    store.set_turn_learn(turn_id, False)
+            _, turn_ids = result
             report.imported += 1
             report.turns += len(turn_ids)
             stored = store.turns_by_ids(turn_ids)
@@ -154,7 +157,7 @@ def export_jsonl(path: str | Path, store: Store, user: str | None = None) -> int
                 messages.append(m)
             if not messages:
                 continue
-            line = {"messages": messages, "user": conv.user}
+            line = {"id": conv.id, "messages": messages, "user": conv.user}
             if not conv.learn:
                 line["learn"] = False
             f.write(json.dumps(line, ensure_ascii=False) + "\n")

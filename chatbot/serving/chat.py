@@ -100,12 +100,14 @@ class ChatService:
 
     # -- the chat path -------------------------------------------------------------------------------------
     def send(self, user: str, text: str, conversation_id: int | None = None, learn: bool = True,
-             use_memory: bool = True, stop: threading.Event | None = None) -> Iterator[Accepted | str | Done]:
+             use_memory: bool = True, stop: threading.Event | None = None,
+             conversation_learn: bool = True) -> Iterator[Accepted | str | Done]:
         """Log `text` as the user's turn, then stream the reply: yields Accepted, then text pieces, then Done.
-        Raises InputRefused before logging anything when the message is not acceptable."""
+        Raises InputRefused before logging anything (not even a new conversation) when the message is not
+        acceptable. conversation_id None starts a new conversation, with `conversation_learn` as its switch."""
         text = self.validate(text)
         if conversation_id is None:
-            conversation_id = self.store.new_conversation(user)
+            conversation_id = self.store.new_conversation(user, learn=conversation_learn)
         else:
             self.check_owner(conversation_id, user)
         conv_learn = self.store.conversation(conversation_id).learn
@@ -122,7 +124,7 @@ class ChatService:
             raise InputRefused("Nothing to regenerate yet.")
         if turns[-1].role == "assistant":
             self.store.supersede(turns[-1].id)
-            self.buffer.remove([turns[-1].id])
+            self.buffer.discard([turns[-1].id])  # no queue flush, no index save on the chat path
         last_user = [t for t in turns if t.role == "user"][-1]
         yield from self._reply(user, conversation_id, last_user.text, None, use_memory, stop)
 

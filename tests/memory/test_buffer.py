@@ -1,6 +1,7 @@
 import logging
 
 from chatbot.memory.buffer import Buffer
+from chatbot.memory.index import VectorIndex
 from chatbot.memory.store import Store
 
 
@@ -71,3 +72,16 @@ def test_stale_index_is_repaired(tmp_path, embedder, caplog):
     assert "stale (1 turns missing, 0 extra)" in caplog.text
     assert sorted(again.index.ids().tolist()) == [first, lost]
     assert again.search("never indexed", user="ann", k=1)[0].turn.id == lost
+
+
+def test_discard_skips_a_queued_turn_and_leaves_saving_to_the_periodic_save(tmp_path, embedder):
+    buf = make_buffer(tmp_path, embedder, save_every=1000)
+    cid = buf.store.new_conversation("ann")
+    kept = buf.log_turn(cid, "user", "My dog is called Rex.")
+    old = buf.log_turn(cid, "assistant", "A reply about to be regenerated.")
+    buf.store.supersede(old)
+    buf.discard([old])  # whether or not the worker has indexed it yet
+    buf.wait_indexed()
+    assert buf.index.ids().tolist() == [kept]
+    buf.close()  # the save at exit writes the index without it
+    assert VectorIndex.load(buf.index_path, embedder.dim).ids().tolist() == [kept]

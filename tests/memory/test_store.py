@@ -1,6 +1,7 @@
 import os
 import sqlite3
 import stat
+import time
 
 import pytest
 
@@ -89,3 +90,23 @@ def test_locked_database_gives_clear_error(tmp_path):
     finally:
         locker.execute("ROLLBACK")
     assert store.add_turn(cid, "user", "x") > 0  # nothing broken once the lock is gone
+
+
+def test_opening_an_existing_database_takes_no_write_lock(tmp_path):
+    """The dashboard opens the database every few seconds: opening must not queue behind the chat's writes."""
+    path = tmp_path / "db.sqlite3"
+    store = Store(path)
+    cid = store.new_conversation("ann")
+    store.add_turn(cid, "user", "hello")
+    store.close()
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO users(name, created_at) VALUES ('bob', 0)")
+    try:
+        started = time.monotonic()
+        reader = Store(path, timeout=0.2)
+        assert [t.text for t in reader.turns(cid)] == ["hello"]
+        assert time.monotonic() - started < 0.2
+        reader.close()
+    finally:
+        writer.execute("ROLLBACK")

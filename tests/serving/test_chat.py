@@ -119,3 +119,20 @@ def test_ask_answers_without_logging(runtime):
     result = runtime.chat.ask("What is the capital of France?", user="me")
     assert isinstance(result["answer"], str) and result["answer"]
     assert db_rows(runtime) == []
+
+
+def file_version(path):
+    st = path.stat()
+    return st.st_ino, st.st_mtime_ns  # every save writes a new file and renames it over the old one
+
+
+def test_regenerate_neither_flushes_nor_saves_the_index(runtime):
+    accepted, _, first = run(runtime.chat.send("me", "hello"))
+    runtime.buffer.flush()
+    index_file = runtime.buffer.index_path
+    before = file_version(index_file)
+    _, _, second = run(runtime.chat.regenerate("me", accepted.conversation_id))
+    assert file_version(index_file) == before  # the periodic save and the save at exit write it
+    runtime.buffer.wait_indexed()
+    ids = set(runtime.buffer.index.ids().tolist())
+    assert first.turn_id not in ids and second.turn_id in ids
