@@ -176,9 +176,9 @@ class Buffer:
         and start-up reconciliation removes it. Returns how many vectors were removed now."""
         ids = list(turn_ids)
         with self._lock:
+            held = self.index.contains(ids)
+            self._discarded.update(i for i, h in zip(ids, held) if not h)  # not indexed yet: queued
             n = self.index.remove(ids)
-            if n < len(ids):  # some are not indexed yet (queued)
-                self._discarded.update(ids)
             self._unsaved += n
             return n
 

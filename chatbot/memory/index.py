@@ -184,6 +184,15 @@ class VectorIndex:
             rows = [self._index.reconstruct(int(i)) for i in ids]
         return np.stack(rows).astype(np.float32, copy=False) if rows else np.empty((0, self.dim), np.float32)
 
+    def contains(self, ids: Sequence[int]) -> np.ndarray:
+        """(m,) bool: which of `ids` the index holds (O(m log n), on the sorted copy of the ids)."""
+        ids_a = _as_ids(ids)
+        with self._lock:
+            if len(self._ids) == 0:
+                return np.zeros(len(ids_a), dtype=bool)
+            pos = np.searchsorted(self._ids, ids_a).clip(max=len(self._ids) - 1)
+            return self._ids[pos] == ids_a
+
     def ids(self) -> np.ndarray:
         """All stored ids (int64), in ascending order."""
         with self._lock:
