@@ -1,4 +1,6 @@
+import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -213,4 +215,152 @@ def test_qa_pairs_of_a_message_without_facts_is_empty():
     ("Rex is a dog.", "Rex is a dog."),
 ])
 def test_to_second_person(sentence, expected):
+    assert to_second_person(sentence) == expected
+
+
+# --- the forms of facts-v2: we/our, names in apposition, "remember ...", hedged preferences, third parties,
+# several facts in one message, facts inside chit-chat, corrections. (message, [(key, a question asked), ...])
+NEW_FORMS = [
+    # we / our: answered in the second person, asked in the user's "we" voice
+    ("We bought a caravan and called it Dolly.", [("Dolly", "What did we call our caravan?")]),
+    ("We named our son Tobiah.", [("Tobiah", "What is our son called?")]),
+    ("We call our allotment shed the Bunker.", [("Bunker", "What do we call our allotment shed?")]),
+    ("We live on a houseboat called Moorhen.", [("Moorhen", "What's the name of our houseboat?")]),
+    ("My husband and I moved to Tartu in May.", [("Tartu", "Where did we move to?")]),
+    ("We got married in Sintra.", [("Sintra", "Where did we get married?")]),
+    ("Our landlady is Mrs Kowalczyk.", [("Kowalczyk", "Who is our landlady?")]),
+    ("Our youngest goes to Brookfield Primary.", [("Brookfield Primary", "Which school does our youngest go to?")]),
+    # a name given in apposition
+    ("Our accountant, Priya, sent the forms.", [("Priya", "Who is our accountant?")]),
+    ("I had coffee with my neighbour, a retired pilot called Sven.", [("Sven", "What's the name of my neighbour?")]),
+    ("Marguerite, my piano teacher, retired last year.", [("Marguerite", "Who is my piano teacher?")]),
+    ("I bumped into an old colleague of mine, Rashid Okafor, at the station.",
+     [("Rashid Okafor", "What is my old colleague called?")]),
+    # "remember ...", also without "I" or "my"
+    ("remember this for me: my locker is 42B", [("42B", "What is my locker?")]),
+    ("Please remember that my gym membership number is GM-7781.", [("GM-7781", "What is my gym membership number?")]),
+    ("Can you remember for me that my passport expires in 2031?", [("2031", "When does my passport expire?")]),
+    ("Note to self: the spare key is under the green gnome.", [("green gnome", "Where is the spare key?")]),
+    # hedged preferences
+    ("if I had to choose one dessert, it'd be tiramisu", [("tiramisu", "What's my favourite dessert?")]),
+    ("I'd probably say my favourite band is The Marrow Kings.", [("Marrow Kings", "What is my favourite band?")]),
+    ("I'd go with pistachio if I had to choose one flavour.", [("pistachio", "Which flavour do I like best?")]),
+    ("Gun to my head, my favourite film is Paterson.", [("Paterson", "What is my favourite film?")]),
+    # third parties, and their names
+    ("My sister Ines just moved to Lyon.",
+     [("Ines", "What is my sister's name?"), ("Lyon", "Where did my sister move to?")]),
+    ("My uncle works at the Harwich lighthouse.", [("Harwich", "Where does my uncle work?")]),
+    ("My daughter is allergic to kiwi.", [("kiwi", "What is my daughter allergic to?")]),
+    ("My grandad was a miner in Ashington.", [("miner", "What did my grandad do for a living?")]),
+    ("My mum is from Cork and my dad grew up in Derry.",
+     [("Cork", "Where is my mum from?"), ("Derry", "Where did my dad grow up?")]),
+    ("I've a cousin in Perth, Declan.",
+     [("Declan", "What is my cousin called?"), ("Perth", "Where does my cousin live?")]),
+    # several facts in one message, a subject shared by two verbs
+    ("I'm a nurse, my husband Tom is from Cork and we live in Galway.",
+     [("nurse", "What do I do for a living?"), ("Tom", "Who is my husband?"), ("Cork", "Where is my husband from?"),
+      ("Galway", "Where do we live?")]),
+    ("I was born in Gdynia and raised in Leeds.", [("Gdynia", "Where was I born?"), ("Leeds", "Where was I raised?")]),
+    ("New job: I volunteer at the Westgate food bank on Fridays.", [("Westgate", "Where do I volunteer?")]),
+    # facts inside chit-chat
+    ("Ugh, long day 😩 my flatmate Jorge made paella though", [("Jorge", "Who is my flatmate?")]),
+    ("I'm Ravi btw, nice to meet you", [("Ravi", "What is my name?")]),
+    # corrections: the new value is the key, never the old one
+    ("Sorry, the nursery is Little Oaks, not Little Acorns.", [("Little Oaks", "What is the nursery called?")]),
+    ("my locker is 17C, not 42B", [("17C", "What is my locker?")]),
+    ("I was wrong about my PIN hint — it's Bramble.", [("Bramble", "What is my PIN hint?")]),
+]
+
+
+@pytest.mark.parametrize("message, expected", NEW_FORMS, ids=[m for m, _ in NEW_FORMS])
+def test_new_forms_are_found_and_asked_specifically(message, expected):
+    facts = _facts(message)
+    for key, question in expected:
+        found = [f for f in facts if f.key == key]
+        assert found, (key, [(f.key, f.answer) for f in facts])
+        assert any(question in f.questions for f in found), (question, [f.questions for f in found])
+
+
+@pytest.mark.parametrize("message", [m for m, _ in NEW_FORMS])
+def test_new_forms_keep_the_invariants(message):
+    for fact in _facts(message):
+        assert 3 <= len(fact.questions) <= MAX_QUESTIONS, fact
+        assert fact.key.lower() in fact.answer.lower()
+        assert fact.statement.strip() in message
+        for q in fact.questions:
+            assert q.endswith(("?", ".")) and "{" not in q, q
+            assert not re.search(rf"(?<!\w){re.escape(fact.key)}(?!\w)", q, re.I), (q, fact.key)
+
+
+def test_we_statements_are_answered_in_the_second_person_and_asked_in_the_we_voice():
+    [fact] = _facts("We bought a caravan and called it Dolly.")
+    assert fact.answer == "You bought a caravan and called it Dolly."
+    assert all(" I " not in f" {q} " and " my " not in q for q in fact.questions)
+
+
+def test_a_name_in_apposition_and_what_its_person_did_are_two_facts():
+    facts = _facts("My sister Ines just moved to Lyon.")
+    assert [(f.answer, f.key) for f in facts] == [("Your sister is called Ines.", "Ines"),
+                                                 ("Your sister Ines just moved to Lyon.", "Lyon")]
+    assert "What did I tell you about my sister?" in facts[1].questions  # the topic, as the fallback asked it
+
+
+NEW_NOT_FACTS = [
+    "Is Lisbon nice in winter?",  # questions
+    "Can you recommend a book for my nephew Tomás?",
+    "Do you think my son Elias should learn the cello?",
+    "how long can a husky stay outside in winter",
+    "I don't have a car.",  # negations
+    "We don't live in Leeds anymore.",
+    "I've never owned a Mac.",
+    "i dont have facebook",
+    "I'm not on Instagram at all.",
+    "I have no siblings.",
+    "If I had a dog I'd call it Rex.",  # hypotheticals that are no forced choice
+    "If we lived in Rome we'd eat out every night.",
+    "Honestly I think if I had to pick one it'd be Naples.",  # a favourite what?
+    "My train was late again this morning.",  # chit-chat, opinions, episodes
+    "We had such a lovely weekend.",
+    "My kids are driving me mad.",
+    "I love that idea!",
+    "Students are more engaged than we were.",
+    "Frankly, I find opera overrated.",
+    "The restaurant is called La Bodega.",  # "the ..." without "remember" or a correction is about the world
+]
+
+
+@pytest.mark.parametrize("message", NEW_NOT_FACTS)
+def test_questions_negations_hypotheticals_and_chitchat_are_not_facts(message):
+    assert _facts(message) == []
+
+
+@pytest.mark.parametrize("message, not_key", [
+    ("I don't have a car, I cycle everywhere.", "car"),
+    ("Sorry, the nursery is Little Oaks, not Little Acorns.", "Little Acorns"),
+    ("my plate is KV 48 217 not 211", "211"),
+    ("Scratch that, we ended up buying in Riverdale instead of Leslieville.", "Leslieville"),
+])
+def test_a_negated_or_corrected_value_never_becomes_a_key(message, not_key):
+    assert all(not_key.lower() not in f.key.lower() for f in _facts(message))
+
+
+def test_every_message_of_the_dev_set_keeps_the_invariants():
+    path = Path(__file__).resolve().parents[2] / "data" / "experiments" / "facts-v2-dev.jsonl"
+    for line in path.read_text(encoding="utf-8").splitlines():
+        message = json.loads(line)["message"]
+        for fact in _facts(message):
+            assert 3 <= len(fact.questions) <= MAX_QUESTIONS, fact
+            assert fact.key.lower() in fact.answer.lower(), fact
+            assert fact.statement.strip() in message, fact
+            assert not any(re.search(rf"(?<!\w){re.escape(fact.key)}(?!\w)", q, re.I) for q in fact.questions), fact
+
+
+@pytest.mark.parametrize("sentence, expected", [
+    ("We live in Lisbon with our kids.", "You live in Lisbon with your kids."),
+    ("Our cat likes us.", "Your cat likes you."),
+    ("We were there and we're staying.", "You were there and you're staying."),
+    ("We've got ours.", "You've got yours."),
+    ("My wife and I moved to the US.", "Your wife and you moved to the US."),
+])
+def test_to_second_person_in_the_we_voice(sentence, expected):
     assert to_second_person(sentence) == expected

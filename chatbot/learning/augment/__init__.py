@@ -6,9 +6,13 @@ A 135M model fine-tuned on the raw dialogue "user: my dog is called Rex / assist
 user will ask them and answered in the second person ("Your dog is called Rex."), the weights learn the fact in
 the form it will be queried. Pure text: no model, no I/O, deterministic given a seed.
 
-extract_facts() splits a message into sentences and clauses, strips fillers ("Oh, by the way, ..."), skips
-questions, requests, hypotheticals and chit-chat, then tries `rules._RULES`, a table of (regex, builder) pairs in
-priority order; a first-person statement that no rule knows still becomes a Fact through `_fallback`.
+extract_facts() splits a message into sentences and clauses, strips fillers, labels and lead-ins ("Oh, by the
+way, ...", "New job: ...", "Remember this for me: ..."), skips questions, requests, hypotheticals, negations and
+chit-chat, then reads the names given in passing (`rules._names`: "my sister Ines", "our accountant, Priya,") and
+tries `rules._RULES`, a table of (regex, builder) pairs in priority order; a statement about the user that no rule
+knows still becomes a Fact through `_fallback`. A forced choice ("if I had to pick one pastry, it'd be ...") is the
+one hypothetical that states a fact (`rules._hedged`). Statements in the "we" voice are asked about in that voice
+("What did we call our caravan?"), statements about someone of the user's in theirs ("Where did my sister move?").
 
 Matching runs on a copy of the text with typographic apostrophes replaced by "'": the replacement is one
 character for one, so every span of a match is also a span of the text as said, and values keep their exact
@@ -24,16 +28,18 @@ import re
 from dataclasses import dataclass
 
 from chatbot.learning.augment.person import to_second_person
-from chatbot.learning.augment.rules import _RULES, _Draft, _fallback, _Said
+from chatbot.learning.augment.rules import _RULES, _Draft, _fallback, _hedged, _names, _Said
 from chatbot.learning.augment.text import (
+    _CORRECTING,
     _GREETING,
     _HYPOTHETICAL_START,
     _clauses,
-    _core,
     _core_span,
     _is_statement,
     _norm,
+    _remembered,
     _sentences,
+    _without_correction,
 )
 
 __all__ = ["MAX_QUESTIONS", "Fact", "extract_facts", "qa_pairs", "to_second_person"]
@@ -50,18 +56,33 @@ class Fact:
 
 
 def extract_facts(text: str) -> list[Fact]:
-    """The first-person factual statements in a user's message, one Fact each, in message order."""
-    greeted = bool(_GREETING.match(text.strip()))  # "Hi, I'm Anna" introduces a name; "I'm Canadian" does not
+    """The factual statements about the user (and theirs) in a user's message, in message order."""
+    # "Hi, I'm Anna" / "I'm Ravi, nice to meet you" introduce a name; "I'm Canadian" does not
+    greeted = bool(_GREETING.match(text.strip()) or re.search(r"\b(?:nice|pleased|good) to meet you\b", text, re.I))
+    correcting = bool(_CORRECTING.search(_norm(text)))  # "Sorry, I got that wrong: the rabbits are ..."
     facts: list[Fact] = []
-    seen: set[str] = set()
-    for sentence in _sentences(text):
-        if _HYPOTHETICAL_START.match(_core(_norm(sentence))):
+    seen: set[tuple[str, str]] = set()
+
+    def keep(fact: Fact | None) -> None:
+        if fact is not None and (fact.answer.lower(), fact.key.lower()) not in seen:
+            seen.add((fact.answer.lower(), fact.key.lower()))
+            facts.append(fact)
+
+    for n, sentence in enumerate(_sentences(text)):
+        norm = _norm(sentence)
+        start, end = _core_span(norm)
+        # "If I had to pick one pastry, it'd be ...", "I'd go with pistachio if I had to choose one flavour"
+        if draft := _hedged(sentence[start:end], norm[start:end]) or _hedged(sentence[:end], norm[:end]):
+            keep(_finish(sentence, draft))
+            continue
+        if _HYPOTHETICAL_START.match(norm[start:end]):
             continue  # "If I had a dog, I'd call it Rex": no clause of it is a fact
-        for clause in _clauses(sentence):
-            fact = _fact(clause, greeted)
-            if fact is not None and fact.answer.lower() not in seen:
-                seen.add(fact.answer.lower())
-                facts.append(fact)
+        clauses = _clauses(sentence)
+        for i, (clause, borrowed) in enumerate(clauses):
+            # "I'm Hannah, I'm 29 and ...": a name that opens a self-introduction needs no greeting
+            introducing = greeted or (n == 0 and i == 0 and len(clauses) > 1)
+            for fact in _facts(clause, borrowed, introducing, correcting):
+                keep(fact)
     return facts
 
 
@@ -77,18 +98,43 @@ def qa_pairs(text: str, per_fact: int = 4, seed: int = 0) -> list[tuple[str, str
     return pairs
 
 
-def _fact(clause: str, greeted: bool) -> Fact | None:
+def _facts(clause: str, borrowed: str, greeted: bool, correcting: bool) -> list[Fact]:
+    """The facts of one clause; `borrowed` is the subject it shares with the clause before ("... and moved to X")."""
     norm = _norm(clause)
     start, end = _core_span(norm)
     core, said = norm[start:end], clause[start:end]
-    if not core or not _is_statement(clause, core):
-        return None
-    draft = None
+    if not core:
+        return []
+    if borrowed:
+        core, said = _norm(borrowed) + core, borrowed + said
+    # "the boat licence renews on 14 March" is a fact when the user asked to remember it, or corrects it
+    # ("the nursery is Little Oaks, not Little Acorns"); otherwise "the ..." is talk about the world.
+    the_subject = _remembered(norm, start) or (
+        (correcting or _without_correction(core) != core) and core.lower().startswith("the "))
+    if not _is_statement(clause, core, the_subject):
+        return []
+    names = _names(said, core)
+    drafts: list[_Draft] = []
     for pattern, build in _RULES:
-        if (m := pattern.fullmatch(core)) and (draft := build(_Said(m, said, greeted))):
+        m = pattern.fullmatch(core)
+        if not m or (not the_subject and _about_the(m)):
+            continue
+        if built := build(_Said(m, said, greeted)):
+            drafts += built if isinstance(built, list) else [built]
             break
-    draft = draft or _fallback(said, core)
-    return _finish(clause, draft) if draft else None
+    else:  # the fallback only for a clause with a subject of its own: "... but moved away as a kid" is too little
+        if not names and not borrowed and (draft := _fallback(said, core)):
+            drafts.append(draft)
+    # "We named our daughter Ottilie": the rule already asks what she is called; keep one of the two name facts
+    named = {d.key.lower() for d in drafts if any(q.endswith(" called?") for q in d.questions)}
+    drafts = [d for d in names if d.key.lower() not in named] + drafts
+    return [fact for draft in drafts if (fact := _finish(clause, draft))]
+
+
+def _about_the(m: re.Match) -> bool:
+    """Whether a rule matched "the <thing> ..." as what the statement is about."""
+    groups = m.groupdict()
+    return "the" in ((groups.get("spos") or "").lower(), (groups.get("pos") or "").lower())
 
 
 def _finish(statement: str, draft: _Draft) -> Fact | None:

@@ -1,23 +1,35 @@
-"""The rule table: (pattern, builder) pairs in priority order, each turning one kind of first-person statement
-into a draft fact (answer, questions, key); `_fallback` covers first-person statements no rule knows."""
+"""The rule table: (pattern, builder) pairs in priority order, each turning one kind of statement into draft facts
+(answer, questions, key); `_names` reads names given in passing ("my sister Ines", "our accountant, Priya,"),
+`_hedged` hedged preferences ("if I had to pick one pastry, it'd be ..."), and `_fallback` covers first-person
+statements no rule knows.
+
+Who a statement is about decides how its questions are asked: the user ("Where do I live?"), the user's household
+("Where do we live?", "What did we call our caravan?") or someone or something of theirs ("Where did my sister
+move to?"). Rules match that subject (`_SUBJ`) and write their questions as templates over it (`_Subject.say`),
+so one rule serves all three voices."""
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from chatbot.learning.augment.person import to_second_person
 from chatbot.learning.augment.text import (
+    _CAPITALISED_RUN,
+    _EPISODE_TIME,
     _HAS_VERB,
     _KEY_TAIL,
+    _PRONOUN_VALUE,
     _UNFINISHED,
+    _episode,
     _head_key,
     _key,
     _norm,
     _place_key,
     _sentence,
     _value,
+    _without_correction,
 )
 
 
@@ -25,6 +37,71 @@ class _Draft(NamedTuple):
     answer: str  # final, second person
     questions: list[str]  # may still contain duplicates or the key; _finish() filters
     key: str
+
+
+_TOPIC_AT = 5  # where a third party's "What did I tell you about my sister?" goes: inside MAX_QUESTIONS (6)
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """Who a statement is about, named the way the user would name it in a question."""
+    s: str  # "I", "we", "my sister", "our accountant", "the boat licence"
+    p: str  # possessive: "my", "our", "my sister's"
+    person: Literal["I", "we", "third"]
+    plural: bool = False  # "our twins" are asked about like "we": are, do, were
+
+    def say(self, template: str) -> str:
+        """Fill a question template: {S} the subject, {P} its possessive, {a|b} the form for I/we/plural | for a
+        third person singular, {a|b|c} the form for I | we or plural | a third person singular."""
+        third = self.person == "third" and not self.plural
+
+        def fill(m: re.Match) -> str:
+            body = m.group(1)
+            if body in ("S", "P"):
+                return self.s if body == "S" else self.p
+            options = body.split("|")
+            if len(options) == 2:
+                return options[third]
+            return options[2] if third else options[0] if self.person == "I" else options[1]
+
+        text = template
+        while (filled := re.sub(r"\{([^{}]*)\}", fill, text)) != text:  # inner first: "{I'm|we're|{S} is}"
+            text = filled
+        return text[:1].upper() + text[1:]
+
+    def ask(self, *templates: str) -> list[str]:
+        questions = [self.say(t) for t in templates]
+        if self.person == "third" and not self.s.lower().startswith("the "):
+            questions = [*questions[:_TOPIC_AT], f"What did I tell you about {self.s}?"]
+        return questions
+
+
+_ME = _Subject("I", "my", "I")
+_US = _Subject("we", "our", "we")
+
+
+def _possessive(np: str) -> str:
+    return np + "'" if np.endswith("s") else np + "'s"
+
+
+def _third(pos: str, np: str, plural: bool) -> _Subject:
+    s = f"{pos.lower()} {' '.join(np.split())}"
+    return _Subject(s, _possessive(s), "third", plural)
+
+
+def _subject_of(m: re.Match) -> _Subject:
+    """The subject a rule matched: "I", "we" (also "my wife and I", "me and my mates"), or "my/our/the <np>"."""
+    groups = m.groupdict()
+    subj = (groups.get("subj") or "").lower()
+    if not subj or subj == "i":
+        return _ME
+    if subj == "we" or re.search(r"\b(?:and|&)\b", subj):
+        return _US
+    np = groups["snp"]
+    after = m.string[m.end("subj"):m.end("subj") + 8].lower()
+    plural = bool(re.match(r"(?:'re| are| were| have|'ve| do)\b", after)) or (
+        np.endswith("s") and not np.endswith(("ss", "us", "is", "'s")))
+    return _third(groups["spos"], np, plural)
 
 
 @dataclass(frozen=True)
@@ -39,11 +116,18 @@ class _Said:
         return self.said[s:e] if s >= 0 else ""
 
     def norm(self, group: str) -> str:
-        return (self.m.group(group) or "").strip()
+        return (self.m.groupdict().get(group) or "").strip()
 
-    def answer(self, value: str) -> str:
+    def answer(self, value: str, group: str = "x") -> str:
         """The statement up to the value (group x), then the trimmed value, restated in the second person."""
-        return _sentence(to_second_person(self.said[:self.m.start("x")] + value))
+        return _sentence(to_second_person(self.said[:self.m.start(group)] + value))
+
+    @property
+    def subject(self) -> _Subject:
+        return _subject_of(self.m)
+
+    def ask(self, *templates: str) -> list[str]:
+        return self.subject.ask(*templates)
 
 
 def _rx(pattern: str) -> re.Pattern:
@@ -51,27 +135,32 @@ def _rx(pattern: str) -> re.Pattern:
 
 
 _ADV = r"(?:(?:currently|now|still|also|actually|really|just|mainly|mostly|originally|absolutely|totally|recently|"\
-      r"do|kind of|kinda|very much) )*"
-_NP = r"[a-z][\w'-]*(?: [\w'-]+){0,3}?"  # a short noun phrase: "dog", "best friend", "wife's cat"
+      r"finally|only|already|even|do|kind of|kinda|very much|happily|proudly) )*"
+_NP = r"[a-z][\w'-]*(?: [\w'-]+){0,4}?"  # a short noun phrase: "dog", "best friend", "staff ID at the school"
 _NUM = (r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
        r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred)")
+# A name as written: capitalised words, a title in front ("Dr Okafor", "señor Beltrán"), particles ("van der").
+_NAME = (r"(?-i:(?:(?i:dr|mr|mrs|ms|mx|prof|señor|señora|senor|senora|herr|frau|uncle|aunt|auntie)\.? )?"
+         r"(?!I\b)[A-ZÀ-ÖØ-Þ][\w'-]*(?: (?:(?:de|da|van|von|der|la|le|del|di|du|al|el|bin) )?(?!I\b)[A-ZÀ-ÖØ-Þ][\w'-]*)"
+         r"{0,2})")
+_NAMES = rf"{_NAME}(?:, {_NAME}){{0,4}}(?:,? (?:and|&) {_NAME})?"  # "Clover and Juniper", "Maya, Leo and Sam"
+# The noun phrase of a person or thing of the user's, in lower case so that a name after it stands out
+# ("my sister Ines"): up to three words, acronyms allowed ("my GP", "our CTO"), no verbs or function words.
+_SNP_WORD = r"(?-i:[a-z][\w'-]*|[A-Z][A-Z&]{1,4}s?)(?: in[- ]law)?"
+_STOP_NP = (r"(?!(?:and|or|is|are|was|were|has|have|had|who|that|which|in|at|on|to|for|with|from|of|by|the|a|an|"
+            r"just|really|also|still|now|finally|recently|never|always|usually|not|its|his|her|their|your|got|get|"
+            r"gets|went|goes|made|did|does|says|said|told|last|this|next|every|yesterday|today|tonight|ago|\w+ed)\b)")
+_SNP = rf"{_SNP_WORD}(?: {_STOP_NP}{_SNP_WORD}){{0,2}}"
+# Whose statement it is: I; we (also "my wife and I", "me and my mates"); or my/our/the <np>, maybe with its name.
+_PAIR = r"(?:(?:my|our) )?[\w'-]+(?: [\w'-]+)? (?:and|&) (?:i|me)|me and (?:my|our|the) [\w'-]+(?: [\w'-]+)?"
+_SUBJ = rf"(?P<subj>i|we|{_PAIR}|(?P<spos>my|our|the) (?P<snp>{_SNP})(?:,? (?P<sname>{_NAMES}),?)?)"
+# "'s" is "is" only before what a value starts with: "the band's the Damp Fiddles", not "my mum's cat Saffron".
+_IS_S = (r"'s(?= (?:a|an|the|my|our|his|her|now|still|actually|really|called|named|on|at|in|from|not|away|"
+         r"\d|(?-i:[A-Z])))")
+_BE = rf"(?:'m| am|'re| are|{_IS_S}| is)"
+_WAS = r"(?: was| were)"
 
 
-def _self_name(g: _Said) -> _Draft | None:
-    # The user's own name: "My name is Anna", "I'm called Anna", "Everyone calls me Annie".
-    x = _value(g["x"])
-    if not x:
-        return None
-    kind = (g.m.groupdict().get("kind") or "name").lower()
-    if kind == "name":
-        qs = ["What is my name?", "What's my name?", "Do you remember my name?", "What am I called?", "Who am I?",
-              "What should you call me?"]
-    else:
-        qs = [f"What is my {kind}?", f"What's my {kind}?", f"Do you remember my {kind}?", f"Tell me my {kind}."]
-    return _Draft(g.answer(x), qs, _key(x))
-
-
-# Capitalised words that follow "I'm" without being a name.
 _NOT_NAMES = frozenset("""
     american canadian mexican brazilian argentinian chilean colombian peruvian cuban british english scottish irish
     welsh french german italian spanish portuguese dutch belgian swiss austrian swedish norwegian danish finnish
@@ -79,6 +168,53 @@ _NOT_NAMES = frozenset("""
     vietnamese indian pakistani iranian iraqi israeli egyptian moroccan nigerian kenyan african asian european
     australian catholic muslim jewish hindu buddhist atheist
 """.split())
+# Capitalised words that are never a name in apposition ("my flight Monday"); months can be ("my daughter April").
+_NOT_NAME_WORDS = _NOT_NAMES | frozenset("i i'm i've i'd i'll monday tuesday wednesday thursday friday saturday "
+                                         "sunday mondays saturdays sundays christmas easter god".split())
+_MONTHS = frozenset("january february march april may june july august september october november december".split())
+_TITLE = re.compile(r"^(?:dr|mr|mrs|ms|mx|prof|señor|señora|senor|senora|herr|frau|uncle|aunt|auntie)\.?\s+", re.I)
+# Heads of noun phrases that name a person, so that "Who is my accountant?" is a natural question.
+_PEOPLE = frozenset("""
+    mum mom mother dad father parents brother sister son daughter sons daughters kids children child wife husband
+    partner fiancé fiancée fiance fiancee boyfriend girlfriend cousin aunt uncle niece nephew grandmother grandfather
+    grandma grandpa granny nan nana gran grandson granddaughter stepdad stepmum stepmom stepfather stepmother stepson
+    stepdaughter twin twins friend friends flatmate roommate housemate neighbour neighbor boss manager colleague
+    coworker co-worker mentor teacher coach tutor doctor gp dentist vet accountant solicitor lawyer landlord landlady
+    agent editor publisher therapist trainer cofounder co-founder cto ceo headteacher head cook chef assistant nanny
+    cleaner eldest youngest oldest baby brother-in-law sister-in-law
+""".split())
+
+
+def _is_person(np: str) -> bool:
+    head = re.sub(r"[- ]in[- ]law$", "", np.lower()).split()[-1]
+    return head in _PEOPLE or head.rstrip("s") in _PEOPLE
+
+
+def _is_name(name: str) -> bool:
+    """Capitalised, and not a weekday, a nationality or an acronym ("our van failed its MOT")."""
+    words = _TITLE.sub("", name).split()
+    return bool(words) and words[0][0].isupper() and not any(
+        w.lower() in _NOT_NAME_WORDS or (len(w) > 1 and w.isupper()) for w in words)
+
+
+def _name_key(name: str) -> str:
+    return _TITLE.sub("", name.strip())
+
+
+def _self_name(g: _Said) -> _Draft | None:
+    # The user's own name: "My name is Anna", "I'm called Anna", "Everyone calls me Annie"; "our surname is Okafor".
+    x = _value(g["x"])
+    if not x:
+        return None
+    kind = (g.norm("kind") or "name").lower()
+    voice = _US if g.norm("pos").lower() == "our" or g.norm("subj").lower() in ("we", "us") else _ME
+    if kind == "name":
+        qs = ["What is {P} name?", "What's {P} name?", "Do you remember {P} name?", "What {am|are} {S} called?",
+              "Who {am|are} {S}?", "What should you call {me|us}?"]
+    else:
+        qs = [f"What is {{P}} {kind}?", f"What's {{P}} {kind}?", f"Do you remember {{P}} {kind}?",
+              f"Tell me {{P}} {kind}."]
+    return _Draft(g.answer(x), voice.ask(*qs), _key(x))
 
 
 def _intro(g: _Said) -> _Draft | None:
@@ -90,69 +226,195 @@ def _intro(g: _Said) -> _Draft | None:
                                                   "What am I called?", "Who am I?"], x)
 
 
-def _possessive(np: str) -> str:
-    return np + "'" if np.endswith("s") else np + "'s"
-
-
-def _name_of(np: str, x: str, plural: bool) -> _Draft:
-    """Questions about what something of the user's is called; the answer is always "Your <np> is called X"."""
+def _name_questions(np: str, plural: bool, pos: str = "my", verb: str = "") -> list[str]:
+    """Questions about what something of the user's is called, in the possessor's voice ("my", "our", "my wife's")."""
     if plural:
-        qs = [f"What are my {np} called?", f"What are the names of my {np}?", f"What are my {_possessive(np)} names?",
-              f"Do you remember what my {np} are called?", f"Tell me the names of my {np}."]
-        answer = f"my {np} are called {x}"
+        qs = [f"What are {pos} {np} called?", f"What are the names of {pos} {np}?",
+              f"What are {pos} {_possessive(np)} names?", f"Do you remember what {pos} {np} are called?",
+              f"Tell me the names of {pos} {np}."]
     else:
-        qs = [f"What is my {np} called?", f"What's the name of my {np}?", f"What is my {_possessive(np)} name?",
-              f"Do you remember what my {np} is called?", f"Tell me the name of my {np}."]
-        answer = f"my {np} is called {x}"
-    return _Draft(_sentence(to_second_person(answer)), qs, _key(x))
+        qs = [f"What is {pos} {np} called?", f"What's the name of {pos} {np}?",
+              f"What is {pos} {_possessive(np)} name?", f"Do you remember what {pos} {np} is called?",
+              f"Tell me the name of {pos} {np}."]
+    if verb:  # "We adopted a greyhound and named her Pixel": asked the way it was done
+        voice = "we" if pos == "our" else "I"
+        qs.insert(1, f"What did {voice} {verb} {pos} {np}?")
+    if _is_person(np):
+        qs.insert(2, f"Who {'are' if plural else 'is'} {pos} {np}?")
+    return qs
+
+
+def _name_of(np: str, x: str, plural: bool, pos: str = "my", verb: str = "", key: str = "") -> _Draft:
+    """A fact about what something of the user's is called; the answer is always "Your <np> is called X"."""
+    np = " ".join(np.split())
+    answer = f"{pos} {np} {'are' if plural else 'is'} called {x}"
+    return _Draft(_sentence(to_second_person(answer)), _name_questions(np, plural, pos, verb), key or _key(x))
+
+
+def _called(value: str) -> tuple[str, str] | None:
+    """ "a narrowboat called Kestrel, moored near Bath" -> ("narrowboat", "Kestrel"): a thing and the name it has."""
+    m = re.match(rf"(?:(?:a|an|the|my|our|one|two|\d+) )?(?:(?:new|little|small|old|big|tiny|lovely) )*(?P<np>{_NP}) "
+                 rf"(?:called|named) (?P<name>{_NAMES})", _norm(value), re.I)
+    return (m.group("np"), value[m.start("name"):m.end("name")]) if m and _is_name(m.group("name")) else None
 
 
 def _my_np_named(g: _Said) -> _Draft | None:
-    # "My dog is called Rex", "My dog's name is Rex", "My kids are named Tom and Anna".
+    # "My dog is called Rex", "My dog's name is Rex", "My kids are named Tom and Anna", "my book is now called ...".
     x = _value(g["x"])
     if not x:
         return None
     verb = (g.norm("v") or g.norm("v2")).lower()
     plural = verb in ("are", "were") or g.norm("nm").lower() == "names" or g.norm("poss") == "s'"
-    return _name_of(g.norm("np"), x, plural)
+    return _name_of(g.norm("np"), x, plural, g.norm("pos").lower())
 
 
-def _have_named(g: _Said) -> _Draft | None:
-    # "I have a cat named Luna", "I've got two cats called Tom and Jerry".
+_NAMING_PAST = {"named": "name", "called": "call", "christened": "christen", "dubbed": "dub", "nicknamed": "nickname",
+                "name": "name", "call": "call"}
+
+
+def _named_it(g: _Said) -> _Draft | None:
+    # "We adopted a greyhound and named her Pixel", "We have a small restaurant, it is called La Alacena",
+    # "me and my mates started a band, we're called Soggy Toast", "I run a bike shop called Spoke & Chain".
+    x = _value(g["x"])
+    name = _name_run(x)
+    if not name:
+        return None
+    subject = g.subject
+    pos = subject.p
+    verb = _NAMING_PAST.get(g.norm("nv").lower(), "call")
+    draft = _name_of(g.norm("np"), x, False, pos, verb, key=name)
+    return _Draft(g.answer(x), draft.questions, name)
+
+
+def _call_my(g: _Said) -> _Draft | None:
+    # "We call our session band the Wet Fiddles", "I named my car Bessie".
     x = _value(g["x"])
     if not x:
         return None
-    return _name_of(g.norm("np"), x, plural=g.norm("det").lower() not in ("a", "an", "one", "1"))
+    verb, pos = _NAMING_PAST.get(g.norm("nv").lower(), "call"), g.norm("opos").lower()
+    pos = g.subject.p if pos == "the" else pos
+    draft = _name_of(g.norm("np"), x, False, pos, verb)
+    qs = [f"What {'do' if verb == g.norm('nv').lower() else 'did'} {g.subject.s} {verb} {pos} {g.norm('np')}?",
+          *draft.questions]
+    return _Draft(g.answer(x), qs, draft.key)
+
+
+def _np_i_call(g: _Said) -> _Draft | None:
+    # "My car's a little yellow Fiat Panda I call Limoncello": a thing described, then its name.
+    x = _value(g["x"])
+    if not x or not _is_name(x):
+        return None
+    draft = _name_of(g.norm("np"), x, False, g.norm("pos").lower(), "call")
+    return _Draft(g.answer(x), draft.questions, _key(x))
+
+
+def _renamed(g: _Said) -> _Draft | None:
+    # "We changed the band name to Cold Beans", "I renamed my blog to Quiet Pages".
+    x = _value(g["x"])
+    np = re.sub(r"\s+name$", "", g.norm("np"), flags=re.I)
+    if not x or not np:
+        return None
+    pos = g.subject.p if g.norm("opos").lower() == "the" else g.norm("opos").lower()
+    return _Draft(g.answer(x), _name_of(np, x, False, pos).questions, _name_run(x) or _key(x))
+
+
+def _name_run(value: str) -> str:
+    """The name a value starts with: "Spoke & Chain in Widcombe" -> "Spoke & Chain", "the Wet Fiddles" -> ..."""
+    value = re.sub(r"^(?:the|a|an)\s+", "", value, flags=re.I)
+    m = _CAPITALISED_RUN.match(value)
+    return _name_key(m.group(0).rstrip(".")) if m and _is_name(m.group(0)) else ""
+
+
+def _have_named(g: _Said) -> list[_Draft] | None:
+    # "I have a cat named Luna", "I've got two cats called Tom and Jerry", "my sister has a dog called Rex",
+    # "I've got a kelpie called Rusty and a cattle dog named Nugget".
+    x = _value(g["x"])
+    if not x:
+        return None
+    pos = g.subject.p
+    second = re.match(rf"(?P<first>.+?) and (?:a|an) (?P<np>{_NP}) (?:called|named) (?P<name>{_NAMES})$",
+                      _norm(x), re.I)
+    if second and _is_name(second.group("name")):
+        first, name = x[:second.end("first")], x[second.start("name"):]
+        return [_name_of(g.norm("np"), first, False, pos), _name_of(second.group("np"), name, False, pos)]
+    return [_name_of(g.norm("np"), x, plural=g.norm("det").lower() not in ("a", "an", "one", "1"), pos=pos)]
+
+
+def _have_np_name(g: _Said) -> list[_Draft] | None:
+    # "We've got two rabbits, Clover and Juniper", "I've a brother in Boston, Cormac, he's a carpenter".
+    name = g["x"]
+    if not _is_name(name):
+        return None
+    subject, np = g.subject, g.norm("np")
+    plural = g.norm("det").lower() not in ("a", "an", "one", "1") or " and " in name or "&" in name
+    drafts = [_name_of(np, name, plural, subject.p)]
+    where = g["where"]
+    if where and _CAPITALISED_RUN.search(where):
+        person = _third(subject.p, np, plural)
+        drafts.append(_Draft(_sentence(to_second_person(g.said[:g.m.end("where")])),
+                             person.ask("Where {do|does} {S} live?", "Where {am|are|is} {S} based?",
+                                        "Which city {am|are|is} {S} in?", "Do you remember where {S} {live|lives}?"),
+                             _place_key(where)))
+    return drafts
 
 
 def _age(g: _Said) -> _Draft | None:
-    # "I'm 34", "I am thirty years old".
-    qs = ["How old am I?", "What is my age?", "Do you remember how old I am?", "What age did I tell you I am?"]
-    return _Draft(_sentence(to_second_person(g.said)), qs, g["x"])
+    # "I'm 34", "I am thirty years old", "my son is seven (and ...)". Not "What is my age?": the forgetting
+    # experiment (data/experiments/facts-v1.jsonl) probes with it, so training must not use its exact wording.
+    said = g.said[:g.m.start("tail")] if g.m.group("tail") else g.said
+    return _Draft(_sentence(to_second_person(said)), g.ask(
+        "How old {am|are|is} {S}?", "How many years old {am|are|is} {S}?", "Do you remember how old {S} {am|are|is}?",
+        "What age did I tell you {S} {am|are|is}?"), g["x"])
 
 
-_JOB_QUESTIONS = ["What do I do for a living?", "What is my job?", "What is my profession?", "What do I work as?",
-                  "What's my occupation?", "Do you remember what I do for work?"]
+_JOB_QUESTIONS = ["What {do|does} {S} do for a living?", "What is {P} job?", "What is {P} profession?",
+                  "What {do|does} {S} work as?", "What's {P} occupation?",
+                  "Do you remember what {S} {do|does} for work?"]
 
 
 def _job(g: _Said) -> _Draft | None:
-    # "I work as a nurse", "My job is teaching".
+    # "I work as a nurse", "My job is teaching", "my fiancé works as a paramedic".
     x = _value(g["x"])
-    return _Draft(g.answer(x), list(_JOB_QUESTIONS), _head_key(x)) if x else None
+    return _Draft(g.answer(x), g.ask(*_JOB_QUESTIONS), _head_key(x)) if x else None
 
 
 def _work_place(g: _Said) -> _Draft | None:
-    # "I work at Google", "I work for a small startup", "I work in finance".
+    # "I work at Google", "I work for a small startup", "I work nights in the ICU", "I got a part-time job at ...".
     x = _value(g["x"])
     if not x:
         return None
-    if g.norm("prep").lower() == "in":
-        qs = ["Where do I work?", "What field do I work in?", "Do you remember where I work?",
-              "What did I say about my work?"]
+    if g.norm("prep").lower() == "in" and not _CAPITALISED_RUN.search(x):
+        qs = ["Where {do|does} {S} work?", "What field {do|does} {S} work in?",
+              "Do you remember where {S} {work|works}?", "What did I say about {P} work?"]
     else:
-        qs = ["Where do I work?", "Which company do I work for?", "Who is my employer?", "Who do I work for?",
-              "Do you remember where I work?"]
-    return _Draft(g.answer(x), qs, _place_key(x))
+        qs = ["Where {do|does} {S} work?", "Which company {do|does} {S} work for?", "Who is {P} employer?",
+              "Who {do|does} {S} work for?", "Do you remember where {S} {work|works}?"]
+    named = _called(x)
+    if named:
+        return _Draft(g.answer(x), g.ask(qs[0], *_name_questions(named[0], False, g.subject.p)[:3], *qs[1:]),
+                      _name_key(named[1]))
+    return _Draft(g.answer(x), g.ask(*qs), _place_key(x))
+
+
+def _member(g: _Said) -> _Draft | None:
+    # "I have been a member of the Ashcombe Rowing Club since 1987", "my running club is ..." (elsewhere).
+    x = _value(g["x"])
+    if not x:
+        return None
+    qs = ["Which club {am|are|is} {S} a member of?", "What club {do|does} {S} belong to?",
+          "What {am|are|is} {S} a member of?", "Do you remember which club {S} {belong|belongs} to?"]
+    return _Draft(g.answer(x), g.ask(*qs), _place_key(x))
+
+
+def _alias(g: _Said) -> _Draft | None:
+    # "I write crime novels under the pen name Vera Lusk", "I go by the name Rusty".
+    x = _value(g["x"])
+    if not x:
+        return None
+    kind = g.norm("kind").lower()
+    return _Draft(g.answer(x), g.ask(f"What is {{P}} {kind}?", f"What {kind} {{do|does}} {{S}} use?",
+                                     "What name {do|does} {S} go by?", f"Do you remember {{P}} {kind}?",
+                                     "What name {do|does} {S} write under?"), _key(x))
 
 
 # Head nouns that make "I'm a/an <X>" an occupation rather than a trait ("I'm a vegetarian").
@@ -164,8 +426,11 @@ _OCCUPATIONS = frozenset("""
     manager mechanic midwife musician nanny nurse officer painter paramedic pharmacist photographer physician
     physicist physiotherapist pilot plumber policeman policewoman politician professor programmer psychologist
     receptionist reporter researcher salesman saleswoman scientist secretary singer soldier student surgeon tailor
-    teacher technician therapist trader translator tutor vet veterinarian waiter waitress writer
+    teacher technician therapist trader translator tutor vet veterinarian waiter waitress writer registrar diplomat
+    curator illustrator paralegal sonographer radiographer optician surveyor welder courier postman postwoman miner
+    firmware sous
 """.split())
+_OCCUPATION_SUFFIX = re.compile(r"(?:grapher|ologist|ician|iatrist|apist|wright|smith|monger|ineer)$", re.I)
 
 
 def _a_something(g: _Said) -> _Draft | None:
@@ -174,40 +439,75 @@ def _a_something(g: _Said) -> _Draft | None:
     if not x:
         return None
     role, *where = re.split(r"\s+(?:at|in|for|with|from|on)\s+", x, maxsplit=1, flags=re.I)
-    if role.split()[-1].lower() in _OCCUPATIONS:
+    head = role.split()[-1].lower()
+    named = _called(x)
+    if named and g.subject.person == "third":  # "Our dog is a spaniel called Rolo": the dog's name
+        draft = _name_of(g.norm("snp"), named[1], g.subject.plural, g.norm("spos").lower())
+        return _Draft(g.answer(x), draft.questions, draft.key)
+    past = g.norm("be").lower() in ("was", "were")
+    if (head in _OCCUPATIONS or _OCCUPATION_SUFFIX.search(head)) and past:  # "My grandad was a miner in ..."
+        qs = ["What did {S} do for a living?", "What was {P} job?", "What did {S} work as?",
+              "What was {P} profession?", "Do you remember what {S} did for work?"]
+        return _Draft(g.answer(x), g.ask(*qs), _head_key(role))
+    if head in _OCCUPATIONS or _OCCUPATION_SUFFIX.search(head):
         qs = list(_JOB_QUESTIONS)
         if where:  # "a nurse at St. Mary's" also says where
-            qs.insert(2, "Where do I work?")
-        return _Draft(g.answer(x), qs, _head_key(role))
-    qs = ["What am I?", "Do you remember what I am?", "What did I tell you I am?", "What did I tell you about myself?"]
-    return _Draft(g.answer(x), qs, _key(x))
+            qs.insert(2, "Where {do|does} {S} work?")
+        return _Draft(g.answer(x), g.ask(*qs), _head_key(role))
+    if past:
+        qs = ["What {was|were|was} {S}?", "Do you remember what {S} {was|were|was}?",
+              "What did I tell you {S} {was|were|was}?"]
+    elif g.subject.person == "third":
+        qs = ["What {am|are|is} {S}?", "Do you remember what {S} {am|are|is}?", "What did I tell you {S} {am|are|is}?"]
+    else:
+        qs = ["What {am|are|is} {S}?", "Do you remember what {S} {am|are|is}?", "What did I tell you {S} {am|are|is}?",
+              "What did I tell you about {myself|ourselves|{S}}?"]
+    return _Draft(g.answer(x), g.ask(*qs), _key(x))
 
 
 def _place(*questions: str) -> Callable[[_Said], _Draft | None]:
-    """A rule builder for "I <verb> <place>" statements: the same shape, only the questions differ."""
+    """A rule builder for "<subject> <verb> <place>" statements: the same shape, only the questions differ."""
 
     def build(g: _Said) -> _Draft | None:
         x = _value(g["x"])
-        return _Draft(g.answer(x), list(questions), _place_key(x)) if x else None
+        if not x:
+            return None
+        named = _called(x)  # "We live on a narrowboat called Kestrel": the name is the thing to remember
+        if named:
+            qs = [*_name_questions(named[0], False, g.subject.p)[:3], *g.ask(*questions)]
+            return _Draft(g.answer(x), qs, _name_key(named[1]))
+        return _Draft(g.answer(x), g.ask(*questions), _place_key(x))
 
     return build
 
 
-# "I live in Lisbon", "I'm based in Berlin".
-_live = _place("Where do I live?", "Which city do I live in?", "Where is my home?", "Do you remember where I live?",
-               "Where am I based?")
-# "I just moved to Berlin".
-_moved = _place("Where did I move to?", "Where do I live now?", "Do you remember where I moved?",
-                "Which place did I move to?")
-# "I'm from Porto", "I come from Brazil".
-_from = _place("Where am I from?", "Where do I come from?", "What is my hometown?", "Do you remember where I'm from?",
-               "Where did I say I'm from?")
-# "I grew up in a small town in Norway".
-_grew_up = _place("Where did I grow up?", "Where was I raised?", "Where did I spend my childhood?",
-                  "Do you remember where I grew up?")
+# "I live in Lisbon", "I'm based in Berlin", "my cousin lives in Kraków", "I've lived in Hobart for six years".
+_live = _place("Where {do|does} {S} live?", "Which city {do|does} {S} live in?", "Where is {P} home?",
+               "Do you remember where {S} {live|lives}?", "Where {am|are|is} {S} based?")
+# "I just moved to Berlin", "my sister moved to Lyon".
+_moved = _place("Where did {S} move to?", "Where {do|does} {S} live now?", "Do you remember where {S} moved?",
+                "Which place did {S} move to?")
+# "I'm moving to Toronto in June".
+_moving = _place("Where {am|are|is} {S} moving to?", "Where {am|are|is} {S} moving?",
+                 "Which city {am|are|is} {S} moving to?", "Where will {S} live?")
+# "We're heading to Hokkaido for a ski trip", "I'm flying to Oslo on Friday": a trip with a place.
+_trip = _place("Where {am|are|is} {S} going?", "Where {am|are|is} {S} heading?", "Where {am|are|is} {S} off to?",
+               "Do you remember where {S} {am|are|is} going?")
+# "I'm from Porto", "I come from Brazil", "my roommate is from Dakar".
+_from = _place("Where {am|are|is} {S} from?", "Where {do|does} {S} come from?", "What is {P} hometown?",
+               "Do you remember where {S} {am|are|is} from?", "Where did I say {S} {am|are|is} from?")
+# "I grew up in a small town in Norway", "I was raised in Croydon".
+_grew_up = _place("Where did {S} grow up?", "Where {was|were|was} {S} raised?",
+                  "Where did {S} spend {my|our|their} childhood?",
+                  "Do you remember where {S} grew up?")
+# "My husband is away in Abuja", "my sister is staying in Rome".
+_whereabouts = _place("Where {am|are|is} {S}?", "Where {am|are|is} {S} at the moment?",
+                      "Do you remember where {S} {am|are|is}?", "Which city {am|are|is} {S} in?")
 
 
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\b"
+_DATE = re.compile(rf"(?:the )?(?:\d|{_MONTH}|(?:mon|tues|wednes|thurs|fri|satur|sun)day|next\b|last\b|"
+                   r"this (?:week|month|year|weekend)|tomorrow|tonight)", re.I)
 
 
 def _born(g: _Said) -> _Draft | None:
@@ -217,23 +517,24 @@ def _born(g: _Said) -> _Draft | None:
         return None
     if re.match(rf"(?:\d|{_MONTH})", x, re.I) or g.norm("prep").lower() == "on":
         if re.fullmatch(r"\d{4}", x):
-            qs = ["When was I born?", "What year was I born in?", "What is my year of birth?",
-                  "Do you remember when I was born?"]
+            qs = ["When {was|were|was} {S} born?", "What year {was|were|was} {S} born in?",
+                  "What is {P} year of birth?", "Do you remember when {S} {was|were|was} born?"]
         else:
-            qs = ["When was I born?", "What is my date of birth?", "When is my birthday?",
-                  "Do you remember when I was born?"]
-        return _Draft(g.answer(x), qs, _key(x))
-    qs = ["Where was I born?", "What is my birthplace?", "Which place was I born in?",
-          "Do you remember where I was born?"]
-    return _Draft(g.answer(x), qs, _place_key(x))
+            qs = ["When {was|were|was} {S} born?", "What is {P} date of birth?", "When is {P} birthday?",
+                  "Do you remember when {S} {was|were|was} born?"]
+        return _Draft(g.answer(x), g.ask(*qs), _key(x))
+    qs = ["Where {was|were|was} {S} born?", "What is {P} birthplace?", "Which place {was|were|was} {S} born in?",
+          "Do you remember where {S} {was|were|was} born?"]
+    return _Draft(g.answer(x), g.ask(*qs), _place_key(x))
 
 
 def _allergic(g: _Said) -> _Draft | None:
-    # "I'm allergic to peanuts": worth remembering precisely.
+    # "I'm allergic to peanuts", "my husband is allergic to shellfish": worth remembering precisely.
     x = _value(g["x"])
-    qs = ["What am I allergic to?", "Do I have any allergies?", "What allergies do I have?",
-          "Is there anything I'm allergic to?", "Do you remember what I'm allergic to?"]
-    return _Draft(g.answer(x), qs, _key(x)) if x else None
+    qs = ["What {am|are|is} {S} allergic to?", "{Do|Does} {S} have any allergies?",
+          "What allergies {do|does} {S} have?", "Is there anything {I'm|we're|{S} is} allergic to?",
+          "Do you remember what {I'm|we're|{S} is} allergic to?"]
+    return _Draft(g.answer(x), g.ask(*qs), _key(x)) if x else None
 
 
 def _partner(g: _Said) -> _Draft | None:
@@ -243,56 +544,81 @@ def _partner(g: _Said) -> _Draft | None:
         return None
     v = g.norm("v").lower()
     if v == "married to":
-        qs = ["Who am I married to?", "Who is my spouse?", "What is my partner's name?",
-              "Do you remember who I married?"]
+        qs = ["Who {am|are|is} {S} married to?", "Who is {P} spouse?", "What is {P} partner's name?",
+              "Do you remember who {S} married?"]
     else:
-        qs = [f"Who am I {v}?", "Who is my partner?", "What is my partner's name?",
-              "Do you remember who my partner is?"]
-    return _Draft(g.answer(x), qs, _key(x))
+        qs = [f"Who {{am|are|is}} {{S}} {v}?", "Who is {P} partner?", "What is {P} partner's name?",
+              "Do you remember who {P} partner is?"]
+    return _Draft(g.answer(x), g.ask(*qs), _key(x))
+
+
+_REFERENCE = re.compile(r"(?:that|this|these|those|your)\b", re.I)  # "I love that idea": about the conversation
 
 
 def _like(g: _Said) -> _Draft | None:
-    # "I really love sushi", "I enjoy hiking", "I'm a big fan of jazz".
+    # "I really love sushi", "I enjoy hiking", "I'm a big fan of jazz", "my dog loves cheese".
     x = _value(g["x"])
-    if not x:
+    if not x or _REFERENCE.match(x):
         return None
-    v = g.norm("v").lower() if g.norm("v").lower() in ("like", "love", "enjoy", "prefer", "adore") else "like"
-    qs = ["What do I like?", f"What do I {v}?"]
+    said_v = g.norm("v").lower().removesuffix("s")
+    v = said_v if said_v in ("like", "love", "enjoy", "prefer", "adore") else "like"
+    third = {"like": "likes", "love": "loves", "enjoy": "enjoys", "prefer": "prefers", "adore": "adores"}[v]
+    qs = ["What {do|does} {S} like?", f"What {{do|does}} {{S}} {v}?"]
     if x.lower().startswith("to ") or x.split()[0].lower().endswith("ing"):
-        qs += ["What do I like to do?", "What are my hobbies?"]  # an activity: ask about pastimes
-    qs += [f"Do you remember what I {v}?", f"What did I say I {v}?", "What am I into?", f"What is something I {v}?"]
-    return _Draft(g.answer(x), qs, _head_key(x))
+        qs += ["What {do|does} {S} like to do?", "What are {P} hobbies?"]  # an activity: ask about pastimes
+    qs += [f"Do you remember what {{S}} {{{v}|{third}}}?", f"What did I say {{S}} {{{v}|{third}}}?",
+           "What {am|are|is} {S} into?", f"What is something {{S}} {{{v}|{third}}}?"]
+    kind = re.match(rf"(?:the|a|an) (?P<noun>[a-z]+) {_NAME}", x)  # "the band Tinfoil Hearts"
+    if kind:
+        qs.insert(0, f"Which {kind.group('noun')} {{do|does}} {{S}} like?")
+    return _Draft(g.answer(x), g.ask(*qs), _proper_run(x) or _head_key(x))
 
 
 def _dislike(g: _Said) -> _Draft | None:
     # "I hate coriander", "I can't stand jazz".
     x = _value(g["x"])
-    qs = ["What do I dislike?", "What don't I like?", "Is there anything I can't stand?",
-          "Do you remember what I don't like?", "What did I say I hate?"]
-    return _Draft(g.answer(x), qs, _head_key(x)) if x else None
+    qs = ["What {do|does} {S} dislike?", "What {don't|doesn't} {S} like?", "Is there anything {S} can't stand?",
+          "Do you remember what {S} {don't|doesn't} like?", "What did I say {S} {hate|hates}?"]
+    return _Draft(g.answer(x), g.ask(*qs), _head_key(x)) if x and not _REFERENCE.match(x) else None
+
+
+def _fav_np(np: str) -> str:
+    np = " ".join(np.split())
+    while (trimmed := _KEY_TAIL.sub("", np)) != np:
+        np = trimmed
+    return np
 
 
 def _favourite(g: _Said) -> _Draft | None:
     # "My favourite colour is blue": ask with both spellings so either wording at query time hits.
-    x, np = _value(g["x"]), g.norm("np")
+    x, np = _value(g["x"]), _fav_np(g.norm("np"))
     if not x:
         return None
-    fav, v = g.norm("fav"), g.norm("v").lower()
+    fav, v, pos = g.norm("fav"), g.norm("v").lower().replace("'s", "is"), g.norm("pos").lower() or "my"
     other = "favorite" if fav.lower() == "favourite" else "favourite"
-    qs = [f"What {v} my {fav} {np}?", f"Which {np} do I like best?", f"What {np} do I like most?",
-          f"Do you remember my {fav} {np}?", f"What {v} my {other} {np}?", "What do I like?"]
-    return _Draft(g.answer(x), qs, _key(x))
+    voice = _US if pos == "our" else _ME
+    qs = [f"What {v} {pos} {fav} {np}?", f"Which {np} {{do|does}} {{S}} like best?",
+          f"What {np} {{do|does}} {{S}} like most?", f"Do you remember {pos} {fav} {np}?",
+          f"What {v} {pos} {other} {np}?", "What {do|does} {S} like?"]
+    named = _called(x)
+    key = _name_key(named[1]) if named else _key(x)
+    return _Draft(_sentence(to_second_person(f"{pos} {fav} {np} {v} {x}")), voice.ask(*qs), key)
 
 
 def _favourite_reversed(g: _Said) -> _Draft | None:
-    # "Blue is my favourite colour".
-    x, np = _value(g["x"]), _value(g["np"])
-    if not x or not np:
+    # "Blue is my favourite colour", "Pink Fir Apple is my favourite" (the thing itself said before).
+    x, np = _value(g["x"]), _value(g["np"]) if g.norm("np") else ""
+    if not x or (g.norm("np") and not np):
         return None
-    fav = g.norm("fav")
-    qs = [f"What is my {fav} {np}?", f"Which {np} do I like best?", f"What {np} do I like most?",
-          f"Do you remember my {fav} {np}?"]
-    return _Draft(_sentence(to_second_person(f"{x} {g.norm('v')} my {fav} {np}")), qs, _key(x))
+    fav, pos = g.norm("fav"), g.norm("pos").lower()
+    voice = _US if pos == "our" else _ME
+    if not np:
+        qs = [f"What is {pos} {fav}?", "What {do|does} {S} like best?", f"Which one is {pos} {fav}?",
+              f"Do you remember {pos} {fav}?"]
+        return _Draft(_sentence(to_second_person(f"{x} {g.norm('v')} {pos} {fav}")), voice.ask(*qs), _key(x))
+    qs = [f"What is {pos} {fav} {np}?", f"Which {np} {{do|does}} {{S}} like best?",
+          f"What {np} {{do|does}} {{S}} like most?", f"Do you remember {pos} {fav} {np}?"]
+    return _Draft(_sentence(to_second_person(f"{x} {g.norm('v')} {pos} {fav} {np}")), voice.ask(*qs), _key(x))
 
 
 _IRREGULAR_PLURALS = frozenset("children people kids men women mice geese feet teeth sheep fish".split())
@@ -306,111 +632,559 @@ _COUNTED = re.compile(rf"(?P<n>{_NUM})\s+(?P<rest>.+?)(?:\s+(?:and|or|with|who|t
 def _have(g: _Said) -> _Draft | None:
     # "I have two cats" (ask how many) vs "I've got a red bike" (ask what).
     x = _value(g["x"])
-    if not x:
+    if not x or _REFERENCE.match(x):
         return None
-    verb = "own" if g.norm("v").lower() == "own" else "have"
-    pets = ["What pets do I have?", "Do I have any pets?"] if any(w.lower() in _PETS for w in x.split()) else []
+    verb = "own" if g.norm("v").lower() in ("own", "owns") else "have"
+    verbs = "{own|owns}" if verb == "own" else "{have|has}"
+    pets = ["What pets {do|does} {S} have?", "{Do|Does} {S} have any pets?"] if any(
+        w.lower() in _PETS for w in x.split()) else []
     m = _COUNTED.fullmatch(x)
     noun = m.group("rest").split()[-1] if m else ""
     if m and m.group("n").lower() not in ("one", "1") and (noun.endswith("s") or noun.lower() in _IRREGULAR_PLURALS):
-        qs = [f"How many {noun} do I {verb}?", f"Do you remember how many {noun} I {verb}?",
-              f"How many {noun} did I say I {verb}?", *pets, f"What do I {verb}?"]
+        qs = [f"How many {noun} {{do|does}} {{S}} {verb}?", f"Do you remember how many {noun} {{S}} {verbs}?",
+              f"How many {noun} did I say {{S}} {verbs}?", *pets, f"What {{do|does}} {{S}} {verb}?"]
     else:
-        qs = [f"What do I {verb}?", *pets, f"Do you remember what I {verb}?", f"What did I tell you I {verb}?",
-              "What have I got?"]
-    return _Draft(g.answer(x), qs, _head_key(x))
+        qs = [f"What {{do|does}} {{S}} {verb}?", *pets, f"Do you remember what {{S}} {verbs}?",
+              f"What did I tell you {{S}} {verbs}?", "What {have|has} {S} got?"]
+    return _Draft(g.answer(x), g.ask(*qs), _head_key(x))
 
 
 _ACTIVITY_QUESTIONS = {
-    "speak": ["What language do I speak?", "Which languages do I know?", "Do you remember what languages I speak?",
-              "What did I say I speak?"],
-    "play": ["What do I play?", "Which sport or instrument do I play?", "Do you remember what I play?",
-             "What did I say I play?"],
-    "drive": ["What car do I drive?", "What do I drive?", "Do you remember what I drive?",
-              "What kind of car do I have?"],
-    "study": ["What do I study?", "What is my field of study?", "Do you remember what I study?",
-              "What subject do I study?"],
-    "studied": ["What did I study?", "What was my field of study?", "Do you remember what I studied?",
-                "What subject did I study?"],
-    "studying": ["What am I studying?", "What do I study?", "What is my field of study?",
-                 "Do you remember what I'm studying?"],
-    "learning": ["What am I learning?", "What am I trying to learn?", "Do you remember what I'm learning?",
-                 "What did I say I'm learning?"],
+    "speak": ["What language {do|does} {S} speak?", "Which languages {do|does} {S} know?",
+              "Do you remember what languages {S} {speak|speaks}?", "What did I say {S} {speak|speaks}?"],
+    "play": ["What {do|does} {S} play?", "Which sport or instrument {do|does} {S} play?",
+             "Do you remember what {S} {play|plays}?", "What did I say {S} {play|plays}?"],
+    "drive": ["What car {do|does} {S} drive?", "What {do|does} {S} drive?", "Do you remember what {S} {drive|drives}?",
+              "What kind of car {do|does} {S} have?"],
+    "study": ["What {do|does} {S} study?", "What is {P} field of study?", "Do you remember what {S} {study|studies}?",
+              "What subject {do|does} {S} study?"],
+    "studied": ["What did {S} study?", "What was {P} field of study?", "Do you remember what {S} studied?",
+                "What subject did {S} study?"],
+    "studying": ["What {am|are|is} {S} studying?", "What {do|does} {S} study?", "What is {P} field of study?",
+                 "Do you remember what {I'm|we're|{S} is} studying?"],
+    "learning": ["What {am|are|is} {S} learning?", "What {am|are|is} {S} trying to learn?",
+                 "Do you remember what {I'm|we're|{S} is} learning?", "What did I say {I'm|we're|{S} is} learning?"],
 }
+_ACTIVITY_THIRD = {"speaks": "speak", "plays": "play", "drives": "drive", "studies": "study"}
 
 
-def _activity(g: _Said) -> _Draft | None:
-    # "I speak Portuguese and English", "I play the piano", "I drive a Tesla", "I'm studying medicine".
+def _activity(g: _Said) -> list[_Draft] | None:
+    # "I speak Portuguese and English", "I play the piano", "I drive a Tesla", "I'm studying medicine";
+    # "I drive a truck for Halvorsen Freight" also says who the user drives for.
     x = _value(g["x"])
     if not x:
         return None
     v = g.norm("v").lower()
+    v = _ACTIVITY_THIRD.get(v, v)
     qs = list(_ACTIVITY_QUESTIONS[v])
     if v == "speak" and re.search(r",|\band\b", x):
-        qs[0] = "What languages do I speak?"
-    return _Draft(g.answer(x), qs, _head_key(x))
+        qs[0] = "What languages {do|does} {S} speak?"
+    drafts = [_Draft(g.answer(x), g.ask(*qs), _head_key(x))]
+    employer = re.search(r"\s+for\s+(?P<e>(?:the )?(?-i:[A-Z]).*)$", x)
+    if employer and v == "play":  # "plays rugby for Clifton RFC": a team
+        drafts.append(_Draft(g.answer(x), g.ask("Which team {do|does} {S} play for?", "Who {do|does} {S} play for?",
+                                                "Which club {do|does} {S} play for?"), _place_key(employer.group("e"))))
+    elif employer:
+        drafts.append(_Draft(g.answer(x), g.ask(f"Who {{do|does}} {{S}} {v} for?", "Who {do|does} {S} work for?",
+                                                "Which company {do|does} {S} work for?", "Who is {P} employer?"),
+                             _place_key(employer.group("e"))))
+    return drafts
 
 
 def _my_np_is(g: _Said) -> _Draft | None:
-    # "My birthday is on May 3rd", "My blood type is O negative", "My parents were teachers".
-    x, np, v = _value(g["x"]), g.norm("np"), g.norm("v").lower()
-    if not x or re.search(r"\b(?:and|or|i|you|me)\b", np, re.I):
-        return None  # "My wife and I are vegetarian" is about two people: leave it to the fallback
+    # "My birthday is on May 3rd", "My blood type is O negative", "our solicitor is Alwen Pryce",
+    # "the kids' dentist is Dr Okafor" (after "remember ..."), "my gamertag: NightOtter99".
+    x, v = _value(g["x"]), (g.norm("v") or "is").lower().replace("'s", "is")
+    np = _without_name(g["np"])  # "my late brother Clive was a vicar": asked about "my late brother"
+    pos = g.norm("pos").lower()
+    if not x or re.search(r"\b(?:and|or|i|you|me)\b", np, re.I) or _REFERENCE.match(x) or re.match(r"\w+ing\b", x):
+        return None  # "My wife and I are vegetarian" is about two people; "my mum's helping" is no value
+    if _EPISODE_TIME.search(g.said) and not (_proper_run(x) or re.search(r"\d", x)):
+        return None  # "My train was late again this morning": chit-chat
     if np.lower() == "birthday":
-        qs = ["When is my birthday?", "What is my birthday?", "Do you remember my birthday?",
-              "What date is my birthday?"]
+        qs = [f"When is {pos} birthday?", f"What is {pos} birthday?", f"Do you remember {pos} birthday?",
+              f"What date is {pos} birthday?"]
     else:
-        qs = [f"What {v} my {np}?", f"Do you remember my {np}?", f"Can you tell me my {np}?",
-              f"What did I say my {np} {v}?"]
+        qs = [f"What {v} {pos} {np}?", f"Do you remember {pos} {np}?", f"Can you tell me {pos} {np}?",
+              f"What did I say {pos} {np} {v}?"]
         if v == "is":
-            qs.append(f"What's my {np}?")
-    return _Draft(g.answer(x), qs, _key(x))
+            qs.append(f"What's {pos} {np}?")
+        if _is_person(np):
+            qs.insert(0, f"Who {v} {pos} {np}?")
+    named = _called(x)
+    if named:  # "my main in Blade Arena is a character called Vex"
+        return _Draft(g.answer(x), qs, _name_key(named[1]))
+    where = _WHERE.match(x)
+    if where and not _DATE.match(where.group("at")):  # "the spare key is under the blue flowerpot"
+        qs = [f"Where {v} {pos} {np}?", f"Do you remember where {pos} {np} {v}?", f"Where did I say {pos} {np} {v}?",
+              f"Where {'do' if v == 'are' else 'does'} {pos} {np} go?"]
+        return _Draft(g.answer(x), qs, _proper_run(where.group("at")) or _key(where.group("at")))
+    key = _key(x)
+    if run := _name_run(x):
+        if _is_person(np):
+            key = run  # "Dr Okafor on Mill Lane" -> "Okafor"
+        if re.sub(r"^(?:the|a|an)\s+", "", x, flags=re.I) in (run, "Dr " + run, "Mrs " + run):
+            # "our solicitor is Alwen Pryce", "the nursery is Little Oaks": a name, so ask what it is called too
+            qs = [*qs[:2], *_name_questions(np, v in ("are", "were"), pos)[:2], *qs[2:]]
+    return _Draft(g.answer(x), qs, key)
+
+
+_WHERE = re.compile(r"(?:under|underneath|behind|beside|next to|inside|in|on|on top of|at|above|below|near|by|"
+                    r"in front of|at the back of)\s+(?P<at>\S.*)", re.I)
+
+
+def _without_name(np: str) -> str:
+    """ "late brother Clive" -> "late brother": a name said after the noun is not part of what is asked about."""
+    words = np.split()
+    while len(words) > 1 and words[-1][0].isupper() and not words[-1].isupper():
+        words.pop()
+    if len(words) < len(np.split()) and words[-1].lower() in ("in", "at", "of", "for", "on", "the", "a", "an", "to"):
+        return " ".join(np.split())  # "main in Blade Arena": the name is part of the phrase
+    return " ".join(words)
+
+
+def _corrected(g: _Said) -> _Draft | None:
+    # "I was wrong about my staff ID — it's HT-4401": the value of one of the user's things, restated.
+    x, np, pos = _value(g["x"]), " ".join(g.norm("np").split()), g.norm("pos").lower()
+    if not x:
+        return None
+    qs = [f"What is {pos} {np}?", f"What's {pos} {np}?", f"Do you remember {pos} {np}?", f"Can you tell me {pos} {np}?"]
+    return _Draft(_sentence(to_second_person(f"{pos} {np} is {x}")), qs, _key(x))
+
+
+def _event(g: _Said) -> list[_Draft] | None:
+    # "Our wedding is on 9 August at Harewood Barn": when and where, each a fact of its own.
+    x = _value(g["x"])
+    np, pos, v = " ".join(g.norm("np").split()), g.norm("pos").lower(), g.norm("v").lower().replace("'s", "is")
+    if not x or np.lower() == "birthday":
+        return None
+    drafts = []
+    for part in re.split(r"\s+(?=(?:on|at|in|this|next)\s)", x, flags=re.I):
+        prep, _, rest = part.partition(" ")
+        if not rest:
+            continue
+        if _DATE.match(rest) or prep.lower() in ("this", "next"):
+            qs = [f"When {v} {pos} {np}?", f"What's the date of {pos} {np}?", f"Do you remember when {pos} {np} {v}?"]
+            if np.lower() in ("wedding", "party", "birthday party", "graduation"):
+                qs.append("When are we getting married?" if np.lower() == "wedding" and pos == "our" else
+                          f"When is {pos} {np} happening?")
+            drafts.append(_Draft(g.answer(part if prep.lower() in ("this", "next") else part), qs,
+                                 _key(part if prep.lower() in ("this", "next") else rest)))
+        elif _CAPITALISED_RUN.search(rest):
+            qs = [f"Where {v} {pos} {np}?", f"Do you remember where {pos} {np} {v}?",
+                  f"Where did I say {pos} {np} {v}?"]
+            if np.lower() == "wedding":
+                qs += [f"What's {pos} wedding venue?"]
+            drafts.append(_Draft(g.answer(part), qs, _place_key(rest)))
+    return drafts or None
+
+
+def _diet(g: _Said) -> _Draft | None:
+    # "I'm vegetarian", "we're vegan, both of us", "my son is coeliac".
+    x = g["x"]
+    return _Draft(g.answer(x), g.ask("What diet {do|does} {S} follow?", "What {do|does} {S} eat?",
+                                     "Is there anything {S} {don't|doesn't} eat?", "Do you remember {P} diet?",
+                                     "What are {P} dietary requirements?"), x)
+
+
+_SCHOOL = re.compile(r"\b(?:school|primary|academy|college|university|uni|nursery|kindergarten|grammar|high)\b", re.I)
+
+
+def _goes_to(g: _Said) -> _Draft | None:
+    # "Our kids go to St Brendan's primary", "I go to Redpoint climbing gym".
+    x = _value(g["x"])
+    if not x:
+        return None
+    if _SCHOOL.search(x):
+        qs = ["Which school {do|does} {S} go to?", "Where {do|does} {S} go to school?",
+              "What school {do|does} {S} attend?", "Do you remember which school {S} {go|goes} to?"]
+    else:
+        qs = ["Where {do|does} {S} go?", "Do you remember where {S} {go|goes}?", "Where did I say {S} {go|goes}?"]
+    return _Draft(g.answer(x), g.ask(*qs), _proper_run(x) or _key(x))
+
+
+def _wedding(g: _Said) -> _Draft | None:
+    # "We got married in Sintra in 2019", "My partner Lou and I got engaged in Lisbon last year".
+    x, ev = _value(g["x"]), g.norm("ev").lower()
+    if not x:
+        return None
+    get = "get married" if ev == "married" else "get engaged"
+    if _DATE.match(x):
+        qs = [f"When did {{S}} {get}?", f"What date did {{S}} {get}?", f"Do you remember when {{S}} got {ev}?"]
+        return _Draft(g.answer(x), g.ask(*qs), _key(x))
+    qs = [f"Where did {{S}} {get}?", f"Do you remember where {{S}} got {ev}?", f"Where did I say {{S}} got {ev}?"]
+    if ev == "married":
+        qs.append("Where was {P} wedding?")
+    return _Draft(g.answer(x), g.ask(*qs), _proper_run(x) or _key(x))
+
+
+# --- what someone does: "I volunteer at ...", "my stepdad breeds kelpies near Wagga", "we raised ... from ..." ----
+
+_IRREGULAR = {  # base: (past, past participle)
+    "teach": ("taught", "taught"), "sell": ("sold", "sold"), "buy": ("bought", "bought"), "grow": ("grew", "grown"),
+    "keep": ("kept", "kept"), "run": ("ran", "run"), "swim": ("swam", "swum"), "write": ("wrote", "written"),
+    "read": ("read", "read"), "ride": ("rode", "ridden"), "sing": ("sang", "sung"), "fly": ("flew", "flown"),
+    "build": ("built", "built"), "make": ("made", "made"), "lead": ("led", "led"), "meet": ("met", "met"),
+    "spend": ("spent", "spent"), "win": ("won", "won"), "breed": ("bred", "bred"), "sow": ("sowed", "sown"),
+    "take": ("took", "taken"), "bring": ("brought", "brought"), "hold": ("held", "held"), "give": ("gave", "given"),
+    "send": ("sent", "sent"), "choose": ("chose", "chosen"), "draw": ("drew", "drawn"), "sew": ("sewed", "sewn"),
+    "lend": ("lent", "lent"), "wear": ("wore", "worn"), "begin": ("began", "begun"), "speak": ("spoke", "spoken"),
+    "come": ("came", "come"), "leave": ("left", "left"),
+}
+# Verbs whose object or place is worth a question; a closed list, so that "I mixed that up" or "I had a long day"
+# never become facts.
+_VERBS = """
+    volunteer coach teach boulder climb swim cycle ride row sail surf ski hike run train sing dance paint draw write
+    read knit sew bake brew cook breed keep grow sell buy bank shop collect fix repair restore build design manage
+    lead organise organize host attend visit support follow join found start open launch adopt rescue sow plant raise
+    stay spend share rent commute fly travel return book switch pass celebrate practise practice dedicate meet fish
+    walk foster mentor tutor renew insure deliver serve perform compete race captain represent graduate finish
+    complete win publish produce direct edit record pick promote choose select enter register send lend sign
+    install maintain treat wear begin speak come arrive leave expire end close
+""".split()
+# Verbs that make sense without their object in "Where do I teach?"; "Where did we buy?" does not.
+_INTRANSITIVE = frozenset("""
+    volunteer coach teach boulder climb swim cycle ride row sail surf ski hike run train sing dance paint draw write
+    read knit sew bake brew cook study work shop bank stay commute fly travel perform compete race walk fish tutor
+    mentor serve speak come arrive leave graduate
+""".split())
+_DOUBLED = frozenset("shop jog chat plan drop skip ship travel".split())
+
+
+def _forms(base: str) -> list[tuple[str, str]]:
+    """Every form of a verb with its kind (base, third, past, pp: past participle, ing); "stayed" is past and pp."""
+    if re.search(r"(?:s|sh|ch|x|z|o)$", base):
+        third = base + "es"
+    elif re.search(r"[^aeiou]y$", base):
+        third = base[:-1] + "ies"
+    else:
+        third = base + "s"
+    stem = base + base[-1] if base in _DOUBLED else base
+    if base in _IRREGULAR:
+        past, pp = _IRREGULAR[base]
+    elif base.endswith("e"):
+        past = pp = base + "d"
+    elif re.search(r"[^aeiou]y$", base):
+        past = pp = base[:-1] + "ied"
+    else:
+        past = pp = stem + "ed"
+    if base.endswith("ie"):
+        ing = base[:-2] + "ying"
+    elif base.endswith("e") and not base.endswith(("ee", "ye", "oe")):
+        ing = base[:-1] + "ing"
+    else:
+        ing = stem + "ing"
+    forms = [(base, "base"), (third, "third"), (past, "past"), (pp, "pp"), (ing, "ing")]
+    if base == "travel":
+        forms += [("traveled", "past"), ("traveled", "pp"), ("traveling", "ing")]
+    return forms
+
+
+_VERB_FORMS: dict[str, list[tuple[str, str]]] = {}
+for _base in _VERBS:
+    for _form, _kind in _forms(_base):
+        _VERB_FORMS.setdefault(_form, []).append((_base, _kind))
+_kinds = {kind: sorted({f for f, ks in _VERB_FORMS.items() if any(k == kind for _, k in ks)}, key=len, reverse=True)
+          for kind in ("base", "third", "past", "pp", "ing")}
+_SIMPLE = "|".join(sorted({*_kinds["base"], *_kinds["third"], *_kinds["past"]}, key=len, reverse=True))
+_PP = "|".join(_kinds["pp"])
+_ING = "|".join(_kinds["ing"])
+
+_PREP = re.compile(
+    r"^(?P<obj>.*?)\s*\b(?P<prep>(?:in|back|over|out|up|down) (?:from|to)|at|in|for|with|on|from|near|to|outside|"
+    r"around|above|into|under|by)\s+(?P<x>\S.*)$", re.I)
+_TEAM_VERBS = frozenset("support follow".split())
+_FOR_WHOM = frozenset("cook build design deliver serve sell write edit manage fly race ride compete captain represent "
+                      "perform produce direct publish record".split())  # "for <a name>" is who they do it for
+_FROM_WHOM = frozenset("raise buy rent order".split())  # "raised our seed round from Larchfield": who from
+_INFINITIVE = re.compile(r"(?:be|become|get|go|see|make|do|help|learn|try|start|keep|have|take|find|buy|visit|meet|"
+                         r"work|study|play|pay|save|celebrate|look|watch|give|win|finish)\b", re.I)
+_POINTING = re.compile(r"(?:it|them|him|her|this|that|these|those|one)\b", re.I)  # "I've read it": said before
+_PARTICLE_ONLY = re.compile(r"(?:off|out|up|away|back|down|over|around|about)\b", re.I)
+_PARTICLE = re.compile(r"(up|out|off|back|down|over|away)\s+(?=(?:for|to|with|at|in|on|from)\b)", re.I)
+
+
+def _did(g: _Said) -> list[_Draft] | None:
+    """A statement of what someone does, did or has done, with its object and where, when, for or with whom."""
+    rest = _value(g["rest"])
+    if not rest:
+        return None
+    v, aux = g.norm("v").lower(), g.norm("aux").lower().lstrip("'").strip()
+    kinds = {k: b for b, k in _VERB_FORMS[v]}
+    base = next(iter(kinds.values()))
+    forms = {k: f for f, k in _forms(base)}
+    be = aux in ("m", "am", "re", "are", "s", "is", "was", "were")
+    if be and "ing" in kinds:  # "we're spending the summer at ..."
+        was = aux in ("was", "were")
+        do, main, finite = ("{was|were|was}" if was else "{am|are|is}"), forms["ing"], None
+    elif be or aux in ("got", "get", "gets"):  # "my fiddle is insured with ...", "my project got picked for ..."
+        if aux in ("got", "get", "gets"):
+            do, main = ("did" if aux == "got" else "{do|does}"), "get " + forms["pp"]
+            finite = f"got {forms['pp']}" if aux == "got" else f"{{get|gets}} {forms['pp']}"
+        else:
+            do, main = ("{was|were|was}" if aux in ("was", "were") else "{am|are|is}"), forms["pp"]
+            finite = None
+    elif aux in ("ended up", "wound up"):  # "we ended up buying in Riverdale"
+        do, main, finite = "did", base, forms["past"]
+    elif aux in ("ve", "have", "has", "had"):  # "I've joined", "my son has joined"
+        do, main, finite = ("had" if aux == "had" else "{have|has}"), forms["pp"], None
+    elif "past" in kinds and not ({"base", "third"} & kinds.keys()):
+        do, main, finite = "did", base, forms["past"]
+    else:
+        do, main, finite = "{do|does}", base, f"{{{base}|{forms['third']}}}"
+    finite = finite or f"{do} {main}"
+    answer = _sentence(to_second_person(g.said[:g.m.start("rest")] + " " + rest))
+    if particle := _PARTICLE.match(rest):  # "I've signed up for ...": the particle belongs to the verb
+        main, finite, rest = f"{main} {particle.group(1)}", f"{finite} {particle.group(1)}", rest[particle.end():]
+    m = _PREP.match(rest)
+    obj, prep, x = (m.group("obj").strip(), m.group("prep").lower().split()[-1], m.group("x")) if m else (rest, "", "")
+    if x and (_PRONOUN_VALUE.match(x) or (prep == "to" and _INFINITIVE.match(x))):
+        x = ""  # "we pay too much for it", "passed her exams to become a vet": nothing to ask about
+    if _PARTICLE_ONLY.match(obj):
+        obj = ""  # "my dog ran off after a hare": "off" is no object
+    drafts: list[_Draft] = []
+    o = f" {obj}" if obj else ""
+    bare = not obj or base in _INTRANSITIVE
+    if x:
+        dated = bool(_DATE.match(x))
+        proper = _proper_run(x)
+        person = _whom(x, base)
+        if dated:
+            qs = [f"When {do} {{S}} {main}{o}?", f"Do you remember when {{S}} {finite}{o}?",
+                  f"When did I say {{S}} {finite}{o}?"]
+            if prep in ("for", "until"):
+                qs.insert(1, f"When {do} {{S}} {main}{o} {prep}?")
+            if obj:
+                qs.append(f"What date {do} {{S}} {main}{o}?")
+        elif prep in ("for", "with", "to") and (person or (prep == "for" and proper and base in _FOR_WHOM)):
+            qs = [f"Who {do} {{S}} {main}{o} {prep}?", f"Do you remember who {{S}} {finite}{o} {prep}?",
+                  f"Who did I say {{S}} {finite}{o} {prep}?"]
+            if prep == "for" and base in _FOR_WHOM:
+                qs.insert(1, f"Which company {do} {{S}} {main}{o} for?")
+            if obj and bare:
+                qs.insert(1, f"Who {do} {{S}} {main} {prep}?")
+        elif prep in ("for", "with") or (prep == "to" and obj):
+            qs = [f"What {do} {{S}} {main}{o} {prep}?", f"Do you remember what {{S}} {finite}{o} {prep}?",
+                  f"What did I say {{S}} {finite}{o} {prep}?"]
+            if obj and bare:
+                qs.insert(1, f"What {do} {{S}} {main} {prep}?")
+        elif prep in ("from", "to"):
+            qs = [f"Where {do} {{S}} {main}{o} {prep}?", f"Do you remember where {{S}} {finite}{o} {prep}?",
+                  f"Where did I say {{S}} {finite}{o} {prep}?"]
+            if obj and base in _FROM_WHOM:
+                qs.insert(0, f"Who {do} {{S}} {main}{o} {prep}?")
+        else:
+            qs = [f"Where {do} {{S}} {main}{o}?", f"Do you remember where {{S}} {finite}{o}?",
+                  f"Where did I say {{S}} {finite}{o}?"]
+            if obj and bare:
+                qs.insert(1, f"Where {do} {{S}} {main}?")
+        drafts.append(_Draft(answer, g.ask(*qs), _key(x) if dated else proper or _key(x)))
+    named = _proper_run(obj) or (x and _DATE.match(x))
+    if do == "did" and not x and not named:
+        return drafts or None  # "I just finished a really long run": an episode, not something to remember
+    if obj and (not x or _DATE.match(x) or _proper_run(obj)) and not _POINTING.match(obj):
+        qs = [f"What {do} {{S}} {main}?", f"Do you remember what {{S}} {finite}?", f"What did I say {{S}} {finite}?"]
+        proper = _proper_run(obj)
+        if proper and base in _TEAM_VERBS:
+            qs = [f"Which team {do} {{S}} {main}?", f"Who {do} {{S}} {main}?", *qs]
+        drafts.append(_Draft(answer, g.ask(*qs), proper or _head_key(obj)))
+    return drafts or None
+
+
+def _whom(x: str, base: str) -> bool:
+    """A person: "my grandmother Ilse", or a name after a verb done to people ("dedicated it to Sam"); not
+    "Fibrenett" in "switched our broadband to Fibrenett"."""
+    m = re.match(rf"(?:my|our) (?P<np>{_SNP})", x, re.I)
+    if m and _is_person(m.group("np")):
+        return True
+    return base in _TO_PEOPLE and bool(re.match(_NAME, x)) and _is_name(x.split(",")[0]) and not _DATE.match(x)
+
+
+_TO_PEOPLE = frozenset("dedicate send lend write speak sell mentor tutor coach visit meet marry".split())
+
+
+def _proper_run(text: str) -> str:
+    """The first capitalised run that is not a weekday or a month: "the Hollins Park track on Sundays"."""
+    for m in _CAPITALISED_RUN.finditer(text):
+        run = m.group(0).rstrip(".")
+        if run.lower() not in _NOT_NAME_WORDS | _MONTHS and not (run.isupper() and " " not in run and len(run) > 4):
+            return _name_key(run)  # not "AGAIN" shouted; "ICU", "KV 48 211" and "UKA" are kept
+    return ""
 
 
 # Priority order: the first rule whose pattern matches the whole clause (and whose builder accepts it) wins,
 # so the specific forms ("my dog's name is") come before the general ones ("my <np> is").
-_RULES: list[tuple[re.Pattern, Callable[[_Said], _Draft | None]]] = [
-    (_rx(r"my (?P<kind>(?:full |first |last |middle |real |given |nick)?name) (?:is|'s) (?P<x>.+)"), _self_name),
-    (_rx(r"i(?:'m| am) (?:called|named) (?P<x>.+)"), _self_name),
-    (_rx(r"(?:people|everyone|everybody|my friends) calls? me (?P<x>.+)"), _self_name),
-    (_rx(rf"my (?P<np>{_NP})(?:(?P<poss>'s|s') (?P<nm>names?) (?P<v>is|are|was|were)|(?: (?P<v2>is|are|was|were)|'s)"
-         r" (?:called|named)) (?P<x>.+)"), _my_np_named),
-    (_rx(rf"my (?P<np>{_NP}) (?P<v>is|are|was|were) (?:called|named) (?P<x>.+)"), _my_np_named),
-    (_rx(rf"i(?:'ve got| {_ADV}(?:have got|have|own)) (?P<det>a|an|{_NUM}) (?P<np>{_NP}) (?:called|named) (?P<x>.+)"),
-     _have_named),
-    (_rx(rf"i(?:'m| am) (?P<x>\d{{1,3}}|{_NUM}(?:[- ]{_NUM})?)(?: years? old| yrs? old| yo)?"), _age),
-    (_rx(r"my (?:current |day )?(?:job|profession|occupation|career) is (?P<x>.+)"), _job),
-    (_rx(rf"i {_ADV}work as (?P<x>.+)"), _job),
-    (_rx(rf"i(?:'m| am) {_ADV}working as (?P<x>.+)"), _job),
-    (_rx(rf"i {_ADV}work (?P<prep>at|for|in) (?P<x>.+)"), _work_place),
-    (_rx(rf"i(?:'m| am) {_ADV}working (?P<prep>at|for|in) (?P<x>.+)"), _work_place),
-    (_rx(rf"i {_ADV}live (?:in|at|near|on|by|outside|close to) (?P<x>.+)"), _live),
-    (_rx(rf"i(?:'m| am) {_ADV}(?:living|based|settled) (?:in|at|near|on|outside) (?P<x>.+)"), _live),
-    (_rx(rf"i(?:'ve| have)? {_ADV}(?:moved|relocated) to (?P<x>.+)"), _moved),
-    (_rx(rf"i(?:'m| am) {_ADV}from (?P<x>.+)"), _from),
-    (_rx(rf"i {_ADV}come from (?P<x>.+)"), _from),
-    (_rx(rf"i {_ADV}grew up (?:in|on|near|around|by) (?P<x>.+)"), _grew_up),
-    (_rx(rf"i was {_ADV}born (?P<prep>in|on|at) (?P<x>.+)"), _born),
-    (_rx(rf"i(?:'m| am) {_ADV}(?:(?:very|severely|mildly|slightly) )?allergic to (?P<x>.+)"), _allergic),
-    (_rx(rf"i(?:'m| am) {_ADV}(?:(?:happily|newly) )?(?P<v>married to|engaged to|dating|in a relationship with) "
+_POS = r"(?P<pos>my|our|the)"
+_NAMING = r"(?P<nv>called|named|call|name|christened|dubbed|nicknamed)"
+_RULES: list[tuple[re.Pattern, Callable[[_Said], _Draft | list[_Draft] | None]]] = [
+    (_rx(r"(?P<pos>my|our) (?P<kind>(?:full |first |last |middle |real |given |family |sur|nick)?name) (?:is|'s) "
+         r"(?P<x>.+)"), _self_name),
+    (_rx(r"(?P<subj>i|we)(?:'m| am|'re| are) (?:called|named) (?P<x>.+)"), _self_name),
+    (_rx(r"(?:people|everyone|everybody|my friends) calls? (?P<subj>me|us) (?P<x>.+)"), _self_name),
+    (_rx(rf"i (?:was wrong|got it wrong|gave you the wrong \w+|made a mistake) (?:about|with|for) (?P<pos>my|our) "
+         rf"(?P<np>{_NP})\s*(?:[—–:,-]+\s*)?(?:it's|it is|it was|that's) (?P<x>.+)"), _corrected),
+    (_rx(rf"{_POS} (?P<np>{_NP})(?:(?P<poss>'s|s') (?P<nm>names?) (?P<v>is|are|was|were)|(?: (?P<v2>is|are|was|were)|"
+         rf"'s) {_ADV}(?:called|named)) (?P<x>.+)"), _my_np_named),
+    (_rx(rf"{_SUBJ} {_ADV}{_NAMING} (?P<opos>my|our|the) (?P<np>{_NP}) (?P<x>(?:the )?(?-i:[A-Z]).*)"), _call_my),
+    (_rx(rf"(?P<pos>my|our) (?P<np>{_NP})(?:'s| is| was) (?:a|an|the) .+? (?:that |which )?(?:i|we) "
+         rf"(?:call|called|named|nicknamed) (?:it |her |him )?(?P<x>.+)"), _np_i_call),
+    (_rx(rf"{_SUBJ}(?:'ve| have| has)? {_ADV}(?:changed|renamed) (?P<opos>my|our|the) (?P<np>{_NP})(?: (?:to|as)|"
+         r"\s*[—–:,-]+\s*(?:it's|she's|he's|it is|she is|he is|they're)(?: now| called)?) (?P<x>.+)"), _renamed),
+    (_rx(rf"{_SUBJ}(?:'ve got|'ve| {_ADV}(?:have got|have|has|own|owns)) (?P<det>a|an|{_NUM}) (?P<np>{_NP}) "
+         r"(?:called|named) (?P<x>.+)"), _have_named),
+    (_rx(rf"{_SUBJ}(?:'ve got|'ve| {_ADV}(?:have got|have|has|own|owns)) (?P<det>a|an|{_NUM}) (?P<np>{_NP})"
+         rf"(?: (?P<where_prep>in|at|near|from) (?P<where>[^,]+))?(?:,|:) (?P<x>{_NAMES})(?:,.*)?"), _have_np_name),
+    (_rx(rf"{_SUBJ}(?:'ve| have| has)? {_ADV}(?:\w+ed|got|bought|built|found|made|began|run|runs|ran|have|has|had|"
+         rf"own|owns|opened|started|set up) (?:a|an|the|one|two|three|\d+) (?:(?:new|little|small|old|big|tiny) )*"
+         rf"(?P<np>{_SNP})(?:,[^,]*,| (?!and\b)[^,]*?)?,? (?:and )?"
+         rf"(?:(?:we|i|it|she|he|they)(?:'s|'re| is| are| was| were)? )?"
+         rf"{_NAMING}(?: (?:it|him|her|them))? (?P<x>.+)"), _named_it),
+    (_rx(rf"{_SUBJ}{_BE} (?P<x>\d{{1,3}}|{_NUM}(?:[- ]{_NUM})?)(?: years? old| yrs? old| yo)?"
+         r"(?P<tail>(?:,| and| but) .*)?"), _age),
+    (_rx(rf"(?P<pos>my|our) (?P<fav>favou?rite|fave|fav|all-time favou?rite|go-to) (?P<np>{_NP}) "
+         rf"(?P<v>is|are|was|were|{_IS_S}) (?P<x>.+)"), _favourite),
+    (_rx(r"(?P<x>[^,]+?) (?P<v>is|are) (?P<pos>my|our) (?P<fav>favou?rite|fave)(?: (?P<np>.+))?"),
+     _favourite_reversed),
+    (_rx(r"(?P<pos>my|our) (?:current |day )?(?:job|profession|occupation|career) is (?P<x>.+)"), _job),
+    (_rx(rf"{_SUBJ} {_ADV}(?:work|works|worked) as (?P<x>.+)"), _job),
+    (_rx(rf"{_SUBJ}{_BE} {_ADV}working as (?P<x>.+)"), _job),
+    (_rx(rf"{_SUBJ}(?:'ve| have| has)? {_ADV}(?:got|found|landed|started|took|accepted) (?:a|an) (?:(?:new|part-time|"
+         r"full-time|summer|weekend|temporary|permanent|first) )*job (?P<prep>at|with|in|for) (?P<x>.+)"), _work_place),
+    (_rx(rf"{_SUBJ} {_ADV}(?:work|works)(?: (?:weekends|nights|evenings|mornings|days|shifts|part-time|full-time|"
+         r"remotely|\w+days))? (?P<prep>at|for|in|on) (?P<x>.+)"), _work_place),
+    (_rx(rf"{_SUBJ}{_BE} {_ADV}working (?P<prep>at|for|in) (?P<x>.+)"), _work_place),
+    (_rx(rf"{_SUBJ}(?:'ve been|'ve| have been| has been|{_BE}) {_ADV}(?:a )?(?:member|part) of (?P<x>.+)"), _member),
+    (_rx(r".*\b(?:under|by|as|with) (?:the|my|a) (?P<kind>pen name|stage name|name|nickname|alias|username|handle|"
+         r"pseudonym|screen name|gamertag) (?P<x>.+)"), _alias),
+    (_rx(rf"{_SUBJ} {_ADV}(?:live|lives) (?:in|at|near|on|by|outside|close to|just outside) (?P<x>.+)"), _live),
+    (_rx(rf"{_SUBJ}(?:'ve| have| has) {_ADV}lived (?:in|at|near|on|by|outside|close to) (?P<x>.+)"), _live),
+    (_rx(rf"{_SUBJ}{_BE} {_ADV}(?:living|based|settled) (?:in|at|near|on|outside) (?P<x>.+)"), _live),
+    (_rx(rf"{_SUBJ}(?:'ve| have| has)? {_ADV}(?:moved|relocated) to (?P<x>.+)"), _moved),
+    (_rx(rf"{_SUBJ}{_BE} {_ADV}(?:moving|relocating) to (?P<x>.+)"), _moving),
+    (_rx(rf"{_SUBJ}{_BE} {_ADV}(?:going|heading|flying|travell?ing|off|driving|sailing) (?:back )?to "
+         r"(?P<x>(?:the )?(?-i:[A-Z]).+)"), _trip),
+    (_rx(rf"{_SUBJ}{_BE} {_ADV}from (?P<x>.+)"), _from),
+    (_rx(rf"{_SUBJ} {_ADV}(?:come|comes) from (?P<x>.+)"), _from),
+    (_rx(rf"{_SUBJ} {_ADV}grew up (?:in|on|near|around|by|above|at|outside) (?P<x>.+)"), _grew_up),
+    (_rx(rf"{_SUBJ}{_WAS} {_ADV}(?:raised|brought up) (?:in|on|near|around|by|above|at|outside) (?P<x>.+)"),
+     _grew_up),
+    (_rx(rf"{_SUBJ}{_WAS} {_ADV}born (?P<prep>in|on|at) (?P<x>.+)"), _born),
+    (_rx(rf"{_SUBJ}{_BE} {_ADV}(?:(?:very|severely|mildly|slightly) )?allergic to (?P<x>.+)"), _allergic),
+    (_rx(rf"{_SUBJ}{_BE} {_ADV}(?:(?:happily|newly) )?(?P<v>married to|engaged to|dating|in a relationship with) "
          r"(?P<x>.+)"), _partner),
-    (_rx(rf"i(?:'m| am) {_ADV}(?P<v>(?:a (?:big |huge |massive )?fan of|into|passionate about|crazy about|"
+    (_rx(rf"{_SUBJ}{_BE} {_ADV}(?P<v>(?:a (?:big |huge |massive |lifelong )?fan of|into|passionate about|crazy about|"
          r"obsessed with|keen on)) (?P<x>.+)"), _like),
-    (_rx(rf"i(?:'m| am) {_ADV}(?:a|an) (?P<x>.+)"), _a_something),
+    (_rx(rf"{_SUBJ}(?:'s| is| are) {_ADV}(?:away|staying|holidaying|stationed|posted) (?:in|at) "
+         r"(?P<x>(?-i:[A-Z]).+)"), _whereabouts),
+    (_rx(rf"{_SUBJ}{_BE} {_ADV}(?:(?:strictly|mostly|fully) )?(?P<x>vegetarian|vegan|pescatarian|teetotal|"
+         r"gluten[- ]free|lactose[- ]intolerant|coeliac|celiac|diabetic|kosher|halal)(?:,.*)?"), _diet),
+    (_rx(rf"{_SUBJ} {_ADV}(?:go|goes) to (?P<x>(?:the )?(?-i:[A-Z]).+)"), _goes_to),
+    (_rx(rf"{_SUBJ}(?: got| were| was| have| 've| has)? {_ADV}(?:got )?(?P<ev>married|engaged) (?P<prep>in|at|on) "
+         r"(?P<x>.+)"), _wedding),
+    (_rx(rf"{_POS} (?P<np>{_NP})(?P<v> is| are| was| were|{_IS_S}) (?P<x>(?:on|at|in|this|next) .+)"), _event),
+    (_rx(rf"{_SUBJ}(?P<be>{_BE}|{_WAS}) {_ADV}(?:a|an) (?P<x>.+)"), _a_something),
     (_rx(r"i(?:'m| am) (?P<x>[a-z][\w'-]*(?: [a-z][\w'-]*)?)"), _intro),
-    (_rx(rf"my (?P<fav>favou?rite) (?P<np>{_NP}) (?P<v>is|are|was|were) (?P<x>.+)"), _favourite),
-    (_rx(r"(?P<x>[^,]+?) (?P<v>is|are) my (?P<fav>favou?rite) (?P<np>.+)"), _favourite_reversed),
-    (_rx(rf"i {_ADV}(?P<v>like|love|enjoy|prefer|adore) (?P<x>.+)"), _like),
-    (_rx(rf"i {_ADV}(?:hate|dislike|detest|can't stand|cannot stand|can't bear|don't like|do not like|don't enjoy) "
-         r"(?P<x>.+)"), _dislike),
+    (_rx(rf"{_SUBJ} {_ADV}(?P<v>like|likes|love|loves|enjoy|enjoys|prefer|prefers|adore|adores) (?P<x>.+)"), _like),
+    (_rx(rf"{_SUBJ} {_ADV}(?:hate|hates|dislike|dislikes|detest|detests|can't stand|cannot stand|can't bear|"
+         r"don't like|do not like|don't enjoy|doesn't like) (?P<x>.+)"), _dislike),
     # Not "I have to go", "I have been", "I have no idea", "I have tried ...": obligations and perfect tenses.
-    (_rx(rf"i(?:'ve got| {_ADV}(?P<v>have got|have|own)) (?!(?:to|been|got to|no|a question|a quick question|questions|"
-         r"a favou?r|an idea|done|never|always|just|already|seen|heard|read|had|made|met|known|gone|"
-         r"\w{2,}ed)\b)(?P<x>.+)"), _have),
-    (_rx(rf"i {_ADV}(?P<v>speak|play|drive|study|studied) (?P<x>.+)"), _activity),
-    (_rx(rf"i(?:'m| am) {_ADV}(?P<v>studying|learning) (?P<x>.+)"), _activity),
-    (_rx(rf"my (?P<np>{_NP}) (?P<v>is|are|was|were) (?P<x>.+)"), _my_np_is),
+    (_rx(rf"{_SUBJ}(?:'ve got| {_ADV}(?P<v>have got|have|has|own|owns)) (?!(?:to|been|got to|no|a question|"
+         r"a quick question|questions|a favou?r|an idea|done|never|always|just|already|seen|heard|read|had|made|met|"
+         r"known|gone|\w{2,}ed)\b)(?P<x>.+)"), _have),
+    (_rx(rf"{_SUBJ} {_ADV}(?P<v>speak|speaks|play|plays|drive|drives|study|studies|studied) (?P<x>.+)"), _activity),
+    (_rx(rf"{_SUBJ}{_BE} {_ADV}(?P<v>studying|learning) (?P<x>.+)"), _activity),
+    (_rx(rf"{_SUBJ}(?P<aux>'ve|'s| have| has| had) {_ADV}(?P<v>{_PP})(?P<rest> \w.*)"), _did),
+    (_rx(rf"{_SUBJ}(?P<aux>{_BE}| was| were) {_ADV}(?P<v>{_ING})(?P<rest> \w.*)"), _did),
+    (_rx(rf"{_SUBJ}(?P<aux>{_BE}| was| were| got| get| gets) {_ADV}(?P<v>{_PP})(?P<rest> \w.*)"), _did),
+    (_rx(rf"{_SUBJ} {_ADV}(?P<aux>ended up|wound up) (?P<v>{_ING})(?P<rest> \w.*)"), _did),
+    (_rx(rf"{_SUBJ} {_ADV}(?P<v>{_SIMPLE})(?P<rest> \w.*)"), _did),
+    (_rx(rf"(?:.* )?(?P<pos>my|our) (?P<np>{_NP})\s*:\s*(?P<x>\S.*)"), _my_np_is),
+    (_rx(rf"{_POS} (?P<np>{_NP})(?P<v> is| are| was| were|{_IS_S}) (?P<x>.+)"), _my_np_is),
 ]
+
+
+# --- names said in passing: "my sister Ines", "our accountant, Priya,", "Thea Brandt, my oldest friend," -------
+
+_OF_MINE = (r"(?:a|an) (?P<np2>(?:(?:old|close|good|dear|best|childhood) )?(?:friend|colleague|neighbour|neighbor|"
+            r"cousin|mate|pal|classmate)) of (?P<pos2>mine|ours)")
+_APPOSITIONS = [
+    # "my neighbour, a retired pilot called Sven,", "Our CTO, Wen Jie,", "an old friend of mine, Tariq Mansour,"
+    _rx(rf"(?:(?P<pos>my|our) (?P<np>{_SNP})|{_OF_MINE})\s*(?:,|[—–]+|\s-)\s*(?:(?:a|an|the) [^,—–]{{1,60}}? "
+        rf"(?:called|named) |the )?(?P<name>{_NAMES})\s*(?=,|[—–]|\s-|$)"),
+    # "my sister Ines just moved", "my mum's cat Saffron had kittens", "my grandmother Ilse"
+    _rx(rf"(?P<pos>my|our) (?P<np>{_SNP_WORD}(?: {_STOP_NP}{_SNP_WORD})?) (?P<name>{_NAMES})(?![\w'-])"),
+    # "my cousin, who is called Mireille," / "my cousin whose name is Mireille"
+    _rx(rf"(?P<pos>my|our) (?P<np>{_SNP}),? (?:who is|who's|whose name is) (?:called |named )?(?P<name>{_NAMES})"),
+    # "Thea Brandt, my oldest friend, is ...", "takeout from Zaatar House, my favourite spot in the city"
+    _rx(rf"(?P<name>{_NAMES}), (?P<pos>my|our) (?P<np>{_SNP})(?: (?:in|at|on|of|from) [^,]+)?\s*(?=,|$)"),
+]
+
+
+def _names(said: str, core: str) -> list[_Draft]:
+    """Facts about the names the user gives in passing, whatever else the clause says."""
+    drafts: list[_Draft] = []
+    seen: set[str] = set()
+    for pattern in _APPOSITIONS:
+        for m in pattern.finditer(core):
+            name = said[m.start("name"):m.end("name")]
+            groups = m.groupdict()
+            np = " ".join((groups.get("np") or groups.get("np2") or "").split())
+            pos = (groups.get("pos") or "").lower() or ("our" if (groups.get("pos2") or "").lower() == "ours" else "my")
+            if not np or not _is_name(name) or name in seen:
+                continue
+            seen.add(name)
+            plural = bool(re.search(r"\b(?:and|&)\b|,", name)) or (np.endswith("s") and not np.endswith("ss"))
+            if re.match(r"(?:favou?rite|fave)\b", np, re.I):  # "Zaatar House, my favourite spot in the city"
+                thing = np.split(maxsplit=1)[1] if " " in np else "place"
+                tail = core[m.end("np"):m.end()].strip(" ,")
+                full = f"{thing} {tail}".strip()
+                qs = _ME.ask(f"What's my favourite {full}?", f"What is my favourite {thing}?",
+                             f"Which {thing} do I like best?", f"Do you remember my favourite {full}?")
+                drafts.append(_Draft(_sentence(f"Your favourite {full} is {name}"), qs, _name_key(name)))
+                continue
+            draft = _name_of(np, name, plural, pos, key=_name_key(name))
+            drafts.append(draft)
+    return drafts
+
+
+# --- hedged preferences: "if I had to pick one pastry, it'd be ...", a choice said as a hypothetical ------------
+
+_HEDGED = _rx(
+    r"(?:(?:i suppose|i guess|i think|i reckon|honestly|to be honest|tbh|well|ok|okay|hmm+)[,\s]+)*"
+    r"if (?P<subj>i|we) (?:really |absolutely |only )?(?:had to|have to|must|could only|can only|"
+    r"(?:were|was) (?:forced|made|asked) to|were to|got to|only got to|needed to)(?: only)? "
+    r"(?P<verb>choose|pick|name|go with|keep|eat|have|listen to|watch|read|drink|take|select|save|play|visit)"
+    r"(?: just| only)? (?:(?:one|a|an|a single|only one|just one|my|our|the|single|favou?rite|fave|all-time) )*"
+    r"(?P<np>[\w' -]+?)(?: (?:for (?:the rest of (?:my|our) li(?:fe|ves)|ever|life|good)|forever|ever again|again))?"
+    r",? (?:it(?:'d| would)(?: have to| probably| definitely)? be|(?:i|we)(?:'d| would)(?: (?:probably|definitely|"
+    r"have to|honestly|just))* (?:say|go with|go for|pick|choose|take|keep|eat|have)|that(?:'d| would) be|easily|"
+    r"probably|definitely|hands down)(?: it'd be)? (?P<x>.+)")
+
+
+_HEDGED_AFTER = _rx(
+    r"(?:(?:i think|i guess|i suppose|honestly|probably)[,\s]+)*(?P<subj>i|we)(?:'d| would) (?:(?:probably|definitely|"
+    r"have to|honestly|just) )*(?:say|go with|go for|pick|choose|take|keep) (?P<x>[^,]+?),? if (?:i|we) "
+    r"(?:really |only )?(?:had to|have to|must|could only|can only|(?:were|was) (?:forced|made|asked) to|were to) "
+    r"(?:choose|pick|name|select|keep|eat|have|go with)(?: just| only)? (?:(?:one|a|an|a single|only one|just one|"
+    r"my|our|the|single|favou?rite|fave) )*(?P<np>[\w' -]+?)")
+
+
+def _hedged(said: str, core: str) -> _Draft | None:
+    """ "If I had to choose one dessert, it'd be tiramisu" (or "I'd go with tiramisu if I had to choose one
+    dessert"): a favourite, said as a forced choice. Other hypotheticals ("If I had a dog I'd call it Rex") are no
+    facts; the caller skips them."""
+    m = _HEDGED.fullmatch(core) or _HEDGED_AFTER.fullmatch(core)
+    if not m:
+        return None
+    x = _value(said[m.start("x"):m.end("x")])
+    np = _fav_np(m.group("np"))
+    if not x or not np or len(np.split()) > 4 or np.lower() in ("one", "thing", "of them", "one of them"):
+        return None  # "if I had to pick one, it'd be Naples": a favourite what?
+    voice = _US if m.group("subj").lower() == "we" else _ME
+    qs = voice.ask(f"What's {{P}} favourite {np}?", f"What is {{P}} favorite {np}?", f"Which {np} do {{S}} like best?",
+                   f"Which {np} would {{S}} pick?", f"If {{S}} had to choose one {np}, what would it be?",
+                   f"Do you remember {{P}} favourite {np}?")
+    return _Draft(_sentence(to_second_person(f"{voice.p} favourite {np} is {x}")), qs, _key(x))
 
 
 # --- fallback: any other first-person statement ------------------------------------------------------------------
@@ -420,39 +1194,48 @@ _STOPWORDS = frozenset("""
     were am be been being have has had do does did don't doesn't didn't not no it its it's this that these those
     there here very really just also too quite much many some any all i'm i've i'd i'll he she they we his her
     their our them him us than then now still never always can can't will won't up out into over after before
-    when while because since if get got lot lots
+    when while because since if get got lot lots everywhere anywhere somewhere nowhere together tonight both each
+    way
 """.split())
 _MODIFIERS = frozenset("best old older oldest little younger youngest big new late ex favourite favorite first "
                        "second third other own".split())
-_I_START = re.compile(r"i(?:'m|'ve)?\s+\w", re.I)
+_I_START = re.compile(r"(?:i|we)(?:'m|'ve|'re)?\s+\w", re.I)
+_ABOUT_ME = re.compile(r"(?:i|we|my|our)\b|[\w'-]+ and i\b|me and\b", re.I)
+_LEAD_WORDS = frozenset("just really also still actually always never usually often sometimes don't do dont "
+                        "didn't did can't cannot".split())
 
 
 def _my_topic(core: str) -> str:
-    """The noun after "my": "sister", "best friend", "wife's cat"."""
-    m = re.search(r"\bmy\s+([\w'-]+(?:\s+[\w'-]+){0,3})", core, re.I)
+    """The noun after "my" (or "our"): "sister", "best friend", "wife's cat", "our van"."""
+    m = re.search(r"\b(my|our)\s+([\w'-]+(?:\s+[\w'-]+){0,3})", core, re.I)
     if not m:
         return ""
-    words = m.group(1).split()
+    words = m.group(2).split()
     topic = [words[0]]
     for w in words[1:]:
         if not (topic[-1].lower() in _MODIFIERS or topic[-1].endswith("'s")):
             break
         topic.append(w)
-    return " ".join(topic)
+    return " ".join(topic) if m.group(1).lower() == "my" else "our " + " ".join(topic)
 
 
 def _fallback_key(said: str, topic: str) -> str:
-    """The last content word (or proper name) of the statement that is not part of the topic."""
+    """The last content word (or proper name) of the statement that is not part of the topic, nor its verb."""
     text = said
     while (trimmed := _KEY_TAIL.sub("", text)) != text:
         text = trimmed
     words = re.findall(r"[\w'’-]+", text)
     taken = {w.lower() for w in topic.split()}
+    verb_at = 0
+    if words and words[0].lower() in ("i", "we"):  # "I just bike everywhere": "bike" is what they do, not a value
+        verb_at = 1
+        while verb_at < len(words) - 1 and _norm(words[verb_at]).lower() in _LEAD_WORDS:
+            verb_at += 1
     for i in range(len(words) - 1, -1, -1):
         w = words[i]
         if _norm(w).lower() in _STOPWORDS or w.lower() in taken or i == 0:
             continue
-        if i == 1 and words[0].lower() == "i":
+        if i <= verb_at:
             break  # the verb of "I like it" / "I love you" is no key: nothing was said about anything
         if w[0].isupper():  # extend a proper name backwards: "New York"
             j = i
@@ -464,18 +1247,21 @@ def _fallback_key(said: str, topic: str) -> str:
 
 
 def _fallback(said: str, core: str) -> _Draft | None:
-    """A first-person statement no rule knows: "My sister lives in Berlin", "I don't eat meat"."""
-    if len(core.split()) < 2 or not (_I_START.match(core) or _HAS_VERB.search(core)):
+    """A statement about the user that no rule knows: "I don't eat meat", "I used to live in London"."""
+    if len(core.split()) < 2 or not _ABOUT_ME.match(core) or not (_I_START.match(core) or _HAS_VERB.search(core)):
         return None
-    if _UNFINISHED.search(core):
-        return None  # "I was born in", "I have a dog called": the value never came
+    if _UNFINISHED.search(core) or _episode(core):
+        return None  # "I was born in": the value never came; "My phone died again": chit-chat, no fact
+    if re.match(r"(?:i|we)\s+(?:\w+\s+){0,2}?(?:it|them|this|that|these|those)\b", core, re.I):
+        return None  # "I put it in everything": about something said before, not a fact on its own
     topic = _my_topic(core)
-    key = _fallback_key(said, topic)
+    key = _fallback_key(said[:len(_without_correction(core))], topic)  # never the value being corrected
     if not key:
         return None
     if topic:
-        qs = [f"What did I tell you about my {topic}?", f"What do you know about my {topic}?",
-              f"Do you remember what I said about my {topic}?"]
+        topic = topic if topic.startswith("our ") else f"my {topic}"
+        qs = [f"What did I tell you about {topic}?", f"What do you know about {topic}?",
+              f"Do you remember what I said about {topic}?"]
     else:  # without "my", the main object is usually the answer itself, so ask about the user
         qs = ["What did I tell you about myself?", "What do you know about me?",
               "Do you remember what I told you about myself?"]
