@@ -184,7 +184,7 @@ def cmd_consolidate(args: argparse.Namespace) -> int:
     """Fine-tune a new adapter version on new dialogue mixed with replay (QLoRA), probe it, promote it if it passes."""
     from chatbot.core.lock import AlreadyRunning
     from chatbot.evaluation.gate import default_gate
-    from chatbot.learning.consolidate import consolidate
+    from chatbot.learning.consolidate import RunStatus, consolidate
 
     try:
         result = consolidate(args.home, args.cfg, gate=default_gate(args.home, args.cfg), dry_run=args.dry_run,
@@ -193,7 +193,7 @@ def cmd_consolidate(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
-        return 0 if result.status != "rejected" else 1
+        return 0 if result.status != RunStatus.REJECTED else 1
     print(result.message)
     if result.counts:
         print("mix: " + ", ".join(f"{k}={v}" for k, v in sorted(result.counts.items())))
@@ -205,7 +205,7 @@ def cmd_consolidate(args: argparse.Namespace) -> int:
               f"padding waste {m['padding_waste']:.1%}, {m['seconds']} s")
     if result.run_dir:
         print(f"log: {result.run_dir}/consolidate.log")
-    return 0 if result.status != "rejected" else 1
+    return 0 if result.status != RunStatus.REJECTED else 1
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
