@@ -252,7 +252,7 @@ def _served_version(args: argparse.Namespace):
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    """Serve version V (or 'base'); the running app switches between replies."""
+    """Serve version V (or 'base'); the running app switches between replies; its turns count as learned."""
     from chatbot.core.registry import BASE, VersionStatus
     from chatbot.memory.served import serve
 
