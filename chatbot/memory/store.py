@@ -433,15 +433,16 @@ class Store(Database):
             time.sleep(0.2 * (attempt + 1))
         return ok
 
-    def unconsolidate(self, versions: Iterable[str]) -> int:
-        """Make the turns learned by `versions` new data again (used when those versions are withdrawn)."""
+    def count_learned_by(self, versions: Iterable[str]) -> int:
+        """How many turns `versions` are recorded as having learned (consolidated_in). Changing the marks is
+        chatbot.memory.served's job: they follow the served lineage."""
         names = list(versions)
         if not names:
             return 0
         marks = ",".join("?" * len(names))
-        with self._tx() as db:
-            return db.execute(f"UPDATE turns SET consolidated_in = NULL WHERE consolidated_in IN ({marks})",
-                              tuple(names)).rowcount
+        return int(self._query(f"SELECT COUNT(*) AS n FROM turns WHERE consolidated_in IN ({marks})",
+                               tuple(names))[0]["n"])
+
     def learn_blocked_turns(self) -> list[Turn]:
         """User turns that must never be learned: "don't learn" on the turn or on its conversation (the privacy
         canary's source)."""

@@ -125,8 +125,8 @@ def withdraw_tainted(home: Path, store: Store) -> Withdrawal:
         serving = registry.current()
         while serving in bad:
             serving = registry.get(serving).manifest.get("continued_from", BASE)
-        relearn = store.unconsolidate(sorted(bad))
-        serve(store, registry, serving)  # the turns' marks follow the served lineage (chatbot.memory.served)
+        relearn = store.count_learned_by(sorted(bad))
+        serve(store, registry, serving)  # their turns are new again: the marks follow the served lineage
         for name in tainted:
             registry.withdraw(name, REASON)
         log.info("withdrew %s; serving %s; %d turn(s) to relearn", ", ".join(tainted) or "none", serving, relearn)
