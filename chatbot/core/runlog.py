@@ -54,17 +54,25 @@ class RunLog:
         self.handler.close()
 
 
+def _progress_files(home: Path) -> list[Path]:
+    return sorted(Paths(home).runs.glob("*/progress.json"))
+
+
+def _read(path: Path) -> dict | None:
+    data = read_json(path, None)
+    return {"run": path.parent.name, **data} if isinstance(data, dict) else None
+
+
 def all_progress(home: Path) -> list[dict]:
     """Every run's progress.json with its run name, oldest first (unreadable ones skipped)."""
-    out = []
-    for path in sorted(Paths(home).runs.glob("*/progress.json")):
-        data = read_json(path, None)
-        if isinstance(data, dict):
-            out.append({"run": path.parent.name, **data})
-    return out
+    return [p for p in map(_read, _progress_files(home)) if p is not None]
 
 
 def latest_progress(home: Path) -> dict | None:
-    """The newest run's progress (stage, step, max_steps, loss, eta_s, status, message…), or None."""
-    runs = all_progress(home)
-    return runs[-1] if runs else None
+    """The newest readable run's progress (stage, step, max_steps, loss, eta_s, status, message…), or None.
+    Polled every few seconds by the app: reads from the newest file back, usually one file."""
+    for path in reversed(_progress_files(home)):
+        progress = _read(path)
+        if progress is not None:
+            return progress
+    return None
