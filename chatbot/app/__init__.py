@@ -38,7 +38,7 @@ def identity_resolver(accounts: Accounts, default_user: str,
         try:
             return accounts.identity(getattr(request, "username", None), default_user, login)
         except AccountError as e:
-            raise gr.Error(f"Refused: {e}. Reload the page and log in.") from None
+            raise gr.Error(f"Refused: {e}.") from None
     return who
 
 

@@ -171,7 +171,7 @@ class Accounts:
         users = self.users()
         if login:
             if not username or username not in users:
-                raise AccountError("not logged in (or the account was removed)")
+                raise AccountError("not logged in (or the account was removed): reload the page and log in")
             return Identity(username, admin=bool(users[username].get("admin")), login=True)
         if users:
             raise AccountError("accounts were created while the app ran in single-user mode: restart "
