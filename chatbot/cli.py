@@ -180,6 +180,55 @@ def cmd_conversations(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_facts(args: argparse.Namespace) -> int:
+    """The knowledge ledger: what the bot knows (or will learn) about each user; correct or forget a fact."""
+    from chatbot.core.paths import Paths
+    from chatbot.learning.ledger import CorrectionError, Knowledge
+
+    knowledge = Knowledge(Paths(args.home).db, args.cfg)
+    try:
+        knowledge.refresh()  # read the turns logged since (the rules need no model)
+        if args.action in ("correct", "forget"):
+            if args.id is None:
+                raise UsageError(f"facts {args.action}: give the fact ID (`chatbot facts` lists them)")
+            if args.action == "correct":
+                fact = knowledge.correct(args.id, " ".join(args.text))
+                _emit(args, f"fact {fact.id} replaces fact {args.id}: {fact.answer} (learned by the next "
+                            "consolidation; until then the served version may still give the old value)",
+                      {"corrected": args.id, "fact": fact.to_dict()})
+            else:
+                if args.text:
+                    raise UsageError("facts forget takes only the fact ID")
+                fact = knowledge.forget(args.id)
+                _emit(args, f"forgot fact {args.id} ({fact.owner}): its text is erased from the ledger and no "
+                            "consolidation trains it again; the served version holds it until the next "
+                            "consolidation rebuilds without it (`chatbot consolidate`)",
+                      {"forgotten": args.id})
+            return 0
+        if args.id is not None or args.text:
+            raise UsageError("facts: list takes no ID (did you mean `facts correct ID TEXT` or `facts forget ID`?)")
+        facts = [f for f in knowledge.listed(args.user) if args.all or f.status in ("pending", "learned")]
+        unread = knowledge.unread()
+    except CorrectionError as e:
+        raise UsageError(str(e)) from None
+    finally:
+        knowledge.close()
+    if args.json:
+        print(json.dumps({"facts": [f.to_dict() for f in facts], "unread_turns": unread}, ensure_ascii=False))
+        return 0
+    for f in facts:
+        status = f"learned in {f.learned_in}" if f.status == "learned" else f.status
+        if f.status == "superseded":
+            status += f" by #{f.superseded_by}"
+        print(f"#{f.id:<5} {f.owner:<12} {status:<20} {f.answer or '(erased)'}   [key: {f.key}]")
+    if not facts:
+        print(f"no facts{f' of user {args.user!r}' if args.user else ''} yet")
+    if unread:
+        print(f"({unread} turn(s) not read yet: the configured extractor needs the model; the next consolidation "
+              "reads them)")
+    return 0
+
+
 def cmd_consolidate(args: argparse.Namespace) -> int:
     """Fine-tune a new adapter version on new dialogue mixed with replay (QLoRA), probe it, promote it if it passes."""
     from chatbot.core.lock import AlreadyRunning
@@ -459,6 +508,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "status": cmd_status,
     "export": cmd_export,
     "conversations": cmd_conversations,
+    "facts": cmd_facts,
     "consolidate": cmd_consolidate,
     "versions": cmd_versions,
     "promote": cmd_promote,
@@ -513,6 +563,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("conversations", help=cmd_conversations.__doc__)
     s.add_argument("--user", default=None, help="only this user's conversations")
+    s.add_argument("--json", action="store_true", help="print as JSON")
+
+    s = sub.add_parser("facts", help=cmd_facts.__doc__,
+                       description="Lists the facts read from what users said (current ones; --all adds superseded "
+                                   "and forgotten ones), each with its status: pending (not in the weights yet) or "
+                                   "learned in vN. `facts correct ID TEXT` replaces a fact (TEXT: a statement, or "
+                                   "just the right value); `facts forget ID` erases one. Both take effect at the "
+                                   "next consolidation.")
+    s.add_argument("action", nargs="?", default="list", choices=("list", "correct", "forget"))
+    s.add_argument("id", nargs="?", type=int, metavar="ID", help="correct/forget: the fact id")
+    s.add_argument("text", nargs="*", metavar="TEXT", help="correct: the right statement or value")
+    s.add_argument("--user", default=None, help="list: only this user's facts")
+    s.add_argument("--all", action="store_true", help="list: also superseded and forgotten facts")
     s.add_argument("--json", action="store_true", help="print as JSON")
 
     s = sub.add_parser("consolidate", help=cmd_consolidate.__doc__)

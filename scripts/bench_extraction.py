@@ -19,6 +19,7 @@ A measurement only: the split is validated (keys verbatim in the message, no que
 corrections in rounds 3-5 pointing at an earlier fact of the same persona) and nothing here feeds the product.
 
     /work/main/.venv/bin/python scripts/bench_extraction.py [--split PATH] [--json] [--misses]
+        [--model embedded --limit 60]   # the model extractor (JSON under constrained decoding) instead of the rules
 """
 
 from __future__ import annotations
@@ -101,11 +102,11 @@ def is_specific(fact: Fact) -> bool:
     return any(not GENERIC.fullmatch(q.strip()) for q in fact.questions)
 
 
-def measure(rows: list[dict]) -> tuple[dict, list[str]]:
+def measure(rows: list[dict], extract=extract_facts) -> tuple[dict, list[str]]:
     tally: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     misses: list[str] = []
     for row in rows:
-        extracted = extract_facts(row["message"])
+        extracted = extract(row["message"])
         for bucket in (tally[row["kind"]], tally["overall"]):
             bucket["messages"] += 1
         matched: set[int] = set()
@@ -165,13 +166,21 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(split: Path = DEFAULT_SPLIT, as_json: bool = False, show_misses: bool = False) -> None:
-    rows = load(split)
-    result, misses = measure(rows)
+def main(split: Path = DEFAULT_SPLIT, as_json: bool = False, show_misses: bool = False, model: str = "",
+         limit: int = 0) -> None:
+    rows = load(split)[: limit or None]
+    extract, name = extract_facts, "rules"
+    if model:  # the model extractor of chatbot.learning.extract on that model (4-bit, as served)
+        from chatbot.learning.extract import ModelExtractor
+        from chatbot.serving.model import load_model
+
+        extractor = ModelExtractor(load_model(model, "4bit"))
+        extract, name = extractor.extract, extractor.name
+    result, misses = measure(rows, extract)
     if as_json:
-        print(json.dumps({"split": split.name, "rows": len(rows), "by_kind": result}))
+        print(json.dumps({"split": split.name, "extractor": name, "rows": len(rows), "by_kind": result}))
         return
-    print(f"extract_facts on {split.name}: {len(rows)} messages, "
+    print(f"{name} on {split.name}: {len(rows)} messages, "
           f"{result['overall']['expected']} expected facts")
     print(table(result))
     if show_misses:
@@ -183,5 +192,8 @@ if __name__ == "__main__":
     parser.add_argument("--split", type=Path, default=DEFAULT_SPLIT, help="JSONL split (default: the dev set)")
     parser.add_argument("--json", action="store_true", help="one JSON line instead of the table")
     parser.add_argument("--misses", action="store_true", help="list each missed fact and false positive")
+    parser.add_argument("--model", default="", help='measure the model extractor on this model ("embedded", a '
+                                                     "folder or hub id) instead of the rules")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N messages (0 = all)")
     args = parser.parse_args()
-    main(args.split, args.json, args.misses)
+    main(args.split, args.json, args.misses, args.model, args.limit)

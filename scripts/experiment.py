@@ -1,27 +1,27 @@
-"""The forgetting experiment: does the bot learn what users tell it without forgetting what it knew?
+"""The forgetting experiment, v2: does the bot learn what people tell it, round after round, through the product's
+own promotion gate, follow their corrections, and keep what it knew?
 
-Simulated users tell the bot facts about themselves over several rounds (data/experiments/facts-v1.jsonl: natural
-conversations in which the bot never repeats the fact back). After each round every strategy consolidates with the
-product's own job (chatbot.consolidate, same code as `chatbot consolidate`), then we measure, with retrieval OFF
-(closed book), greedy decoding and the served model (4-bit base + unmerged adapter):
-  - recall: a fact counts as recalled for a question when the answer contains its key; questions are worded
-    differently from the conversation (and from the augmentation's own question templates, checked in a test);
-  - retention: score on the held-out general probes (chatbot/evaluation/probe_suites/general-qa-v1.jsonl), as a
-    share of the base model's.
-Strategies (same facts, same seeds, same model, one run):
-  naive       raw dialogue only, product learning rate, no replay, no rehearsal, no Q/A augmentation
-  low-lr      Q/A augmentation, learning rate / 5, no replay or rehearsal (the "just be gentle" mitigation)
-  no-replay   Q/A augmentation at the product learning rate, no replay or rehearsal
-  replay      the product default (augmentation + replay of old turns + self-rehearsal)
-  replay-ewc  the product default + an EWC penalty
-  retrieval   no training: the base model answers with its retrieval memory ON (the reference)
-Metrics (formulas in docs/experiment/README.md): R[i][j] = recall after round i on the facts of round j; backward
-transfer BWT = mean_j<T (R[T][j] - R[j][j]) (Lopez-Paz & Ranzato 2017); forgetting = mean_j<T (max_i<T R[i][j] -
-R[T][j]) (Chaudhry et al. 2018).
+Held-out scenario (data/experiments/facts-v2-test.jsonl, written independently of the extractor and of the
+development set it was tuned on): the personas with at least two facts in every round (five of them, each a user of
+its own) tell the bot ~10 facts per round over 5 rounds, in everyday phrasings (we/our, apposition, hedges, third
+parties, facts inside chit-chat, messages with no fact, questions); rounds 3-5 correct earlier facts.
+After each round every strategy consolidates with the product's job and the product's DEFAULT GATE (the probe gate
+with the thresholds of [probes]), exactly as `chatbot consolidate` does. Then, closed book (retrieval off), greedy,
+with what is served (4-bit base + the promoted adapter, if any):
+  - recall: the fact's key in the answer to the scenario's own questions (paraphrases nobody trained on);
+  - corrections: for a corrected fact, new value given / old value given;
+  - retention: the held-out general probes (chatbot/evaluation/probe_suites/general-qa-v1.jsonl) as a share of the
+    base model's score;
+  - R[i][j] = recall after round i on the (still current) facts of round j, BWT and forgetting from it
+    (chatbot.evaluation.metrics); promoted or rejected (and the gate's reasons); consolidation seconds.
+Strategies: rebuild (the product default: a fresh LoRA on every current ledger fact + rehearsal each round, with
+distillation to the base on the rehearsal prompts), continue (the previous default: the served adapter trained
+further on the new turns + replay, no distillation), rebuild-sft (the default without distillation: rehearsal as
+SFT on the base's greedy answers only), rebuild-ewc (the default + EWC, lambda EWC_LAMBDA).
 
 Writes OUT/results.csv, OUT/results.md, OUT/results.json (every pinned setting) and OUT/recall.png.
 
-    .venv/bin/python scripts/experiment.py [--out docs/experiment] [--rounds 3] [--strategies all]
+    .venv/bin/python scripts/experiment.py [--out docs/experiment] [--rounds 5] [--strategies rebuild,continue]
 """
 from __future__ import annotations
 
@@ -36,31 +36,56 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-STRATEGIES = ("replay", "naive", "no-replay", "low-lr", "replay-ewc", "retrieval")
-FACTS = ROOT / "data" / "experiments" / "facts-v1.jsonl"
+STRATEGIES = ("rebuild", "continue", "rebuild-ewc", "rebuild-sft")
+FACTS = ROOT / "data" / "experiments" / "facts-v2-test.jsonl"
 GENERAL = ROOT / "chatbot" / "evaluation" / "probe_suites" / "general-qa-v1.jsonl"
 # Measured on the embedded model (Fisher on 16 rehearsal examples at v0001, distance to a round-2 replay update):
 # Σ F·Δθ² ≈ 6e-6, so λ = 1000 adds a penalty of ~0.003 against a task loss of ~0.3 (no effect, as the first run
 # showed). λ = 1e5 puts the penalty at that endpoint on the order of the loss, where it can actually hold weights.
 EWC_LAMBDA = 1e5
+REPLY = "Thanks for telling me."  # the bot's reply in the imported conversations: it never repeats a fact
 
 
-def strategy_train(name: str, base) -> dict | None:
-    """TrainConfig overrides per strategy (None: no training)."""
-    off = {"replay_ratio": 0.0, "rehearsal_count": 0}
-    return {
-        "naive": {**off, "augment": False},
-        "low-lr": {**off, "learning_rate": base.learning_rate / 5},
-        "no-replay": off,
-        "replay": {},
-        "replay-ewc": {"ewc_lambda": EWC_LAMBDA},
-        "retrieval": None,
-    }[name]
+def strategy_train(name: str) -> dict:
+    """TrainConfig overrides per strategy (on top of the product defaults)."""
+    return {"rebuild": {}, "continue": {"strategy": "continue", "distill_weight": 0.0},
+            "rebuild-ewc": {"ewc_lambda": EWC_LAMBDA}, "rebuild-sft": {"distill_weight": 0.0}}[name]
+
+
+def scenario(rows: list[dict], rounds: int, max_personas: int = 0) -> list[dict]:
+    """The messages of the personas with at least two facts in every one of the first `rounds` rounds (the first
+    `max_personas` of them by name, 0 = all)."""
+    per: dict[str, Counter] = {}
+    for r in rows:
+        per.setdefault(r["persona"], Counter())[r["round"]] += len(r["facts"])
+    chosen = sorted(p for p, c in per.items() if all(c[k] >= 2 for k in range(1, rounds + 1)))
+    chosen = chosen[:max_personas] if max_personas else chosen
+    return [r for r in rows if r["persona"] in chosen and r["round"] <= rounds]
+
+
+def gold_facts(messages: list[dict]) -> list[dict]:
+    """One entry per stated fact: id (message id + index), user, round, key, questions, corrects (fact id)."""
+    out = []
+    for m in messages:
+        for i, f in enumerate(m["facts"]):
+            fid = f"{m['id']}.{i}"
+            out.append({"id": fid, "user": m["persona"], "round": m["round"], "key": f["key"],
+                        "questions": f["questions"], "corrects": f.get("corrects")})
+    by_msg = {}
+    for f in out:
+        by_msg.setdefault(f["id"].split(".")[0], []).append(f)
+    for f in out:  # `corrects` names a message: the corrected fact is the one of that message with the key asked
+        if f["corrects"]:
+            cands = by_msg.get(f["corrects"], [])
+            same = [c["id"] for c in cands if set(c["questions"]) & set(f["questions"])]
+            f["corrects"] = (same or [c["id"] for c in cands] or [None])[0]
+    return out
 
 
 def load_jsonl(path: Path) -> list[dict]:
@@ -109,13 +134,16 @@ class Evaluator:
         return out
 
 
-def import_round(home: Path, config, facts: list[dict]) -> None:
+def import_round(home: Path, config, messages: list[dict]) -> None:
+    """Each message is a conversation of its persona: the message and a reply that repeats nothing."""
     from chatbot.memory.transfer import import_jsonl
     from chatbot.runtime import open_runtime
 
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8") as f:
-        for fact in facts:
-            f.write(json.dumps({"user": fact["user"], "messages": fact["messages"]}, ensure_ascii=False) + "\n")
+        for m in messages:
+            f.write(json.dumps({"user": m["persona"], "messages": [{"role": "user", "content": m["message"]},
+                                                                  {"role": "assistant", "content": REPLY}]},
+                               ensure_ascii=False) + "\n")
     rt = open_runtime(home, config, with_model=False)
     try:
         report = import_jsonl(Path(f.name), rt.store, rt.buffer, config.serve.default_user)
@@ -123,89 +151,96 @@ def import_round(home: Path, config, facts: list[dict]) -> None:
     finally:
         rt.close()
         os.unlink(f.name)
-    if report.errors or report.imported != len(facts):
+    if report.errors or report.imported != len(messages):
         raise RuntimeError(f"import failed: {report.summary()} {report.errors}")
 
 
-def retrieval_answers(home: Path, config, questions: list[tuple[str, str]], max_new_tokens: int) -> list[str]:
-    """The base model with retrieval memory ON: each question asked as the user who told the fact."""
-    from chatbot.runtime import open_runtime
-
-    # Same answer length as the closed-book evaluation (greedy, Evaluator.max_new_tokens), for the same scoring.
-    config = dataclasses.replace(config, decoding=dataclasses.replace(config.decoding, max_new_tokens=max_new_tokens,
-                                                                      do_sample=False))
-    rt = open_runtime(home, config, with_model=True)
-    try:
-        return [rt.chat.ask(q, user, use_memory=True)["answer"] for q, user in questions]
-    finally:
-        rt.close()
+def score_round(facts: list[dict], upto: int, answers: dict[str, list[str]]) -> dict:
+    """Recall per round of the current facts, and the corrections' new/old value rates, from answers per fact id."""
+    corrected_by = {f["corrects"]: f for f in facts if f["corrects"] and f["round"] <= upto}
+    current = [f for f in facts if f["round"] <= upto and f["id"] not in corrected_by]
+    hit = lambda f: [f["key"].lower() in a.lower() for a in answers[f["id"]]]  # noqa: E731
+    per_round: dict[int, list[bool]] = {}
+    for f in current:
+        per_round.setdefault(f["round"], []).extend(hit(f))
+    old = {f["id"]: f for f in facts}
+    fixes = [f for f in current if f["corrects"] and f["corrects"] in old]
+    new_given = [x for f in fixes for x in hit(f)]
+    old_given = [old[f["corrects"]]["key"].lower() in a.lower() for f in fixes for a in answers[f["id"]]]
+    rate = lambda xs: round(sum(xs) / len(xs), 3) if xs else None  # noqa: E731
+    return {"recall": rate([x for v in per_round.values() for x in v]),
+            "per_round": {j: rate(v) for j, v in sorted(per_round.items())},
+            "corrections": len(fixes), "correction_new": rate(new_given), "correction_old": rate(old_given),
+            "facts_current": len(current)}
 
 
 def run(args: argparse.Namespace) -> dict:
     from chatbot.core.config import Config
     from chatbot.core.registry import Registry
+    from chatbot.evaluation.gate import default_gate
     from chatbot.learning.consolidate import consolidate
 
-    facts = load_jsonl(Path(args.facts))
+    messages = scenario(load_jsonl(Path(args.facts)), args.rounds, args.personas)
+    facts = gold_facts(messages)
     general = load_jsonl(Path(args.general))[: args.max_general or None]
-    rounds = sorted({f["round"] for f in facts})[: args.rounds]
-    strategies = list(STRATEGIES) if args.strategies == "all" else args.strategies.split(",")
+    rounds = sorted({m["round"] for m in messages})
+    strategies = args.strategies.split(",")
     for s in strategies:
         if s not in STRATEGIES:
             raise SystemExit(f"--strategies: unknown {s!r} (known: {', '.join(STRATEGIES)})")
     base = Config()
     model_cfg = dataclasses.replace(base.model, source=args.model, cache_dir=args.cache_dir)
     train_base = dataclasses.replace(base.train, **json.loads(args.train or "{}"))
-    # No probe gate here: the experiment measures what each strategy does, not what the gate lets through.
+    probes_cfg = dataclasses.replace(base.probes, **json.loads(args.probes or "{}"))
     work = Path(tempfile.mkdtemp(prefix="experiment-"))
     started = time.time()
     evaluator = Evaluator(Config(model=model_cfg))
-    print(f"base model: general probes ({len(general)} questions)", flush=True)
+    print(f"{len(messages)} messages, {len(facts)} facts, rounds {rounds}; base model: general probes", flush=True)
     base_general = evaluator.answers(None, [g["question"] for g in general])
     base_score = sum(accepted(a, g["accept"]) for a, g in zip(base_general, general)) / len(general)
     print(f"  base general score {base_score:.3f}", flush=True)
     rows: list[dict] = []
     matrices: dict[str, list[list[float]]] = {}
     seconds: dict[str, float] = {}
+    result: dict = {}
     for strategy in strategies:
-        overrides = strategy_train(strategy, train_base)
-        train = dataclasses.replace(train_base, **(overrides or {}))
-        config = Config(model=model_cfg, train=train)
+        config = Config(model=model_cfg, train=dataclasses.replace(train_base, **strategy_train(strategy)),
+                        probes=probes_cfg)
         home = work / strategy
         t0 = time.time()
         matrices[strategy] = []
-        for i, r in enumerate(rounds):
-            import_round(home, config, [f for f in facts if f["round"] == r])
-            trained = None
-            if overrides is not None:
-                result = consolidate(home, config, gate=None, show_progress=False)  # every candidate accepted
-                print(f"[{strategy}] round {r}: {result.message}", flush=True)
-                trained = Registry(home / "adapters").current_path()
-            taught = [f for f in facts if f["round"] <= r]
-            qs = [(q, f) for f in taught for q in f["questions"]]
-            if overrides is None:
-                answers = retrieval_answers(home, config, [(q, f["user"]) for q, f in qs], evaluator.max_new_tokens)
-                gen_answers = retrieval_answers(home, config, [(g["question"], config.serve.default_user)
-                                                               for g in general], evaluator.max_new_tokens)
-            else:
-                answers = evaluator.answers(trained, [q for q, _ in qs])
-                gen_answers = evaluator.answers(trained, [g["question"] for g in general])
-            hit: dict[int, list[bool]] = {}
-            for (_q, f), a in zip(qs, answers):
-                hit.setdefault(f["round"], []).append(f["key"].lower() in a.lower())
-            per_round = [sum(hit[j]) / len(hit[j]) for j in rounds[: i + 1]]
-            matrices[strategy].append(per_round)
+        for r in rounds:
+            import_round(home, config, [m for m in messages if m["round"] == r])
+            c0 = time.time()
+            run_result = consolidate(home, config, gate=default_gate(home, config), show_progress=False)
+            c_seconds = round(time.time() - c0, 1)
+            print(f"[{strategy}] round {r}: {run_result.message} ({c_seconds:.0f} s)", flush=True)
+            served = Registry(home / "adapters").current_path()
+            asked = [f for f in facts if f["round"] <= r]
+            qs = [(f["id"], q) for f in asked for q in f["questions"]]
+            out = evaluator.answers(served, [q for _, q in qs] + [g["question"] for g in general])
+            answers: dict[str, list[str]] = {}
+            for (fid, _), a in zip(qs, out):
+                answers.setdefault(fid, []).append(a)
+            gen_answers = out[len(qs):]
+            score = score_round(facts, r, answers)
+            matrices[strategy].append([score["per_round"].get(j) or 0.0 for j in rounds if j <= r])
             g_score = sum(accepted(a, g["accept"]) for a, g in zip(gen_answers, general)) / len(general)
-            recall = sum(sum(v) for v in hit.values()) / sum(len(v) for v in hit.values())
-            rows.append({"strategy": strategy, "round": r, "facts_taught": len(taught), "recall": round(recall, 3),
-                         "recall_new": round(per_round[-1], 3), "general": round(g_score, 3),
+            rows.append({"strategy": strategy, "round": r, "status": str(run_result.status),
+                         "version": run_result.version, "reasons": run_result.message
+                         if run_result.status == "rejected" else "", "consolidation_s": c_seconds,
+                         "facts_taught": score["facts_current"], "recall": score["recall"],
+                         "recall_new": score["per_round"].get(r), "corrections": score["corrections"],
+                         "correction_new": score["correction_new"], "correction_old": score["correction_old"],
+                         "general": round(g_score, 3),
                          "retention": round(g_score / base_score, 3) if base_score else None,
-                         "examples": [(q, a[:80]) for (q, _), a in list(zip(qs, answers))[-2:]]})
-            print(f"[{strategy}] round {r}: recall {recall:.3f} (new {per_round[-1]:.3f}), general {g_score:.3f} "
-                  f"(base {base_score:.3f})", flush=True)
+                         "examples": [(q, a[:80]) for (_, q), a in list(zip(qs, out))[-2:]]})
+            print(f"[{strategy}] round {r}: {run_result.status}; recall {score['recall']} (new "
+                  f"{score['per_round'].get(r)}), corrections new {score['correction_new']} old "
+                  f"{score['correction_old']}, general {g_score:.3f} (base {base_score:.3f})", flush=True)
             seconds[strategy] = round(time.time() - t0, 1)
-            result = build_result(args, started, model_cfg, train_base, list(matrices), evaluator, facts, rounds,
-                                  general, base_score, rows, matrices, seconds)
+            result = build_result(args, started, model_cfg, train_base, probes_cfg, strategies, evaluator, facts,
+                                  rounds, general, base_score, rows, matrices, seconds)
             write_outputs(result, Path(args.out))  # after every round: a run cut short keeps what it measured
     if args.keep:
         print(f"data homes kept in {work}")
@@ -214,8 +249,8 @@ def run(args: argparse.Namespace) -> dict:
     return result
 
 
-def build_result(args, started, model_cfg, train_base, strategies, evaluator, facts, rounds, general, base_score,
-                 rows, matrices, seconds) -> dict:
+def build_result(args, started, model_cfg, train_base, probes_cfg, strategies, evaluator, facts, rounds, general,
+                 base_score, rows, matrices, seconds) -> dict:
     import bitsandbytes
     import peft
     import torch
@@ -227,11 +262,13 @@ def build_result(args, started, model_cfg, train_base, strategies, evaluator, fa
         "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
         "wall_seconds": round(time.time() - started, 1),
         "model": dataclasses.asdict(model_cfg), "train_defaults": dataclasses.asdict(train_base),
-        "strategies": {s: strategy_train(s, train_base) for s in strategies},
+        "probes": dataclasses.asdict(probes_cfg),
+        "strategies": {s: strategy_train(s) for s in strategies},
         "decoding": {"do_sample": False, "max_new_tokens": evaluator.max_new_tokens},
         "facts_file": {"path": (str(facts_path.relative_to(ROOT)) if facts_path.is_relative_to(ROOT)
                                 else str(facts_path)),
-                       "sha256_12": sha(facts_path), "facts": len([f for f in facts if f["round"] in rounds])},
+                       "sha256_12": sha(facts_path), "facts": len(facts),
+                       "users": sorted({f["user"] for f in facts})},
         "general_suite": {"path": Path(args.general).name, "sha256_12": sha(Path(args.general)),
                           "questions": len(general)},
         "torch_threads": torch.get_num_threads(),
@@ -239,7 +276,10 @@ def build_result(args, started, model_cfg, train_base, strategies, evaluator, fa
                      "bitsandbytes": bitsandbytes.__version__},
         "base_general": round(base_score, 3), "rounds": rounds, "rows": rows, "matrices": matrices,
         "summary": {s: {**transfer_metrics(m), "final_recall": rows_for(rows, s)[-1]["recall"],
-                        "final_retention": rows_for(rows, s)[-1]["retention"], "seconds": seconds[s]}
+                        "final_retention": rows_for(rows, s)[-1]["retention"],
+                        "promoted": sum(r["status"] == "promoted" for r in rows_for(rows, s)),
+                        "max_consolidation_s": max(r["consolidation_s"] for r in rows_for(rows, s)),
+                        "seconds": seconds[s]}
                     for s, m in matrices.items()},
     }
 
@@ -258,29 +298,37 @@ def transfer_metrics(matrix: list[list[float]]) -> dict:
     return {"bwt": round(backward_transfer(matrix), 3), "forgetting": round(average_forgetting(matrix), 3)}
 
 
+FIELDS = ["strategy", "round", "status", "version", "consolidation_s", "facts_taught", "recall", "recall_new",
+          "corrections", "correction_new", "correction_old", "general", "retention", "reasons"]
+
+
 def write_outputs(result: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    fields = ["strategy", "round", "facts_taught", "recall", "recall_new", "general", "retention"]
     with open(out / "results.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
         w.writeheader()
         w.writerows(result["rows"])
-    lines = [f"Command: `{result['command']}`" + (" (merged)" if result.get("merged_from") else "")
-             + f" · model {result['model']['source']} ({result['model']['quantization']}) · "
-             f"{result['wall_seconds'] / 60:.1f} min · base general score {result['base_general']:.3f}", "",
-             "| strategy | round | facts taught | recall (all) | recall (new) | general | retention |",
-             "|---|---|---|---|---|---|---|"]
     num = lambda x, sign="": "n/a" if x is None else f"{x:{sign}.2f}"  # noqa: E731
+    lines = [f"Command: `{result['command']}`" + (" (merged)" if result.get("merged_from") else "")
+             + f" · model {result['model']['source']} ({result['model']['quantization']}) · default gate on · "
+             f"{result['wall_seconds'] / 60:.1f} min · base general score {result['base_general']:.3f}", "",
+             "| strategy | round | gate | consolidation s | facts | recall (all) | recall (new) | corrected: new "
+             "| corrected: old | general | retention |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
-        lines.append(f"| {r['strategy']} | {r['round']} | {r['facts_taught']} | {num(r['recall'])} | "
-                     f"{num(r['recall_new'])} | {num(r['general'])} | {num(r['retention'])} |")
-    lines += ["", "| strategy | rounds run | final recall | final retention | BWT | forgetting | seconds |",
-              "|---|---|---|---|---|---|---|"]
+        lines.append(f"| {r['strategy']} | {r['round']} | {r['status']} | {r['consolidation_s']:.0f} | "
+                     f"{r['facts_taught']} | {num(r['recall'])} | {num(r['recall_new'])} | "
+                     f"{num(r['correction_new'])} | {num(r['correction_old'])} | {num(r['general'])} | "
+                     f"{num(r['retention'])} |")
+    lines += ["", "| strategy | rounds run | promoted | final recall | final retention | BWT | forgetting | "
+              "slowest consolidation s | seconds |", "|---|---|---|---|---|---|---|---|---|"]
     for s, v in result["summary"].items():
-        lines.append(f"| {s} | {len(result['matrices'][s])} of {len(result['rounds'])} | {num(v['final_recall'])} | "
-                     f"{num(v['final_retention'])} | {num(v['bwt'], '+')} | {num(v['forgetting'], '+')} | "
-                     f"{v['seconds']:.0f} |")
+        lines.append(f"| {s} | {len(result['matrices'][s])} of {len(result['rounds'])} | {v['promoted']} | "
+                     f"{num(v['final_recall'])} | {num(v['final_retention'])} | {num(v['bwt'], '+')} | "
+                     f"{num(v['forgetting'], '+')} | {v['max_consolidation_s']:.0f} | {v['seconds']:.0f} |")
+    rejected = [r for r in result["rows"] if r["status"] == "rejected"]
+    if rejected:
+        lines += ["", "Rejections:"] + [f"- {r['strategy']} round {r['round']}: {r['reasons']}" for r in rejected]
     (out / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     plot(result, out / "recall.png")
 
@@ -294,11 +342,15 @@ def plot(result: dict, path: Path) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     for s in result["summary"]:
         rs = rows_for(result["rows"], s)
-        a.plot([r["round"] for r in rs], [r["recall"] for r in rs], marker="o", label=s)
+        a.plot([r["round"] for r in rs], [r["recall"] or 0.0 for r in rs], marker="o", label=s)
         b.plot([r["round"] for r in rs], [r["retention"] or 0.0 for r in rs], marker="o", label=s)
-    a.set(title="Closed-book recall of all facts taught so far", xlabel="round", ylabel="recall", ylim=(-0.05, 1.05))
+        for r in rs:
+            if r["status"] == "rejected":
+                a.plot([r["round"]], [r["recall"] or 0.0], marker="x", color="red", markersize=10)
+    a.set(title="Closed-book recall, held-out questions (x = gate rejected)", xlabel="round", ylabel="recall",
+          ylim=(-0.05, 1.05))
     b.set(title="General probes, share of the base model's score", xlabel="round", ylabel="retention")
-    b.axhline(0.98, color="grey", linestyle="--", linewidth=1)
+    b.axhline(0.95, color="grey", linestyle="--", linewidth=1)
     for ax in (a, b):
         ax.set_xticks(result["rounds"])
         ax.grid(alpha=0.3)
@@ -313,7 +365,8 @@ def merge(files: list[Path]) -> dict:
     the pinned settings must match; rows, matrices and summaries are concatenated in the order given."""
     parts = [json.loads(Path(f).read_text(encoding="utf-8")) for f in files]
     first = parts[0]
-    for key in ("model", "train_defaults", "decoding", "facts_file", "general_suite", "base_general", "rounds"):
+    for key in ("model", "train_defaults", "probes", "decoding", "facts_file", "general_suite", "base_general",
+                "rounds"):
         for p in parts[1:]:
             if p[key] != first[key]:
                 raise SystemExit(f"--merge: {key} differs between runs; only runs with the same settings combine")
@@ -328,18 +381,21 @@ def merge(files: list[Path]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                epilog="Full run: all six strategies, 3 rounds, took 49.6 min in one process on a "
-                                       "quiet 2-core CPU (docs/experiment/results.md). Strategies can also run as "
-                                       "parallel processes (--strategies) and be combined with --merge.")
+                                epilog="Strategies can also run as parallel processes (--strategies) and be "
+                                       "combined with --merge. Timings: docs/experiment/README.md.")
     p.add_argument("--out", default=str(ROOT / "docs" / "experiment"), help="folder for results.* and recall.png")
-    p.add_argument("--rounds", type=int, default=3, help="how many rounds of facts to teach (default 3)")
-    p.add_argument("--strategies", default="all", help=f"comma-separated subset of {', '.join(STRATEGIES)}")
+    p.add_argument("--rounds", type=int, default=5, help="how many rounds of facts to teach (default 5)")
+    p.add_argument("--strategies", default="rebuild,continue",
+                   help=f"comma-separated subset of {', '.join(STRATEGIES)} (default rebuild,continue)")
     p.add_argument("--model", default="embedded", help="model source, as model.source in the config")
     p.add_argument("--cache-dir", default="", help="converted/quantized model cache (as model.cache_dir)")
-    p.add_argument("--facts", default=str(FACTS), help="scenario file (JSONL: round, user, messages, key, questions)")
+    p.add_argument("--facts", default=str(FACTS), help="scenario file (facts-v2 format, docs/extraction.md)")
+    p.add_argument("--personas", type=int, default=0,
+                   help="use only the first N personas that qualify (0 = all: five on the test split)")
     p.add_argument("--general", default=str(GENERAL), help="held-out general probes (JSONL: question, accept)")
     p.add_argument("--max-general", type=int, default=0, help="use only the first N general probes (0 = all)")
     p.add_argument("--train", default="", help='JSON overrides of the train defaults, e.g. \'{"epochs": 1}\'')
+    p.add_argument("--probes", default="", help="JSON overrides of the [probes] defaults (the gate's thresholds)")
     p.add_argument("--keep", action="store_true", help="keep the per-strategy data homes (printed)")
     p.add_argument("--merge", nargs="+", metavar="RESULTS_JSON", default=None,
                    help="do not run: combine results.json files of runs with the same settings into --out")

@@ -64,11 +64,11 @@ def test_consolidation_on_the_embedded_model(real, tmp_path):
     cfg = tmp_path / "quick.toml"
     cfg.write_text("[train]\nrehearsal_count = 4\n[probes]\nnoise_runs = 0\n")  # otherwise the product defaults
     dry = chatbot(home, "consolidate", "--dry-run", config=cfg).stdout
-    assert "would train on" in dry and "[augment]" in dry
+    assert "would train on" in dry and "[augment]" in dry and "fact(s) in the ledger" in dry
     result = json.loads(chatbot(home, "consolidate", "--json", "--quiet", config=cfg, timeout=1200)
                         .stdout.splitlines()[-1])
     assert result["status"] == "promoted" and result["version"] == "v0001", result  # passed the probe gate
-    assert result["counts"]["new"] == 2 and result["counts"]["augment"] >= 6 and result["counts"]["rehearsal"] == 4
+    assert result["counts"]["augment"] >= 6 and result["counts"]["rehearsal"] == 4
     assert result["metrics"]["tokens"] > 0 and result["metrics"]["train_loss"] < 10
     versions = json.loads(chatbot(home, "versions", "--json").stdout.splitlines()[-1])
     assert versions["served"] == "v0001" and versions["versions"][0]["status"] == "promoted"
@@ -79,3 +79,26 @@ def test_consolidation_on_the_embedded_model(real, tmp_path):
     assert answers[0]["adapter"] == "v0001" and "Paris" in answers[0]["answer"]
     # Closed-book (memory off), worded unlike the conversation: the fact is now in the weights.
     assert "Rex" in answers[1]["answer"], answers[1]
+
+
+def test_a_correction_through_the_default_gate(real, tmp_path):
+    """After the fact (v0001 above), its correction: the next consolidation passes the default gate and the
+    closed-book answer is the new value, not the old one."""
+    home, _ = real
+    cfg = tmp_path / "quick.toml"
+    cfg.write_text("[train]\nrehearsal_count = 4\n[probes]\nnoise_runs = 0\n")  # otherwise the product defaults
+    src = tmp_path / "correction.jsonl"
+    src.write_text(json.dumps({"messages": [
+        {"role": "user", "content": "Sorry, I got that wrong earlier: my dog is called Bruno, not Rex."},
+        {"role": "assistant", "content": "Thanks for the correction."}]}) + "\n")
+    chatbot(home, "import", str(src))
+    facts = json.loads(chatbot(home, "facts", "--all", "--json").stdout.splitlines()[-1])["facts"]
+    status = {f["key"]: f["status"] for f in facts}
+    assert status["Rex"] == "superseded" and status["Bruno"] == "pending", status
+    result = json.loads(chatbot(home, "consolidate", "--json", "--quiet", config=cfg, timeout=1200)
+                        .stdout.splitlines()[-1])
+    assert result["status"] == "promoted", result  # the default gate passed the second round too
+    answers = json.loads(chatbot(home, "ask", "--json", "--no-memory", "Remind me, what's the name of my dog?")
+                         .stdout.splitlines()[-1])["answers"]
+    assert answers[0]["adapter"] == result["version"]
+    assert "Bruno" in answers[0]["answer"] and "Rex" not in answers[0]["answer"], answers[0]

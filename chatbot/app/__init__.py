@@ -14,6 +14,8 @@ import gradio as gr
 from chatbot.app.chat_tab import chat_tab
 from chatbot.app.consolidation_tab import consolidation_tab
 from chatbot.app.dashboard_tab import dashboard_tab
+from chatbot.app.knowledge_tab import knowledge_tab
+from chatbot.learning.ledger import Knowledge
 from chatbot.privacy.accounts import AccountError, Accounts, Identity, users_file
 from chatbot.runtime import Runtime
 
@@ -46,11 +48,15 @@ def build_app(rt: Runtime, accounts: Accounts | None = None) -> gr.Blocks:
     accounts = accounts or Accounts(users_file(rt.paths.home, rt.config.serve.users_file))
     login = accounts.enabled  # the mode is fixed here, for the app's lifetime
     who = identity_resolver(accounts, rt.config.serve.default_user, login)
+    knowledge = Knowledge(rt.paths.db, rt.config, rt.loaded)
     with gr.Blocks(title="Continual chatbot") as app:
         head = gr.Markdown("### Continual chatbot" if login else header(rt, who(None)), elem_id="header")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
-                load_chat, chat_outputs = chat_tab(rt, lambda r: who(r).user, login)
+                load_chat, chat_outputs = chat_tab(rt, lambda r: who(r).user, login,
+                                                   after_reply=knowledge.refresh_soon)
+            with gr.Tab("What I know about you", id="facts") as facts_tab:
+                load_facts, facts_outputs = knowledge_tab(knowledge, lambda r: who(r).user)
             # Admin tabs start hidden in login mode and are shown to admins on page load.
             with gr.Tab("Consolidation", id="consolidation", visible=not login) as consolidation:
                 consolidation_tab(rt, lambda r: who(r).admin, login)
@@ -60,12 +66,14 @@ def build_app(rt: Runtime, accounts: Accounts | None = None) -> gr.Blocks:
         def on_load(request: gr.Request):
             ident = who(request)
             admin = gr.update(visible=ident.admin)
-            return header(rt, ident), admin, admin, *_as_tuple(load_chat(request))
+            return (header(rt, ident), admin, admin, *_as_tuple(load_chat(request)),
+                    *_as_tuple(load_facts(request)))
 
         def on_tick(request: gr.Request):
             return header(rt, who(request))
 
-        app.load(on_load, None, [head, consolidation, dashboard, *chat_outputs])
+        app.load(on_load, None, [head, consolidation, dashboard, *chat_outputs, *facts_outputs])
+        facts_tab.select(load_facts, None, facts_outputs)
         # The served version changes when a consolidation promotes one; the chat switches before its next reply.
         gr.Timer(3.0).tick(on_tick, None, head)
     return app

@@ -57,10 +57,11 @@ def _empty_session() -> dict:
 
 
 def chat_tab(rt: Runtime, user_of: Callable[[gr.Request | None], str], login: bool,
-             stops: StopSignals | None = None):
+             stops: StopSignals | None = None, after_reply: Callable[[], None] | None = None):
     """Lay out the tab; returns (load function, its outputs) for the app's page-load event, which fills in the
     logged-in user's own conversation list (never built into the page, which every visitor can read).
-    `stops`: where the sessions' stop signals live (a fresh one by default)."""
+    `stops`: where the sessions' stop signals live (a fresh one by default); `after_reply` runs when a reply is
+    done (the app wakes the knowledge ledger's reader: facts are read off the chat path)."""
     service = rt.chat
     stops = stops if stops is not None else StopSignals()
 
@@ -142,6 +143,8 @@ def chat_tab(rt: Runtime, user_of: Callable[[gr.Request | None], str], login: bo
             # "learn" is unticked): a refused message leaves nothing behind.
             events = service.send(user, text, state["conversation_id"], stop=stop, conversation_learn=learn_conv)
             yield from stream(user, events, history, state, text, user_text=text)
+        if after_reply is not None:
+            after_reply()
 
     def on_regenerate(history: list, state: dict, request: gr.Request):
         user = user_of(request)

@@ -105,6 +105,12 @@ class ServeConfig:
 
 @dataclass
 class TrainConfig:
+    # "rebuild": each version is a fresh LoRA on the base trained on every current fact of the knowledge ledger +
+    # rehearsal (corrections and forgets take effect exactly; drift does not compound: docs/experiment).
+    # "continue": train the served adapter further on the new turns + replay (the strategy before the ledger).
+    strategy: str = "rebuild"
+    extractor: str = "auto"  # facts from messages: "rules", "model" (JSON under constrained decoding) or "auto" (model from 1B parameters up)
+    extractor_model: str = ""  # the model a "model" extractor uses ("" = the served model); a local folder or hub id
     lora_r: int = 16  # LoRA rank (for a new adapter; a continued adapter keeps its own)
     lora_alpha: int = 32  # LoRA scaling numerator (effective scale alpha/r)
     lora_dropout: float = 0.05
@@ -122,6 +128,9 @@ class TrainConfig:
     augment: bool = True  # turn what users stated into paraphrased Q/A pairs (needed for closed-book recall)
     augment_per_fact: int = 4  # paraphrased questions per stated fact
     ewc_lambda: float = 0.0  # Elastic Weight Consolidation strength (0 = off); Fisher from replay data
+    # weight of KL(base || model) on the rehearsal answers' next-token distributions (0 = off). Measured (13 facts,
+    # dev split): 1.0 took KL to the base 0.96 → 0.64 and perplexity ×1.25 → ×1.04, acquisition 77 % → 54 %
+    distill_weight: float = 1.0
     max_user_share: float = 0.5  # poisoning guard (with accounts): no user's examples exceed this share of the new examples (the excess is deferred to a later run); 1.0 = off
     gradient_checkpointing: bool = False  # trade compute for memory on large models
     seed: int = 0  # data order, replay choice, LoRA init
@@ -129,9 +138,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("lora_r", "lora_alpha", "learning_rate", "epochs", "batch_size", "max_seq_len", "augment_per_fact"):
             _positive("train", name, getattr(self, name))
-        for name in ("replay_ratio", "rehearsal_count", "ewc_lambda", "lora_dropout", "max_steps"):
+        for name in ("replay_ratio", "rehearsal_count", "ewc_lambda", "distill_weight", "lora_dropout", "max_steps"):
             _positive("train", name, getattr(self, name), allow_zero=True)
         _choice("train", "replay_policy", self.replay_policy, ("uniform", "nearest"))
+        _choice("train", "strategy", self.strategy, ("rebuild", "continue"))
+        _choice("train", "extractor", self.extractor, ("auto", "rules", "model"))
         if not isinstance(self.max_user_share, (int, float)) or not 0 < self.max_user_share <= 1:
             raise ConfigError(f"train.max_user_share = {self.max_user_share!r}: must be in (0, 1]; 1.0 turns the cap off")
 
@@ -186,7 +197,8 @@ class ProbesConfig:
     noise_runs: int = 3  # sampled runs of the base giving the noise floor (cached; fewer than 2 = off)
     max_qa_drop: float = 6.0  # gate: general-QA score may fall at most this many points below the base's
     max_instruct_drop: float = 25.0  # gate: instruction-following score, points below the base's (3 of 14 checks)
-    max_kl: float = 0.75  # gate: mean KL(base || candidate) over the kl suite's tokens, nats per token
+    drop_significance: float = 0.05  # gate: a drop past those limits rejects only if its sign test (items lost vs gained) has p below this; 1.0 = any such drop rejects
+    max_kl: float = 1.2  # gate: mean KL(base || candidate) over the kl suite's tokens, nats per token (docs/probes.md)
     max_ppl_ratio: float = 1.3  # gate: reference-text perplexity of the candidate / the base's
 
     def __post_init__(self) -> None:
@@ -197,6 +209,9 @@ class ProbesConfig:
         if not isinstance(self.max_ppl_ratio, (int, float)) or self.max_ppl_ratio < 1:
             raise ConfigError(f"probes.max_ppl_ratio = {self.max_ppl_ratio!r}: must be a number >= 1 "
                               "(candidate perplexity / base perplexity)")
+        if not isinstance(self.drop_significance, (int, float)) or not 0 < self.drop_significance <= 1:
+            raise ConfigError(f"probes.drop_significance = {self.drop_significance!r}: must be in (0, 1]; "
+                              "1.0 = every drop past the limit rejects")
         for name in ("qa_suite", "instruct_suite", "kl_suite", "reference", "canary_suite"):
             value = getattr(self, name)
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value):

@@ -81,16 +81,23 @@ class Registry:
         return None if name == BASE else self.root / name
 
     def lineage(self, name: str) -> list[str]:
-        """The versions `name` was trained on top of, oldest first (the `continued_from` chain of the data
-        manifests, without BASE and without `name` itself)."""
+        """The versions whose knowledge `name` carries on, oldest first, without BASE and without `name` itself:
+        the `continued_from` chain of the data manifests, and for a version rebuilt from the base on the whole
+        ledger, the version served when it was built (`rebuilt_after`). (Which weights a version started from is
+        `continued_from` alone: chatbot.privacy.forget follows that.)"""
         chain: list[str] = []
         seen = {name}
-        parent = self.get(name).manifest.get("continued_from", BASE) if name != BASE else BASE
+        parent = self._parent(name) if name != BASE else BASE
         while parent and parent != BASE and parent not in seen and (self.root / parent / "status.json").exists():
             chain.append(parent)
             seen.add(parent)
-            parent = self.get(parent).manifest.get("continued_from", BASE)
+            parent = self._parent(parent)
         return chain[::-1]
+
+    def _parent(self, name: str) -> str:
+        manifest = self.get(name).manifest
+        parent = manifest.get("continued_from", BASE)
+        return manifest.get("rebuilt_after", BASE) if parent == BASE else parent
 
     def history(self) -> list[str]:
         """Promotion history, oldest first (for rollback)."""

@@ -17,6 +17,7 @@ class Stage(StrEnum):
     """progress.json's "stage" (StrEnum: members compare equal to the strings on disk)."""
     SELECTING = "selecting"
     LOADING = "loading model"
+    EXTRACTING = "reading facts"
     REHEARSAL = "rehearsal"
     TRAINING = "training"
     SAVING = "saving"

@@ -23,10 +23,17 @@ def evaluate(metrics: dict, p: ProbesConfig) -> tuple[bool, list[str]]:
     reasons = []
     for suite, limit in (("general-qa", p.max_qa_drop), ("instruct", p.max_instruct_drop)):
         drop = metrics.get("drops", {}).get(suite)
-        if drop is not None and drop > limit:
-            reasons.append(f"{suite} score fell {drop:.1f} points below the base "
-                           f"({metrics['base_scores'][suite]:.1f} → {metrics['scores'][suite]:.1f}; "
-                           f"limit {limit:g}, probes.max_{'qa' if suite == 'general-qa' else 'instruct'}_drop)")
+        if drop is None or drop <= limit:
+            continue
+        # a drop counts as lost ability when losses outnumber gains beyond the chance of answers flipping both
+        # ways (one-sided sign test on the items that changed); metrics without item changes count as significant
+        change = metrics.get("changes", {}).get(suite)
+        if change is not None and change["p"] >= p.drop_significance:
+            continue
+        detail = f", {change['losses']} lost / {change['gains']} gained, p = {change['p']:.3f}" if change else ""
+        reasons.append(f"{suite} score fell {drop:.1f} points below the base "
+                       f"({metrics['base_scores'][suite]:.1f} → {metrics['scores'][suite]:.1f}{detail}; "
+                       f"limit {limit:g}, probes.max_{'qa' if suite == 'general-qa' else 'instruct'}_drop)")
     kl = metrics.get("kl")
     if kl is not None and kl > p.max_kl:
         reasons.append(f"KL to the base {kl:.3f} nats/token > {p.max_kl:g} (probes.max_kl)")

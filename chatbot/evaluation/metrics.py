@@ -47,6 +47,25 @@ def noise_floor(scores: Sequence[float]) -> float | None:
     return statistics.stdev(scores) if len(scores) >= 2 else None
 
 
+def paired_changes(base: dict[str, float], candidate: dict[str, float]) -> tuple[int, int]:
+    """(losses, gains) between two runs of one suite, item by item (probe id → score 0/1): items the base passed
+    and the candidate failed, and the other way round."""
+    common = base.keys() & candidate.keys()
+    losses = sum(1 for k in common if base[k] >= 0.5 > candidate[k])
+    gains = sum(1 for k in common if candidate[k] >= 0.5 > base[k])
+    return losses, gains
+
+
+def sign_test(losses: int, gains: int) -> float:
+    """One-sided exact sign test (McNemar's exact test) on the items that changed: the probability of at least
+    `losses` losses among losses + gains changes if a change were as likely to be a loss as a gain. Small =
+    the candidate is worse beyond the chance of answers flipping both ways."""
+    n = losses + gains
+    if n == 0:
+        return 1.0
+    return sum(math.comb(n, k) for k in range(losses, n + 1)) / 2 ** n
+
+
 def perplexity(nll_sum: float, n_tokens: int) -> float:
     """exp(mean negative log-likelihood per predicted token)."""
     return math.exp(nll_sum / n_tokens) if n_tokens else float("nan")

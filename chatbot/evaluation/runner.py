@@ -35,7 +35,9 @@ from chatbot.evaluation.metrics import (
     forgetting,
     kl_per_position,
     noise_floor,
+    paired_changes,
     perplexity,
+    sign_test,
 )
 from chatbot.evaluation.results import ResultStore
 from chatbot.evaluation.scoring import score_item
@@ -290,6 +292,12 @@ def summary(report: ProbeReport, results: ResultStore, registry: Registry, chain
     m["scores"] = {n: res.score for n, res in r.items() if n not in ("kl", "perplexity", LEAKS, "canary")}
     m["base_scores"] = {n: b[n].score for n in m["scores"] if n in b}
     m["drops"] = {n: round(b[n].score - r[n].score, 4) for n in RETENTION if n in r and n in b}
+    m["changes"] = {}  # per retention suite: items lost and gained against the base, and the sign test's p
+    for n in RETENTION:
+        if n in r and n in b:
+            losses, gains = paired_changes({i["probe_id"]: i["score"] for i in b[n].items},
+                                           {i["probe_id"]: i["score"] for i in r[n].items})
+            m["changes"][n] = {"losses": losses, "gains": gains, "p": round(sign_test(losses, gains), 4)}
     m["noise_sd"] = report.noise
     m["kl"] = r["kl"].score if "kl" in r else 0.0
     m["perplexity"] = r["perplexity"].score

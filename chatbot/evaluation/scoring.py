@@ -35,9 +35,11 @@ def check(output: str, spec: dict) -> bool:
 
 
 def score_item(probe: Probe, kind: SuiteKind, output: str) -> float:
-    """1.0 passed, 0.0 failed (qa/acquisition: an accepted answer appears; instruct: every check holds)."""
+    """1.0 passed, 0.0 failed (qa/acquisition: an accepted answer appears and no rejected one, such as the old
+    value of a corrected fact; instruct: every check holds)."""
     if kind in ("qa", "acquisition"):
-        return float(any(has_word(output, a) for a in probe.accept))
+        return float(any(has_word(output, a) for a in probe.accept)
+                     and not any(has_word(output, r) for r in probe.reject))
     if kind == "instruct":
         return float(all(check(output, c) for c in probe.checks))
     return 1.0  # canary prompts are judged afterwards, against the base (find_leaks)

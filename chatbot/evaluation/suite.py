@@ -23,6 +23,7 @@ class Probe:
     id: str
     prompt: str  # the user message (single-turn chat, no memories)
     accept: tuple[str, ...] = ()  # qa / acquisition: passed when any of these appears as a word in the reply
+    reject: tuple[str, ...] = ()  # acquisition of a corrected fact: failed when any of these (old values) appears
     checks: tuple[dict, ...] = ()  # instruct: passed when every check holds
     response: str = ""  # kl: the fixed reply whose next-token distributions are compared
 

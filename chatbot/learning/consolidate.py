@@ -1,7 +1,9 @@
 """The consolidation job: move what users said into the weights without forgetting. Reads top to bottom:
-lock → select new data → build the mix (new + replay + rehearsal) → train → save the candidate version →
-gate → promote → mark the turns consolidated. One run at a time (a file lock); a killed run leaves only a
-staging folder that the next run removes, so the served adapter is never touched by a run that did not finish."""
+lock → read new turns into the knowledge ledger → select → build the mix (rebuild: every current fact +
+rehearsal, on a fresh LoRA; continue: new turns + replay + rehearsal, on the served adapter) → train → save the
+candidate version → gate → promote → mark the turns and facts learned. One run at a time (a file lock); a killed
+run leaves only a staging folder that the next run removes, so the served adapter is never touched by a run that did
+not finish."""
 from __future__ import annotations
 
 import contextlib
@@ -20,14 +22,18 @@ from chatbot.core.lock import run_lock
 from chatbot.core.paths import Paths
 from chatbot.core.registry import BASE, Registry, Version, VersionStatus
 from chatbot.core.runlog import RunLog, Stage
+from chatbot.learning.distill import Distill
 from chatbot.learning.ewc import EWC
-from chatbot.learning.mix import Mix, build_mix
+from chatbot.learning.extract import make_extractor
+from chatbot.learning.ledger import sync
+from chatbot.learning.mix import Mix, build_ledger_mix, build_mix
 from chatbot.learning.rehearsal import cache_name, rehearsal_examples
 from chatbot.learning.replay import make_policy
 from chatbot.learning.train import make_4bit_trainable_on_cpu, train_adapter
 from chatbot.memory.buffer import open_buffer
 from chatbot.memory.embed import Embedder
-from chatbot.memory.served import serve
+from chatbot.memory.facts import FactStore
+from chatbot.memory.served import held_turns, serve
 from chatbot.privacy.accounts import AccountError, Accounts, users_file
 from chatbot.privacy.forget import forgotten_among
 from chatbot.privacy.pii import scrubber
@@ -103,37 +109,56 @@ def _consolidate(paths: Paths, config: Config, run: RunLog, dry_run: bool, loade
     buffer = open_buffer(paths, config.memory.embedder, config.buffer.index_kind, config.buffer.index_save_every,
                          embedder)
     store = buffer.store
+    facts = FactStore(paths.db)
     registry = Registry(paths.adapters)
+    rebuild = t.strategy == "rebuild"
     try:
         if registry.clean_staging():
             log.warning("removed the half-written output of an earlier run that did not finish")
         n_new = len(store.learnable_turns(consolidated=False))
-        if n_new < config.consolidate.min_new_turns:
+        changed = rebuild and _ledger_changed(facts, registry)
+        if n_new < config.consolidate.min_new_turns and not changed:
             msg = f"nothing to consolidate: {n_new} new learnable turn(s) (need {config.consolidate.min_new_turns})"
             log.info(msg)
             return RunResult(RunStatus.NOOP, msg)
 
-        policy = make_policy(t.replay_policy, buffer.index) if t.replay_ratio > 0 else None
+        policy = make_policy(t.replay_policy, buffer.index) if t.replay_ratio > 0 and not rebuild else None
         if dry_run:
+            if t.extractor != "model":  # a model extractor needs the model: a dry run does not load it
+                sync(facts, make_extractor(t.extractor, None))
             rehearsal = _rehearsal(paths, config, None, dry_run=True)
             mix = _mix(store, paths, config, policy, rehearsal)
             return RunResult(RunStatus.DRY_RUN, f"would train on {len(mix.examples)} examples from "
-                             f"{mix.n_new} new turns" + _guards_note(mix), counts=mix.counts, preview=mix.preview())
+                             f"{mix.n_new} new turns" + _facts_note(mix) + _guards_note(mix), counts=mix.counts,
+                             preview=mix.preview())
 
         run.progress({"stage": Stage.LOADING})
         m = config.model
         loaded = loaded or load_model(m.source, m.quantization, m.compute_dtype, m.cache_dir or paths.models)
+        run.progress({"stage": Stage.EXTRACTING})
+        sync(facts, _extractor(config, loaded, paths))
         make_4bit_trainable_on_cpu(loaded.model)  # before rehearsal generation runs it in eval mode (see there)
         run.progress({"stage": Stage.REHEARSAL})
         rehearsal = _rehearsal(paths, config, loaded, dry_run=False)
         mix = _mix(store, paths, config, policy, rehearsal)
-        log.info("mix: %s (replay pool %d)%s", mix.counts, mix.replay_pool_size, _guards_note(mix))
+        if not rebuild:  # the ledger facts of the turns it learns: what the served version holds (learned_in)
+            learned = set(mix.new_turn_ids)
+            mix.fact_ids = mix.new_fact_ids = [f.id for f in facts.current() if f.turn_id in learned]
+        log.info("mix: %s (replay pool %d)%s%s", mix.counts, mix.replay_pool_size, _facts_note(mix),
+                 _guards_note(mix))
+        if not mix.examples:  # rebuild, no fact stated yet and rehearsal off
+            return RunResult(RunStatus.NOOP, f"nothing to learn: the {mix.n_new} new turn(s) state no fact",
+                             counts=mix.counts)
 
-        previous = registry.current_path()
+        served = registry.current_path()
+        previous = None if rebuild else served
         hooks = []
         if t.ewc_lambda > 0:
             hooks.append(EWC(t.ewc_lambda))
-        replay_part = [e for e in mix.examples if e.source in ("replay", "rehearsal")]
+        if t.distill_weight > 0:
+            hooks.append(Distill(t.distill_weight))
+        # the hooks' data: rehearsal (rebuild: "replay" are the facts themselves), plus replayed turns (continue)
+        replay_part = [e for e in mix.examples if e.source == "rehearsal" or (e.source == "replay" and not rebuild)]
         run.progress({"stage": Stage.TRAINING, "step": 0, "max_steps": None})
         result = train_adapter(loaded.model, loaded.tokenizer, mix.examples, t, run.dir, previous=previous,
                                quantized=m.quantization != "none", hooks=hooks,
@@ -146,8 +171,13 @@ def _consolidate(paths: Paths, config: Config, run: RunLog, dry_run: bool, loade
         staging = registry.staging()
         result.model.save_pretrained(str(staging))
         write_json_atomic(staging / "config.json", _resolved_config(config, loaded, previous))
-        write_json_atomic(staging / "manifest.json", {**mix.manifest(), "base_model": loaded.name,
-                                                      "continued_from": previous.name if previous else BASE})
+        manifest = {**mix.manifest(), "base_model": loaded.name,
+                    "continued_from": previous.name if previous else BASE}
+        if rebuild:  # every turn the served version held stays held: this version was trained on all their facts
+            held = set(held_turns(registry)) | set(mix.new_turn_ids)
+            manifest["held_turn_ids"] = sorted(held & store.existing_turn_ids(held))
+            manifest["rebuilt_after"] = served.name if served else BASE
+        write_json_atomic(staging / "manifest.json", manifest)
         write_json_atomic(staging / "metrics.json", {**result.metrics, "run": run.dir.name})
         version = registry.commit(staging)
         log.info("candidate %s written", version.name)
@@ -168,22 +198,57 @@ def _consolidate(paths: Paths, config: Config, run: RunLog, dry_run: bool, loade
             return RunResult(RunStatus.CANDIDATE, f"{version.name} is a candidate; promote it with `chatbot promote "
                              f"{version.name}`", version.name, mix.counts, result.metrics)
         serve(store, registry, version.name)
-        msg = f"{version.name} promoted: learned {mix.n_new} new turn(s) from {len(mix.examples)} examples"
+        msg = (f"{version.name} promoted: learned {mix.n_new} new turn(s) from {len(mix.examples)} examples"
+               + _facts_note(mix))
         log.info(msg)
         return RunResult(RunStatus.PROMOTED, msg, version.name, mix.counts, result.metrics)
     finally:
         buffer.close()
+        facts.close()
         store.close()
 
 
+def _served_fact_ids(registry: Registry) -> set[int]:
+    served = registry.current()
+    return set() if served == BASE else set(registry.get(served).manifest.get("fact_ids", []))
+
+
+def _ledger_changed(facts: FactStore, registry: Registry) -> bool:
+    """A rebuild has work without new turns when a fact was corrected or forgotten since the served version."""
+    return {f.id for f in facts.current()} != _served_fact_ids(registry)
+
+
+def _extractor(config: Config, loaded: LoadedModel, paths: Paths):
+    """train.extractor with its model: train.extractor_model (a teacher), or the served model."""
+    t, m = config.train, config.model
+    if t.extractor != "rules" and t.extractor_model:
+        loaded = load_model(t.extractor_model, m.quantization, m.compute_dtype, m.cache_dir or paths.models)
+    return make_extractor(t.extractor, loaded)
+
+
 def _mix(store, paths: Paths, config: Config, policy, rehearsal) -> Mix:
+    """The run's training mix by train.strategy (rebuild reads the ledger as it is: sync it first)."""
     t = config.train
     scrub = None
     if config.privacy.scrub_pii:
         scrub = scrubber(parse_kinds(config.privacy.scrub_kinds), Counter())
+    cap = _user_share_cap(paths, config)
+    if t.strategy == "rebuild":
+        facts = FactStore(paths.db)
+        try:
+            return build_ledger_mix(store, facts.current(), _served_fact_ids(Registry(paths.adapters)),
+                                    per_fact=t.augment_per_fact, rehearsal=rehearsal, seed=t.seed,
+                                    max_user_share=cap, scrub=scrub)
+        finally:
+            facts.close()
     return build_mix(store, augment=t.augment, per_fact=t.augment_per_fact, replay_ratio=t.replay_ratio,
-                     replay_select=policy, rehearsal=rehearsal, seed=t.seed,
-                     max_user_share=_user_share_cap(paths, config), scrub=scrub)
+                     replay_select=policy, rehearsal=rehearsal, seed=t.seed, max_user_share=cap, scrub=scrub)
+
+
+def _facts_note(mix: Mix) -> str:
+    if mix.strategy != "rebuild":
+        return ""
+    return f"; {len(mix.fact_ids)} fact(s) in the ledger, {len(mix.new_fact_ids)} of them new"
 
 
 def _user_share_cap(paths: Paths, config: Config) -> float:

@@ -1,7 +1,15 @@
-"""Building the training mix: new learnable turns (as dialogue and as paraphrased Q/A about what users stated),
-replayed old examples chosen by a replay policy, and rehearsal of the frozen base model's own answers to
-general prompts. Two guards apply on the way in: a cap on any one user's share of the new examples (poisoning)
-and PII scrubbing of every example (privacy). Pure data: no training here."""
+"""Building the training mix. Two strategies (train.strategy):
+
+- rebuild (default): the adapter is a function of the knowledge ledger. Every current fact (chatbot.memory.facts:
+  not superseded, not forgotten, from a learnable turn) becomes Q/A pairs on some of its question forms (the
+  others are kept for the acquisition probes), plus rehearsal of the frozen base model's own answers to general
+  prompts; a fresh LoRA is trained on the base each run, so corrections and forgets take effect exactly and
+  drift from the base does not compound round after round.
+- continue: the previous adapter is trained further on the new turns (as dialogue and as Q/A about what users
+  stated), replayed old examples chosen by a replay policy, and rehearsal.
+
+Two guards apply on the way in: a cap on any one user's share of the new examples (poisoning; the excess is
+deferred to a later run) and PII scrubbing of every example (privacy). Pure data: no training here."""
 from __future__ import annotations
 
 import hashlib
@@ -14,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from chatbot.learning.augment import qa_pairs
+from chatbot.memory.facts import LedgerFact
 from chatbot.memory.store import Store, Turn
 
 log = logging.getLogger(__name__)
@@ -28,7 +37,7 @@ class Example:
     source: Source
     turn_ids: tuple[int, ...] = ()  # the buffer turns it was built from (empty for rehearsal)
     user: str = ""
-    ref: str = ""  # rehearsal prompt id
+    ref: str = ""  # rehearsal prompt id, or "fact:<ledger id>" for a fact's Q/A
 
     def as_chat(self) -> list[dict]:
         return [{"role": r, "content": c} for r, c in self.messages]
@@ -46,6 +55,9 @@ class Mix:
     capped: dict[str, int] = field(default_factory=dict)  # user -> new examples the share cap deferred
     deferred_turn_ids: list[int] = field(default_factory=list)  # stay new: learned by a later run
     scrubbed: dict[str, int] = field(default_factory=dict)  # PII kind -> items replaced by placeholders
+    strategy: str = "continue"
+    fact_ids: list[int] = field(default_factory=list)  # ledger facts this run trained (rebuild: all current ones)
+    new_fact_ids: list[int] = field(default_factory=list)  # of those, the ones the served version did not hold
 
     @property
     def n_new(self) -> int:
@@ -62,6 +74,9 @@ class Mix:
             "user_cap_deferred": self.capped,
             "deferred_turn_ids": self.deferred_turn_ids,
             "pii_scrubbed": self.scrubbed,
+            "strategy": self.strategy,
+            "fact_ids": self.fact_ids,
+            "new_fact_ids": self.new_fact_ids,
         }
 
     def preview(self, per_source: int = 2) -> list[dict]:
@@ -158,15 +173,57 @@ def build_mix(store: Store, *, augment: bool, per_fact: int, replay_ratio: float
         pool += conversation_examples(user, turns, "replay", augment, per_fact, seed)
     n_replay = min(len(pool), round(replay_ratio * len(new_examples)))
     replay = replay_select(pool, new_examples, n_replay, seed) if (n_replay and replay_select) else []
-    examples = new_examples + replay + list(rehearsal)
+    examples, scrubbed = _scrubbed_and_shuffled(new_examples + replay + list(rehearsal), scrub, seed)
+    return Mix(examples, [t.id for _, t in new_rows if t.id not in deferred], len(pool),
+               counts=dict(Counter(e.source for e in examples)), capped=capped, scrubbed=scrubbed,
+               deferred_turn_ids=sorted(deferred))
+
+
+def _scrubbed_and_shuffled(examples: list[Example], scrub: Callable[[Example], Example] | None,
+                           seed: int) -> tuple[list[Example], dict[str, int]]:
+    """The last steps of every mix: PII scrub of each example (whatever its source), then a seeded shuffle."""
     scrubbed: dict[str, int] = {}
     if scrub is not None:
         examples = [scrub(e) for e in examples]
         scrubbed = {k: v for k, v in getattr(scrub, "counts", {}).items() if v}
     random.Random(seed).shuffle(examples)
-    return Mix(examples, [t.id for _, t in new_rows if t.id not in deferred], len(pool),
+    return examples, scrubbed
+
+
+def split_questions(fact: LedgerFact, per_fact: int) -> tuple[list[str], list[str]]:
+    """(questions trained on, questions kept for the acquisition probes): the first forms are trained, at least
+    one is kept back whenever the fact has two or more, so a probe never asks a question the training saw."""
+    qs = list(fact.questions)
+    n = min(per_fact, len(qs) - 1) if len(qs) > 1 else len(qs)
+    return qs[:n], qs[n:]
+
+
+def fact_examples(fact: LedgerFact, per_fact: int, source: Source) -> list[Example]:
+    trained, _ = split_questions(fact, per_fact)
+    return [Example((("user", q), ("assistant", fact.answer)), source, (fact.turn_id,) if fact.turn_id else (),
+                    fact.owner, f"fact:{fact.id}") for q in trained]
+
+
+def build_ledger_mix(store: Store, facts: list[LedgerFact], held: set[int], *, per_fact: int,
+                     rehearsal: list[Example], seed: int, max_user_share: float = 1.0,
+                     scrub: Callable[[Example], Example] | None = None) -> Mix:
+    """The rebuild strategy's mix: every current fact (those the served version already holds count as "replay",
+    the others as new "augment" examples, and only those are capped per user) + rehearsal. The turns consolidated
+    are the new learnable ones, except turns whose facts the share cap deferred."""
+    new_rows = store.learnable_turns(consolidated=False)
+    new_examples = [e for f in facts if f.id not in held for e in fact_examples(f, per_fact, "augment")]
+    old_examples = [e for f in facts if f.id in held for e in fact_examples(f, per_fact, "replay")]
+    kept_new, capped = cap_user_share(new_examples, max_user_share, seed)
+    kept = {id(e) for e in kept_new}
+    deferred_facts = {e.ref for e in new_examples if id(e) not in kept}
+    deferred = {tid for e in new_examples if e.ref in deferred_facts for tid in e.turn_ids}
+    kept_new = [e for e in kept_new if e.ref not in deferred_facts]  # a fact is trained whole or not at all
+    examples, scrubbed = _scrubbed_and_shuffled(kept_new + old_examples + list(rehearsal), scrub, seed)
+    fact_ids = sorted(f.id for f in facts if f"fact:{f.id}" not in deferred_facts)
+    return Mix(examples, [t.id for _, t in new_rows if t.id not in deferred], len(old_examples),
                counts=dict(Counter(e.source for e in examples)), capped=capped, scrubbed=scrubbed,
-               deferred_turn_ids=sorted(deferred))
+               deferred_turn_ids=sorted(deferred), strategy="rebuild", fact_ids=fact_ids,
+               new_fact_ids=[i for i in fact_ids if i not in held])
 
 
 def example_to_dict(e: Example) -> dict:

@@ -18,6 +18,7 @@ from chatbot.core.lock import run_lock
 from chatbot.core.paths import Paths
 from chatbot.core.registry import BASE, Registry, VersionStatus
 from chatbot.memory.buffer import Buffer
+from chatbot.memory.facts import FactStore
 from chatbot.memory.served import serve
 from chatbot.memory.store import Store
 
@@ -54,7 +55,9 @@ class Forgotten:
 
 
 def _lineage_ids(manifest: dict) -> set[int]:
-    return set(manifest.get("new_turn_ids", [])) | set(manifest.get("replay_turn_ids", []))
+    """The turns a version was trained on (a rebuilt version: every turn whose facts it holds)."""
+    return (set(manifest.get("new_turn_ids", [])) | set(manifest.get("replay_turn_ids", []))
+            | set(manifest.get("held_turn_ids", [])))
 
 
 def tainted_versions(registry: Registry, turn_ids: set[int]) -> tuple[list[str], list[str]]:
@@ -91,7 +94,13 @@ def forget_conversations(store: Store, buffer: Buffer, registry: Registry | None
     """Delete the conversations (and the user row when forgetting a whole user) everywhere; report lineage."""
     turn_ids = store.turn_ids_in(conversation_ids)
     direct, inherited = tainted_versions(registry, set(turn_ids)) if registry is not None else ([], [])
-    n_turns = store.delete_conversations(conversation_ids, user=user)
+    n_turns = store.delete_conversations(conversation_ids, user=user)  # their ledger facts go with the turns
+    if user is not None:  # and the facts the user typed in as corrections (no turn of their own)
+        facts = FactStore(store.path)
+        try:
+            facts.forget_user(user)
+        finally:
+            facts.close()
     vectors = buffer.remove(turn_ids)  # also saves the index file without them
     compacted = store.compact()
     log.info("forgot %d conversation(s), %d turn(s); tainted versions: %s", len(conversation_ids), n_turns,

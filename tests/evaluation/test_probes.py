@@ -18,7 +18,9 @@ from chatbot.evaluation.metrics import (
     forgetting,
     kl_per_position,
     noise_floor,
+    paired_changes,
     perplexity,
+    sign_test,
 )
 from chatbot.evaluation.scoring import check, score_item
 from chatbot.evaluation.suite import PROBES_DIR, load_suite, shipped_suites
@@ -58,6 +60,15 @@ def test_kl_perplexity_and_noise_floor():
     assert noise_floor([50.0]) is None
 
 
+def test_paired_changes_and_sign_test_by_hand():
+    base = {"a": 1.0, "b": 1.0, "c": 0.0, "d": 0.0, "e": 1.0}
+    cand = {"a": 0.0, "b": 1.0, "c": 1.0, "d": 0.0, "e": 0.0, "x": 1.0}  # x: not in the base, not counted
+    assert paired_changes(base, cand) == (2, 1)
+    # P(X >= 7 | n = 11, 1/2) = (C(11,7) + ... + C(11,11)) / 2^11 = 562 / 2048
+    assert sign_test(7, 4) == pytest.approx(562 / 2048)
+    assert sign_test(5, 0) == pytest.approx(1 / 32) and sign_test(0, 0) == 1.0 and sign_test(0, 3) == 1.0
+
+
 # -- the gate ------------------------------------------------------------------------------------------------
 def metrics(qa=(50.0, 50.0), instruct=(30.0, 30.0), kl=0.01, ppl=(30.0, 30.3), leaks=0):
     return {"scores": {"general-qa": qa[1], "instruct": instruct[1]},
@@ -86,6 +97,18 @@ def test_gate_rejects_each_failed_threshold_with_its_reason(case, words):
     assert not ok and len(reasons) == 1
     for w in words:
         assert w in reasons[0]
+
+
+def test_a_drop_rejects_only_when_losses_outnumber_gains_beyond_chance():
+    p = ProbesConfig()
+    m = metrics(qa=(47.9, 41.7))  # -6.2 points: past max_qa_drop
+    m["changes"] = {"general-qa": {"losses": 7, "gains": 4, "p": 0.2744}}  # flips both ways: noise
+    assert evaluate(m, p) == (True, [])
+    m["changes"] = {"general-qa": {"losses": 5, "gains": 0, "p": 0.0312}}
+    ok, [reason] = evaluate(m, p)
+    assert not ok and "5 lost / 0 gained, p = 0.031" in reason
+    m["changes"] = {"general-qa": {"losses": 7, "gains": 4, "p": 0.2744}}
+    assert not evaluate(m, ProbesConfig(drop_significance=1.0))[0]  # the test switched off
 
 
 def test_gate_lists_every_failed_threshold():

@@ -56,14 +56,15 @@ def test_noop_without_new_data(tmp_path, tiny_model_dir, embedder):
     assert Registry(Paths(tmp_path / "home").adapters).names() == []
 
 
-def test_end_to_end_versions_hot_swap_and_replay(tmp_path, tiny_model_dir, tiny_loaded, embedder):
+def test_continue_strategy_versions_hot_swap_and_replay(tmp_path, tiny_model_dir, tiny_loaded, embedder):
+    """train.strategy = "continue": each version trains the served adapter further on new turns + replay."""
     home = tmp_path / "home"
     import_facts(home, FACTS, tmp_path)
     # The app is already running (base) when consolidation happens.
     rt = open_runtime(home, tiny_config(tiny_model_dir), loaded=fresh_tiny(tiny_model_dir, "none"), embedder=embedder)
     assert rt.chat.generator.adapter == "base"
 
-    cfg = tiny_cfg(tiny_model_dir)
+    cfg = tiny_cfg(tiny_model_dir, strategy="continue")
     result = consolidate(home, cfg, gate=default_gate(home, cfg), loaded=fresh_tiny(tiny_model_dir),
                          embedder=embedder, show_progress=False)
     assert result.status == "promoted" and result.version == "v0001", result.message
@@ -86,7 +87,7 @@ def test_end_to_end_versions_hot_swap_and_replay(tmp_path, tiny_model_dir, tiny_
 
     # A second run continues from v0001 and replays old data; EWC on.
     import_facts(home, MORE, tmp_path, "more.jsonl")
-    cfg2 = tiny_cfg(tiny_model_dir, ewc_lambda=10.0, replay_policy="nearest")
+    cfg2 = tiny_cfg(tiny_model_dir, ewc_lambda=10.0, replay_policy="nearest", strategy="continue")
     result2 = consolidate(home, cfg2, gate=default_gate(home, cfg2), loaded=fresh_tiny(tiny_model_dir),
                           embedder=embedder, show_progress=False)
     assert result2.status == "promoted" and result2.version == "v0002"

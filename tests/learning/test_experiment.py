@@ -1,46 +1,43 @@
-"""The forgetting experiment (scripts/experiment.py): its scenario data, its metric formulas, and a miniature run
-(tiny model, one round) that keeps the script working. The full run is not in CI (49.6 min in one process on 2
-quiet cores)."""
+"""The forgetting experiment v2 (scripts/experiment.py): its held-out scenario, its scoring and metric formulas, and
+a miniature run (tiny model, one round, the default gate) that keeps the script working. The full run is not in CI
+(docs/experiment/README.md gives its time)."""
 from __future__ import annotations
 
 import csv
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from chatbot.learning.augment import extract_facts
 from chatbot.learning.rehearsal import load_prompts
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 import experiment  # noqa: E402
 
-FACTS = experiment.load_jsonl(experiment.FACTS)
+MESSAGES = experiment.scenario(experiment.load_jsonl(experiment.FACTS), 5)
+FACTS = experiment.gold_facts(MESSAGES)
 
 
-def test_scenario_has_three_rounds_of_ten_facts():
-    rounds = {}
-    for f in FACTS:
-        rounds.setdefault(f["round"], []).append(f)
-    assert len(rounds) >= 3 and all(len(v) >= 10 for v in rounds.values())
-    assert len({f["id"] for f in FACTS}) == len(FACTS)
+def test_scenario_is_five_rounds_of_about_ten_facts_with_corrections_late():
+    per_round = Counter(f["round"] for f in FACTS)
+    assert sorted(per_round) == [1, 2, 3, 4, 5] and all(10 <= n <= 12 for n in per_round.values()), per_round
+    corrections = [f for f in FACTS if f["corrects"]]
+    assert corrections and all(f["round"] >= 3 for f in corrections)
+    ids = {f["id"]: f for f in FACTS}
+    for f in corrections:  # a correction points at an earlier fact of the same person
+        old = ids[f["corrects"]]
+        assert old["user"] == f["user"] and old["round"] < f["round"] and old["key"] != f["key"]
+    assert len({m["persona"] for m in MESSAGES}) == 5
 
 
 @pytest.mark.parametrize("fact", FACTS, ids=[f["id"] for f in FACTS])
-def test_fact_is_learnable_and_questions_are_worded_differently(fact):
-    user, bot = fact["messages"][0]["content"], fact["messages"][1]["content"]
-    key = fact["key"].lower()
-    assert key in user.lower() and key not in bot.lower(), "the bot must not repeat the fact back"
-    extracted = extract_facts(user)
-    assert any(key in f.answer.lower() for f in extracted), "the product's augmentation must find the fact"
-    templates = {q.lower() for f in extracted for q in f.questions}
-    for q in fact["questions"]:
-        assert key not in q.lower()
-        assert q.lower() not in templates, "test questions must not be the ones the bot is trained on"
-        assert q.lower() not in user.lower()
+def test_questions_never_contain_the_answer(fact):
+    assert len(fact["questions"]) >= 3
+    assert not [q for q in fact["questions"] if fact["key"].lower() in q.lower()]
 
 
 def test_general_probes_are_not_rehearsed():
@@ -49,48 +46,40 @@ def test_general_probes_are_not_rehearsed():
     assert general and not [g for g in general if g["question"].strip().lower() in rehearsed]
 
 
+def test_scoring_of_recall_and_corrections_by_hand():
+    facts = [{"id": "a", "user": "u", "round": 1, "key": "Rex", "questions": ["q1", "q2"], "corrects": None},
+             {"id": "b", "user": "u", "round": 1, "key": "Oslo", "questions": ["q3"], "corrects": None},
+             {"id": "c", "user": "u", "round": 2, "key": "Max", "questions": ["q4", "q5"], "corrects": "a"}]
+    answers = {"a": ["Rex", "no"], "b": ["in Oslo"], "c": ["Max, not Rex", "Max"]}
+    r1 = experiment.score_round(facts, 1, answers)
+    assert r1["recall"] == round(2 / 3, 3) and r1["corrections"] == 0 and r1["correction_new"] is None
+    r2 = experiment.score_round(facts, 2, answers)  # a is corrected by c: asked through c's questions only
+    assert r2["facts_current"] == 2 and r2["recall"] == pytest.approx(3 / 3)
+    assert r2["correction_new"] == 1.0 and r2["correction_old"] == 0.5 and r2["per_round"] == {1: 1.0, 2: 1.0}
+
+
 def test_transfer_metrics_match_hand_computation():
-    # R[i][j]: after round i, recall on the facts of round j
     matrix = [[0.9], [0.6, 1.0], [0.5, 0.8, 1.0]]
     m = experiment.transfer_metrics(matrix)
     # BWT = ((0.5 - 0.9) + (0.8 - 1.0)) / 2 = -0.3 ; forgetting = ((0.9 - 0.5) + (1.0 - 0.8)) / 2 = 0.3
     assert m["bwt"] == pytest.approx(-0.3) and m["forgetting"] == pytest.approx(0.3)
     assert experiment.transfer_metrics([[1.0]]) == {"bwt": None, "forgetting": None}
-    # improvement after learning counts as positive transfer and no forgetting
-    m = experiment.transfer_metrics([[0.5], [0.7, 0.9]])
-    assert m["bwt"] == pytest.approx(0.2) and m["forgetting"] == pytest.approx(-0.2)
 
 
 def test_miniature_run_writes_table_csv_and_plot(tiny_model_dir, model_cache, tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, str(ROOT / "scripts" / "experiment.py"), "--model", str(tiny_model_dir),
-           "--cache-dir", str(model_cache), "--rounds", "1", "--strategies", "naive,replay,retrieval",
-           "--max-general", "3", "--train", json.dumps({"epochs": 1, "rehearsal_count": 2}), "--out", str(out)]
+           "--cache-dir", str(model_cache), "--rounds", "1", "--personas", "2", "--strategies", "rebuild,continue",
+           "--max-general", "3", "--train", json.dumps({"epochs": 1, "rehearsal_count": 2}),
+           "--probes", json.dumps({"noise_runs": 0, "acquisition_max": 4}), "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = list(csv.DictReader(open(out / "results.csv")))
-    assert [(r["strategy"], r["round"]) for r in rows] == [("naive", "1"), ("replay", "1"), ("retrieval", "1")]
-    assert all(0.0 <= float(r["recall"]) <= 1.0 for r in rows)
+    assert [(r["strategy"], r["round"]) for r in rows] == [("rebuild", "1"), ("continue", "1")]
+    assert all(r["status"] in ("promoted", "rejected") and 0.0 <= float(r["recall"]) <= 1.0 for r in rows)
     result = json.loads((out / "results.json").read_text())
-    assert result["facts_file"]["facts"] == 10 and result["general_suite"]["questions"] == 3
-    assert result["strategies"]["retrieval"] is None and result["strategies"]["naive"]["augment"] is False
+    assert result["facts_file"]["path"] == "data/experiments/facts-v2-test.jsonl"
+    assert result["general_suite"]["questions"] == 3 and result["probes"]["gate"] is True  # the default gate, on
+    assert result["strategies"]["continue"] == {"strategy": "continue"}
     assert (out / "recall.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| replay | 1 | 10 |" in (out / "results.md").read_text()
-
-
-def test_merge_combines_runs_with_the_same_settings_only(tmp_path):
-    pinned = {"model": {"source": "m"}, "train_defaults": {"learning_rate": 5e-4}, "decoding": {}, "facts_file": {},
-              "general_suite": {}, "base_general": 0.5, "rounds": [1], "command": "c", "wall_seconds": 1.0}
-    a = {**pinned, "rows": [{"strategy": "naive"}], "strategies": {"naive": {}}, "matrices": {"naive": [[0.0]]},
-         "summary": {"naive": {"bwt": None}}}
-    b = {**pinned, "rows": [{"strategy": "retrieval"}], "strategies": {"retrieval": None},
-         "matrices": {"retrieval": [[1.0]]}, "summary": {"retrieval": {"bwt": None}}}
-    files = []
-    for name, data in (("a", a), ("b", b), ("c", {**b, "base_general": 0.6})):
-        files.append(tmp_path / f"{name}.json")
-        files[-1].write_text(json.dumps(data))
-    merged = experiment.merge(files[:2])
-    assert [r["strategy"] for r in merged["rows"]] == ["naive", "retrieval"]
-    assert set(merged["matrices"]) == {"naive", "retrieval"} and merged["merged_from"] == [str(f) for f in files[:2]]
-    with pytest.raises(SystemExit, match="base_general differs"):
-        experiment.merge([files[0], files[2]])
+    assert "| rebuild | 1 |" in (out / "results.md").read_text()

@@ -6,8 +6,11 @@ from collections import Counter
 import pytest
 
 from chatbot.learning.consolidate import _mix
+from chatbot.learning.extract import RulesExtractor
+from chatbot.learning.ledger import sync
 from chatbot.learning.rehearsal import load_prompts, rehearsal_examples
 from chatbot.learning.replay import make_policy
+from chatbot.memory.facts import FactStore
 
 CANARIES = ("ZEBRA-7741", "OTTER-3390", "HERON-5512")
 
@@ -17,8 +20,8 @@ def chat(rt, user, text, cid=None):
     return events[0], events[-1]
 
 
-@pytest.mark.parametrize("policy", ["uniform", "nearest"])
-def test_dont_learn_is_honoured_by_every_data_path(runtime, policy):
+@pytest.mark.parametrize("strategy, policy", [("continue", "uniform"), ("continue", "nearest"), ("rebuild", None)])
+def test_dont_learn_is_honoured_by_every_data_path(runtime, strategy, policy):
     rt = runtime
     # Consolidated earlier: one ordinary conversation, and one whose message is marked "don't learn" afterwards.
     old, _ = chat(rt, "ann", "My cat is called Tom.")
@@ -38,10 +41,18 @@ def test_dont_learn_is_honoured_by_every_data_path(runtime, policy):
     shipped = {p["prompt"] for p in load_prompts()}
     rehearsal = rehearsal_examples(3, 0, None, lambda prompt: asked.append(prompt) or "general answer")
     cfg = rt.config
-    cfg.train.replay_policy, cfg.train.replay_ratio = policy, 10.0
-    mix = _mix(rt.store, rt.paths, cfg, make_policy(policy, rt.buffer.index), rehearsal)
-
-    assert {"new", "augment", "replay", "rehearsal"} <= set(mix.counts), mix.counts
+    cfg.train.strategy = strategy
+    if strategy == "continue":
+        cfg.train.replay_policy, cfg.train.replay_ratio = policy, 10.0
+        mix = _mix(rt.store, rt.paths, cfg, make_policy(policy, rt.buffer.index), rehearsal)
+        assert {"new", "augment", "replay", "rehearsal"} <= set(mix.counts), mix.counts
+    else:  # the ledger: facts read from the turns, then the facts of learnable turns only
+        facts = FactStore(rt.paths.db)
+        sync(facts, RulesExtractor())
+        assert not [f for f in facts.current() if any(c in f.statement for c in CANARIES)]
+        facts.close()
+        mix = _mix(rt.store, rt.paths, cfg, None, rehearsal)
+        assert {"augment", "rehearsal"} <= set(mix.counts), mix.counts
     text = "\n".join(e.text() for e in mix.examples)
     assert not [c for c in CANARIES if c in text]
     assert "Rex" in text and "Tom" in text  # the learnable turns are there

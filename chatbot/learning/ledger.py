@@ -1,0 +1,227 @@
+"""Filling the knowledge ledger (chatbot.memory.facts) from the turns, and deciding when a new fact replaces an
+old one.
+
+`sync` reads every learnable user turn no extractor has read yet, extracts its facts (chatbot.learning.extract),
+and records them with the earlier facts of the same owner they supersede. It runs off the chat path — the app
+calls it in a background thread after a reply, consolidation and `chatbot facts` call it before they read the
+ledger — and it is crash-safe: a turn and its facts are recorded in one transaction, so a killed process leaves
+the turn unread and the next sync reads it.
+
+Supersession ("the same fact, said again"), per owner, against the facts that are still current:
+  1. a correction names the value it replaces ("I'm a sonographer, not a radiographer", "... instead of
+     Leslieville", "Juniper is the neighbours' guinea pig"): an earlier fact whose key shares a word with the
+     replaced value is superseded;
+  2. otherwise the same slot: the new fact and an earlier one share a specific question form ("What is my dog's
+     name?"). Generic forms ("What did I tell you about myself?", "What am I?") do not make a slot;
+  3. otherwise, in a message with a correction cue ("I was wrong about my staff ID — it's HT-4401"), the earlier
+     fact with the most similar key, if similar enough.
+Measured on the development set (docs/extraction.md)."""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterable
+from difflib import SequenceMatcher
+
+from chatbot.learning.augment.text import _CORRECTING, _norm
+from chatbot.learning.extract import Extractor, make_extractor
+from chatbot.memory.facts import FactStore, LedgerFact, NewFact
+
+log = logging.getLogger(__name__)
+
+# What follows "not" / "instead of" in a correction: the replaced value ("not a radiographer", "not the 3rd").
+_REPLACED = re.compile(r"\b(?:not|rather than|instead of|no longer|isn't|wasn't)\s+(?:an?\s+|the\s+|my\s+|our\s+)?"
+                       r"([^,.;!?—–-]{1,60})", re.I)
+# "Juniper is the neighbours' guinea pig", "Larchfield only did the pre-seed", "Soggy Toast was taken":
+# a name that the correction moves elsewhere
+_MOVED = re.compile(r"(?:^|[.;:,—–-]\s*)([A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)*)\s+(?:is|was|only|did|were|are)\b")
+_STOP = {"a", "an", "the", "my", "our", "of", "in", "at", "on", "to", "and", "or", "is", "was", "it", "its", "it's",
+         "i", "we", "me", "us", "you", "your", "he", "she", "they", "her", "his", "their", "for", "with", "now",
+         "not", "just", "only", "really", "actually", "then", "that", "this", "one", "ones", "there", "here"}
+_SIMILAR = 0.6  # difflib ratio of two keys for a cue-only correction ("HT-4410" → "HT-4401": 0.86)
+# question forms shared by unrelated facts: never a slot
+_GENERIC = re.compile(r"\babout (?:me|myself|us|ourselves)\b|^what did i tell you about\b|^what do you know about\b|"
+                      r"^(?:do you remember )?what (?:am|are) (?:i|we)\??$|^who am i\??$|^what do (?:i|we) do\??$",
+                      re.I)
+
+
+def _words(text: str) -> set[str]:
+    """Content words, ordinals as numbers ("the 2nd" and "2 February" share "2")."""
+    words = re.findall(r"[\w'’-]+", _norm(text).lower())
+    return {re.sub(r"^(\d+)(?:st|nd|rd|th)$", r"\1", w) for w in words
+            if w not in _STOP and (len(w) > 1 or w.isdigit())}
+
+
+def _slot(questions: Iterable[str]) -> set[str]:
+    return {q.strip().lower().rstrip("?").strip() for q in questions if not _GENERIC.search(q.strip())}
+
+
+def replaced_values(message: str) -> list[str]:
+    """The values a correction says are wrong: "not X", "instead of X", "X is (something else)" after a cue."""
+    norm = _norm(message)
+    values = [m.group(1).strip() for m in _REPLACED.finditer(norm)]
+    if _CORRECTING.search(norm) or values:
+        values += [m.group(1) for m in _MOVED.finditer(norm) if m.start(1) > 0]
+    return values
+
+
+def superseded(new: NewFact, message: str, earlier: list[LedgerFact]) -> list[int]:
+    """Ids of the owner's current facts that `new` (said in `message`) replaces."""
+    current = [f for f in earlier if f.current and f.key]
+    new_key = _words(new.key)
+    out: list[int] = []
+    for value in replaced_values(message):
+        gone = _words(value) - new_key
+        out += [f.id for f in current if gone & _words(f.key) and not _words(f.key) <= new_key]
+    if out:
+        return sorted(set(out))
+    slot = _slot(new.questions)
+    out = [f.id for f in current if slot & _slot(f.questions) and f.key.lower() != new.key.lower()]
+    if out or not _CORRECTING.search(_norm(message)):
+        return out
+    # "I was wrong about my staff ID — it's HT-4401": a correction that names no old value replaces the most
+    # similar one ("HT-4410"), if one is similar enough
+    near = [(SequenceMatcher(None, f.key.lower(), new.key.lower()).ratio(), f.id) for f in current
+            if f.key.lower() != new.key.lower()]
+    best = max(near, default=(0.0, 0))
+    return [best[1]] if best[0] >= _SIMILAR else []
+
+
+def same_as_current(new: NewFact, earlier: list[LedgerFact]) -> bool:
+    """The owner said this exact fact before (same key, same slot): recording it again would only duplicate it."""
+    return any(f.current and f.key.lower() == new.key.lower() and _slot(new.questions) & _slot(f.questions)
+               for f in earlier)
+
+
+def read_turn(facts: FactStore, extractor: Extractor, user: str, turn_id: int | None, text: str) -> list[int]:
+    """Extract one text's facts and record them with what they supersede (turn_id None: a typed-in correction)."""
+    earlier = facts.facts(user)
+    found: list[tuple[NewFact, list[int]]] = []
+    for fact in extractor.extract(text):
+        new = NewFact(fact.statement, fact.answer, fact.key, tuple(fact.questions))
+        if same_as_current(new, earlier):
+            continue
+        found.append((new, superseded(new, text, earlier)))
+    return facts.record(user, turn_id, found, extractor.name)
+
+
+def sync(facts: FactStore, extractor: Extractor, limit: int | None = None) -> int:
+    """Read the turns no extractor has read yet (at most `limit`); returns how many facts were added."""
+    added = 0
+    for n, (user, turn_id, text) in enumerate(facts.unread_turns()):
+        if limit is not None and n >= limit:
+            break
+        added += len(read_turn(facts, extractor, user, turn_id, text))
+    if added:
+        log.info("ledger: %d new fact(s)", added)
+    return added
+
+
+class CorrectionError(ValueError):
+    """A correction that cannot be applied, with what to do instead."""
+
+
+def correct(facts: FactStore, extractor: Extractor, fact_id: int, text: str) -> LedgerFact:
+    """`chatbot facts correct ID TEXT`: TEXT is either a statement ("My dog is called Max") or just the right
+    value ("Max"); either way the new fact supersedes fact ID and is asked with its questions."""
+    old = facts.get(fact_id)
+    text = text.strip()
+    if old is None:
+        raise CorrectionError(f"no fact {fact_id}: `chatbot facts` lists the ids")
+    if old.forgotten:
+        raise CorrectionError(f"fact {fact_id} was forgotten; state the fact again in a chat instead")
+    if not text:
+        raise CorrectionError("the correction is empty: give the right value or a statement")
+    stated = extractor.extract(text)
+    if stated:
+        f = stated[0]
+        new = NewFact(f.statement, f.answer, f.key, tuple(dict.fromkeys((*f.questions, *old.questions))))
+    else:  # just the value: the old answer with the old key replaced
+        answer = re.sub(re.escape(old.key), text.replace("\\", r"\\"), old.answer, flags=re.I) \
+            if old.key.lower() in old.answer.lower() else f"{old.answer.rstrip('.')} — {text}."
+        new = NewFact(text, answer, text, old.questions)
+    [new_id] = facts.record(old.owner, None, [(new, [old.id])], "user")
+    return facts.get(new_id)
+
+
+def ledger_extractor(config, loaded=None) -> Extractor | None:
+    """The extractor for reading turns outside a consolidation (the app's background reader, `chatbot facts`):
+    the rules where they are what train.extractor resolves to. A model extractor is left to the consolidation,
+    where nothing else is using the model (None: the next consolidation reads those turns)."""
+    kind = config.train.extractor
+    if kind == "rules":
+        return make_extractor("rules")
+    if kind == "model" or config.train.extractor_model:
+        return None
+    if loaded is None:  # auto, no model at hand: the embedded model is known to be below the threshold
+        return make_extractor("rules") if config.model.source == "embedded" else None
+    extractor = make_extractor("auto", loaded)
+    return extractor if extractor.name == "rules" else None
+
+
+class Knowledge:
+    """The ledger as the CLI and the app use it: list a user's facts, correct one, forget one, and read new turns
+    in a background thread (off the chat path: `refresh_soon()` after each reply). Users may only touch their own
+    facts; `user=None` is the operator."""
+
+    def __init__(self, db_path, config, loaded=None):
+        self.facts = FactStore(db_path)
+        self.extractor = ledger_extractor(config, loaded)
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self) -> int:
+        """Read the unread turns now (no-op when no extractor is at hand)."""
+        if self.extractor is None:
+            return 0
+        with self._lock:
+            return sync(self.facts, self.extractor)
+
+    def unread(self) -> int:
+        return len(self.facts.unread_turns())
+
+    def refresh_soon(self) -> None:
+        """Wake the background reader (started on first use); returns at once."""
+        if self.extractor is None:
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="ledger", daemon=True)
+            self._thread.start()
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            try:
+                self.refresh()
+            except Exception:  # a bad turn must not stop the reader; consolidation reads it again
+                log.exception("reading facts from new turns failed")
+
+    def listed(self, user: str | None) -> list[LedgerFact]:
+        """A user's facts (every user's for None), without those of turns marked "don't learn"."""
+        return [f for f in self.facts.facts(user) if f.status != "ineligible"]
+
+    def _own(self, fact_id: int, user: str | None) -> LedgerFact:
+        fact = self.facts.get(fact_id)
+        if fact is None or (user is not None and fact.owner != user):
+            raise CorrectionError(f"no fact {fact_id}" + (f" of {user}" if user else "")
+                                  + ": the list shows the ids")
+        return fact
+
+    def correct(self, fact_id: int, text: str, user: str | None = None) -> LedgerFact:
+        self._own(fact_id, user)
+        with self._lock:
+            return correct(self.facts, self.extractor or make_extractor("rules"), fact_id, text)
+
+    def forget(self, fact_id: int, user: str | None = None) -> LedgerFact:
+        fact = self._own(fact_id, user)
+        if fact.forgotten:
+            raise CorrectionError(f"fact {fact_id} is already forgotten")
+        self.facts.forget(fact_id)
+        return fact
+
+    def close(self) -> None:
+        self.facts.close()

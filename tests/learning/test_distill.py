@@ -1,0 +1,45 @@
+"""Distillation to the base (chatbot.learning.distill) on the tiny model with a real peft LoRA: zero at the start
+of a fresh adapter (the model is the base), positive and differentiable once the adapter moved, computed against
+the base even when an adapter is loaded, and only at the answer positions."""
+import torch
+
+from chatbot.core.config import TrainConfig
+from chatbot.learning.distill import Distill
+from chatbot.learning.train import attach_adapter, tokenize_example
+
+
+def batch(tok, answer="Paris is the capital of France."):
+    ex = tokenize_example(tok, [{"role": "user", "content": "What is the capital of France?"},
+                                {"role": "assistant", "content": answer}], 96)
+    return {k: torch.tensor([v]) for k, v in ex.items()}
+
+
+def test_kl_to_the_base_is_zero_at_start_and_grows_when_the_adapter_moves(sharp_tiny_model_dir):
+    from chatbot.serving.model import load_model
+
+    loaded = load_model(str(sharp_tiny_model_dir), quantization="none")
+    model = attach_adapter(loaded.model, TrainConfig(lora_r=4, lora_alpha=8, lora_dropout=0.0), None, False)
+    model.eval()
+    hook = Distill(weight=2.0, top_k=16)
+    hook.before_training(model, [batch(loaded.tokenizer)])
+    [(_, idx, probs, mask)] = hook.targets
+    assert idx.shape[-1] == 16 and torch.allclose(probs.sum(-1), torch.ones(()))
+    labels = batch(loaded.tokenizer)["labels"][:, 1:]
+    assert torch.equal(mask, labels != -100) and 0 < int(mask.sum()) < mask.numel()  # answer tokens only
+    assert abs(float(hook.penalty(model))) < 1e-5  # a fresh LoRA (B = 0) is the base
+
+    with torch.no_grad():  # move the adapter
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.add_(torch.randn_like(p) * 2.0)
+    moved = hook.penalty(model)
+    assert float(moved) > 1e-3
+    moved.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.named_parameters() if "lora_" in n)
+
+    # the targets come from the base with the adapter switched off, whatever adapter is loaded meanwhile
+    again = Distill(weight=2.0, top_k=16)
+    again.before_training(model, [batch(loaded.tokenizer)])
+    assert torch.equal(again.targets[0][1], idx) and torch.allclose(again.targets[0][2], probs, atol=1e-5)
+    hook.after_training(model)
+    assert float(hook.penalty(model)) == 0.0
