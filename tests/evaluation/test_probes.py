@@ -88,7 +88,7 @@ def test_gate_accepts_within_every_threshold():
 @pytest.mark.parametrize("case, words", [
     (dict(qa=(50.0, 40.0)), ["general-qa", "10.0 points", "max_qa_drop"]),
     (dict(instruct=(40.0, 10.0)), ["instruct", "30.0 points", "max_instruct_drop"]),
-    (dict(kl=0.9), ["KL", "0.900", "max_kl"]),
+    (dict(kl=1.5), ["KL", "1.500", "max_kl"]),
     (dict(ppl=(30.0, 42.0)), ["perplexity ratio 1.400", "max_ppl_ratio"]),
     (dict(leaks=2), ["privacy canary", "2 replies"]),
 ])

@@ -80,6 +80,6 @@ def test_miniature_run_writes_table_csv_and_plot(tiny_model_dir, model_cache, tm
     result = json.loads((out / "results.json").read_text())
     assert result["facts_file"]["path"] == "data/experiments/facts-v2-test.jsonl"
     assert result["general_suite"]["questions"] == 3 and result["probes"]["gate"] is True  # the default gate, on
-    assert result["strategies"]["continue"] == {"strategy": "continue"}
+    assert result["strategies"]["continue"] == {"strategy": "continue", "distill_weight": 0.0}
     assert (out / "recall.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| rebuild | 1 |" in (out / "results.md").read_text()
