@@ -1,40 +1,30 @@
 """The "What I know about you" tab in a real browser, logged in as two users in turn: each sees only their own
 facts, corrects and forgets them, and a fact said in the chat shows up (read off the chat path)."""
-import json
 import sqlite3
 
 import pytest
-from conftest import CHROMIUM, CHROMIUM_ARGS, spawn_server
+from conftest import CHROMIUM, CHROMIUM_ARGS, import_facts, serving
 
-from chatbot.core.config import Config
-from chatbot.memory.transfer import import_jsonl
 from chatbot.privacy.accounts import Accounts
-from chatbot.runtime import open_runtime
 
 pytestmark = pytest.mark.browser
 PASSWORDS = {"ann": "ann-password-1", "bob": "bob-password-2"}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_model_dir, embedder):
+def server(tmp_path_factory, tiny_model_dir):
     home = tmp_path_factory.mktemp("facts") / "home"
     home.mkdir()
     (home / "config.toml").write_text(f'[model]\nsource = "{tiny_model_dir}"\nquantization = "none"\n'
                                       "max_context = 512\n[decoding]\nmax_new_tokens = 8\n")
     accounts = Accounts(home / "users.json")
-    accounts.add("ann", PASSWORDS["ann"])
-    accounts.add("bob", PASSWORDS["bob"])
-    src = home.parent / "said.jsonl"
-    src.write_text("\n".join(json.dumps({"user": u, "messages": [{"role": "user", "content": t},
-                                                                 {"role": "assistant", "content": "Noted."}]})
-                             for u, t in (("ann", "My dog is called Rex."), ("bob", "My cat is called Tom."))) + "\n")
-    rt = open_runtime(home, Config(), with_model=False, embedder=embedder)
-    import_jsonl(src, rt.store, rt.buffer, "me")
-    rt.close()
-    proc, url = spawn_server(home)
-    yield url, home
-    proc.terminate()
-    proc.wait(timeout=30)
+    for user in PASSWORDS:
+        accounts.add(user, PASSWORDS[user])
+    import_facts(home, [{"user": u, "messages": [{"role": "user", "content": t},
+                                                  {"role": "assistant", "content": "Noted."}]}
+                        for u, t in (("ann", "My dog is called Rex."), ("bob", "My cat is called Tom."))], home.parent)
+    with serving(home) as url:
+        yield url, home
 
 
 def login(browser, url, user):
