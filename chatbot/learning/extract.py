@@ -6,9 +6,9 @@
   token filter from a JSON schema, so the output always parses), then every fact is checked against the message:
   its key must be said in the message, its answer must contain the key and no question may give the key away.
   It is the served model, or a stronger "teacher" named by `train.extractor_model`.
-- `auto`: `model` where the extracting model has at least AUTO_MODEL_PARAMS parameters, else `rules`. On the
-  embedded 135M model the model extractor found fewer facts than the rules on the development set
-  (docs/extraction.md), so the default there is the rules.
+- `auto`: `model` where the extracting model has at least AUTO_MODEL_PARAMS parameters, else `rules` (a threshold
+  set by judgment: the model extractor's measurement on the embedded model did not finish on this CPU, see
+  docs/extraction.md).
 """
 from __future__ import annotations
 
