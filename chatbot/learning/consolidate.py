@@ -33,7 +33,7 @@ from chatbot.learning.train import make_4bit_trainable_on_cpu, train_adapter
 from chatbot.memory.buffer import open_buffer
 from chatbot.memory.embed import Embedder
 from chatbot.memory.facts import FactStore
-from chatbot.memory.served import held_turns, serve
+from chatbot.memory.served import held_facts, held_turns, serve
 from chatbot.privacy.accounts import AccountError, Accounts, users_file
 from chatbot.privacy.forget import forgotten_among
 from chatbot.privacy.pii import scrubber
@@ -208,14 +208,9 @@ def _consolidate(paths: Paths, config: Config, run: RunLog, dry_run: bool, loade
         store.close()
 
 
-def _served_fact_ids(registry: Registry) -> set[int]:
-    served = registry.current()
-    return set() if served == BASE else set(registry.get(served).manifest.get("fact_ids", []))
-
-
 def _ledger_changed(facts: FactStore, registry: Registry) -> bool:
     """A rebuild has work without new turns when a fact was corrected or forgotten since the served version."""
-    return {f.id for f in facts.current()} != _served_fact_ids(registry)
+    return {f.id for f in facts.current()} != set(held_facts(registry))
 
 
 def _extractor(config: Config, loaded: LoadedModel, paths: Paths):
@@ -236,7 +231,7 @@ def _mix(store, paths: Paths, config: Config, policy, rehearsal) -> Mix:
     if t.strategy == "rebuild":
         facts = FactStore(paths.db)
         try:
-            return build_ledger_mix(store, facts.current(), _served_fact_ids(Registry(paths.adapters)),
+            return build_ledger_mix(store, facts.current(), set(held_facts(Registry(paths.adapters))),
                                     per_fact=t.augment_per_fact, rehearsal=rehearsal, seed=t.seed,
                                     max_user_share=cap, scrub=scrub)
         finally:

@@ -14,8 +14,15 @@ from chatbot.memory.store import Store
 
 
 def _served_chain(registry: Registry) -> list[str]:
+    """The served version and the versions whose data it holds, oldest first. A rebuilt version holds all of it
+    itself (its manifest lists every turn and fact), so the chain starts at the newest rebuilt one: what an older
+    version learned and the rebuild dropped (a superseded or forgotten fact) is not held."""
     served = registry.current()
-    return [] if served == BASE else [*registry.lineage(served), served]
+    if served == BASE:
+        return []
+    chain = [*registry.lineage(served), served]
+    rebuilt = [i for i, name in enumerate(chain) if registry.get(name).manifest.get("strategy") == "rebuild"]
+    return chain[rebuilt[-1]:] if rebuilt else chain
 
 
 def held_turns(registry: Registry) -> dict[int, str]:

@@ -93,6 +93,7 @@ def test_a_correction_is_learned_and_the_old_value_dropped(tmp_path, tiny_model_
     facts = FactStore(Paths(home).db)
     by_key = {f.key: f for f in facts.facts()}
     assert by_key["Rex"].status == "superseded" and by_key["Max"].learned_in == "v0002"
+    assert by_key["Rex"].learned_in is None  # v0001 held it, but the served rebuild dropped it
     assert by_key["Tom"].learned_in == "v0002"
     store = Store(Paths(home).db)
     assert store.counts()["unlearned"] == 0  # every turn is held by v0002 (held_turn_ids)
