@@ -230,19 +230,27 @@ def cmd_facts(args: argparse.Namespace) -> int:
 
 
 def cmd_consolidate(args: argparse.Namespace) -> int:
-    """Fine-tune a new adapter version on new dialogue mixed with replay (QLoRA), probe it, promote it if it passes."""
+    """Train each user's new knowledge into that user's adapter (QLoRA), probe it, promote it if it passes."""
     from chatbot.core.lock import AlreadyRunning
     from chatbot.evaluation.gate import default_gate
     from chatbot.learning.consolidate import RunStatus, consolidate
 
     try:
         result = consolidate(args.home, args.cfg, gate=default_gate(args.home, args.cfg), dry_run=args.dry_run,
-                             show_progress=not args.quiet)
+                             show_progress=not args.quiet, user=args.user)
     except AlreadyRunning as e:
         raise UsageError(str(e)) from None
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
         return 0 if result.status != RunStatus.REJECTED else 1
+    for one in result.per_user or [result]:
+        if result.per_user:
+            print(f"== user {one.user}")
+        _print_run(one)
+    return 0 if result.status != RunStatus.REJECTED else 1
+
+
+def _print_run(result) -> None:
     print(result.message)
     if result.counts:
         print("mix: " + ", ".join(f"{k}={v}" for k, v in sorted(result.counts.items())))
@@ -254,76 +262,123 @@ def cmd_consolidate(args: argparse.Namespace) -> int:
               f"padding waste {m['padding_waste']:.1%}, {m['seconds']} s")
     if result.run_dir:
         print(f"log: {result.run_dir}/consolidate.log")
-    return 0 if result.status != RunStatus.REJECTED else 1
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
-    """List adapter versions and which one is served."""
-    from chatbot.core.paths import Paths
-    from chatbot.core.registry import Registry
-
-    reg = Registry(Paths(args.home).adapters)
-    current = reg.current()
-    rows = [{"version": v.name, "status": v.status, "served": v.name == current,
-             "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(v.created_at)),
-             "new_turns": len(v.manifest.get("new_turn_ids", [])), "counts": v.manifest.get("counts", {}),
-             "train_loss": v.metrics.get("train_loss"), "reasons": v.reasons} for v in reg.versions()]
+    """List adapter versions (each user's line) and which one each user is served."""
+    with _lines(args) as (_, lines):
+        regs = [lines.line(args.user)] if args.user else lines.lines()
+        served = {reg.owner: reg.current() for reg in regs}
+        rows = [{"version": v.name, "user": reg.owner, "status": v.status, "served": v.name == served[reg.owner],
+                 "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(v.created_at)),
+                 "new_turns": len(v.manifest.get("new_turn_ids", [])), "facts": len(v.manifest.get("fact_ids", [])),
+                 "counts": v.manifest.get("counts", {}), "train_loss": v.metrics.get("train_loss"),
+                 "reasons": v.reasons} for reg in regs for v in reg.versions()]
+    rows.sort(key=lambda r: int(r["version"][1:]))
     if args.json:
-        print(json.dumps({"served": current, "versions": rows}, ensure_ascii=False))
+        print(json.dumps({"served": served, "versions": rows}, ensure_ascii=False))
         return 0
-    print(f"served: {current}")
+    print("served: " + (", ".join(f"{u} → {v}" for u, v in sorted(served.items())) or "base (no versions yet)"))
     for r in rows:
         mark = "*" if r["served"] else " "
         why = f"  ({'; '.join(r['reasons'])})" if r["reasons"] else ""
-        print(f"{mark} {r['version']}  {r['status']:<9} {r['created']}  new turns {r['new_turns']:<5} "
-              f"loss {r['train_loss']}{why}")
+        print(f"{mark} {r['version']}  {r['user']:<12} {r['status']:<9} {r['created']}  new turns "
+              f"{r['new_turns']:<4} facts {r['facts']:<4} loss {r['train_loss']}{why}")
     if not rows:
         print("no versions yet: run `chatbot consolidate`")
     return 0
 
 
 @contextlib.contextmanager
-def _served_version(args: argparse.Namespace):
-    """(store, registry) for commands that change the served version; chatbot.memory.served keeps the turns'
-    "learned in" marks true whichever version is served."""
+def _lines(args: argparse.Namespace):
+    """(store, adapter lines) for the commands that read or change the served versions; chatbot.memory.served keeps
+    the turns' and facts' "learned in" marks true whichever version each user is served."""
+    from chatbot.core.lines import AdapterLines
     from chatbot.core.paths import Paths
-    from chatbot.core.registry import Registry, RegistryError
+    from chatbot.core.registry import RegistryError
     from chatbot.memory.store import Store
 
     paths = Paths(args.home)
     store = Store(paths.db)
     try:
-        yield store, Registry(paths.adapters)
+        yield store, AdapterLines(paths.adapters, args.cfg.serve.default_user)
     except RegistryError as e:
         raise UsageError(str(e)) from None
     finally:
         store.close()
 
 
+def _user_line(lines, user: str | None, verb: str):
+    """The line of --user; without it the only line there is (single-user mode), else a usage error."""
+    if user:
+        return lines.line(user)
+    users = lines.users()
+    if len(users) > 1:
+        raise UsageError(f"{verb}: several users have adapters ({', '.join(users)}): say whose with --user NAME")
+    return lines.line(users[0] if users else None)
+
+
 def cmd_promote(args: argparse.Namespace) -> int:
-    """Serve version V (or 'base'); the running app switches between replies; its turns count as learned."""
+    """Serve version V (or 'base') to its user; the running app switches between replies; its turns count as
+    learned."""
     from chatbot.core.registry import BASE, VersionStatus
     from chatbot.memory.served import serve
 
-    with _served_version(args) as (store, reg):
-        if args.version != BASE:
+    with _lines(args) as (store, lines):
+        if args.version == BASE:
+            reg = _user_line(lines, args.user, "promote base")
+        else:
+            reg = lines.find(args.version)
+            if args.user and reg.owner != args.user:
+                raise UsageError(f"promote: {args.version} is user {reg.owner!r}'s version, not {args.user!r}'s")
             v = reg.get(args.version)
             if v.status == VersionStatus.REJECTED:
                 print(f"warning: {v.name} was rejected ({'; '.join(v.reasons)}); promoting it anyway",
                       file=sys.stderr)
         serve(store, reg, args.version)
-    print(f"serving {args.version}")
+    print(f"serving {args.version} to user {reg.owner}")
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    """Serve the previously promoted version again."""
+    """Serve a user's previously promoted version again."""
     from chatbot.memory.served import rollback
 
-    with _served_version(args) as (store, reg):
+    with _lines(args) as (store, lines):
+        reg = _user_line(lines, args.user, "rollback")
         before = reg.current()
         after = rollback(store, reg)
-    print(f"rolled back from {before} to {after}")
+    print(f"user {reg.owner}: rolled back from {before} to {after}")
+    return 0
+
+
+def cmd_share(args: argparse.Namespace) -> int:
+    """Share a conversation or a fact with every user (admin): its facts are learned by every user's adapter."""
+    from chatbot.core.paths import Paths
+    from chatbot.memory.facts import FactStore
+    from chatbot.runtime import open_store
+
+    if bool(args.conversation) == bool(args.fact):
+        raise UsageError("share: give --conversation ID or --fact ID")
+    store, facts = open_store(args.home), FactStore(Paths(args.home).db)
+    try:
+        if args.conversation:
+            if store.conversation(args.conversation) is None:
+                raise UsageError(f"share: no conversation {args.conversation} (`chatbot conversations` lists them)")
+            facts.share_conversation(args.conversation, not args.off)
+            what = f"conversation {args.conversation}"
+        else:
+            if facts.get(args.fact) is None:
+                raise UsageError(f"share: no fact {args.fact} (`chatbot facts` lists them)")
+            facts.share_fact(args.fact, not args.off)
+            what = f"fact {args.fact}"
+    finally:
+        facts.close()
+        store.close()
+    _emit(args, f"{what} is private to its user again; the next consolidation rebuilds the other users' adapters "
+                "without it" if args.off else f"{what} is shared with every user; the next consolidation trains "
+                "it into every user's adapter",
+          {"shared": not args.off, "conversation": args.conversation, "fact": args.fact})
     return 0
 
 
@@ -389,8 +444,8 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 def cmd_forget(args: argparse.Namespace) -> int:
     """Delete conversations for good (database, index, future training) and name the versions trained on them."""
+    from chatbot.core.lines import AdapterLines
     from chatbot.core.lock import AlreadyRunning
-    from chatbot.core.registry import Registry
     from chatbot.evaluation.gate import default_gate
     from chatbot.learning.retrain import retrain
     from chatbot.privacy.forget import forget_conversations
@@ -427,8 +482,17 @@ def cmd_forget(args: argparse.Namespace) -> int:
                 return 1
         rt = _runtime(args, with_model=False)
         try:
-            report = forget_conversations(rt.store, rt.buffer, Registry(rt.paths.adapters), ids,
-                                          user=args.user or None)
+            lines = AdapterLines(rt.paths.adapters, args.cfg.serve.default_user)
+            report = forget_conversations(rt.store, rt.buffer, lines, ids, user=args.user or None)
+            if report.deleted_versions:  # their probe answers quote the user's facts
+                from chatbot.evaluation.results import ResultStore
+
+                results = ResultStore(rt.paths.db)
+                try:
+                    results.forget_versions(report.deleted_versions)
+                finally:
+                    results.close()
+                rt.store.compact()
         finally:
             rt.close()
         out["forgotten"] = report.to_dict()
@@ -461,7 +525,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
             print(f"probing {info.get('version')}: {info.get('suite')} ({info.get('run', 'greedy')})…", file=sys.stderr)
 
     try:
-        report, accepted, reasons = judge(args.home, args.cfg, args.version, report=progress)
+        report, accepted, reasons = judge(args.home, args.cfg, args.version, report=progress, user=args.user)
     except RegistryError as e:
         raise UsageError(str(e)) from None
     except FileNotFoundError as e:
@@ -513,6 +577,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "versions": cmd_versions,
     "promote": cmd_promote,
     "rollback": cmd_rollback,
+    "share": cmd_share,
     "user": cmd_user,
     "forget": cmd_forget,
     "probe": cmd_probe,
@@ -550,7 +615,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("ask", help=cmd_ask.__doc__)
     s.add_argument("question", nargs="*", metavar="QUESTION")
     s.add_argument("--no-memory", action="store_true", help="closed book: no retrieval of past turns")
-    s.add_argument("--user", default=None, help="whose memories to recall (default serve.default_user)")
+    s.add_argument("--user", default=None,
+                   help="ask as this user: their adapter, their memories (default serve.default_user)")
     s.add_argument("--json", action="store_true", help="print the answers as JSON")
 
     s = sub.add_parser("status", help=cmd_status.__doc__)
@@ -581,16 +647,33 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("consolidate", help=cmd_consolidate.__doc__)
     s.add_argument("--dry-run", action="store_true",
                    help="print the data mix (counts per source, samples), no training")
+    s.add_argument("--user", default=None, metavar="NAME",
+                   help="only this user's adapter (default: every user with new data, one after another)")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
     s = sub.add_parser("versions", help=cmd_versions.__doc__)
+    s.add_argument("--user", default=None, metavar="NAME", help="only this user's versions")
     s.add_argument("--json", action="store_true", help="print as JSON")
 
     s = sub.add_parser("promote", help=cmd_promote.__doc__)
     s.add_argument("version", metavar="V", help="a version name such as v0003, or 'base' for no adapter")
+    s.add_argument("--user", default=None, metavar="NAME",
+                   help="whose version (a version name is unique, so this only checks it; needed for 'base' "
+                        "when several users have adapters)")
 
-    sub.add_parser("rollback", help=cmd_rollback.__doc__)
+    s = sub.add_parser("rollback", help=cmd_rollback.__doc__)
+    s.add_argument("--user", default=None, metavar="NAME",
+                   help="whose adapter (needed when several users have adapters)")
+
+    s = sub.add_parser("share", help=cmd_share.__doc__,
+                       description="Facts are private: each user's facts train only that user's adapter. Sharing a "
+                                   "conversation (every fact read from it) or one fact makes every user's adapter "
+                                   "learn it at the next consolidation; --off makes it private again.")
+    s.add_argument("--conversation", type=int, default=None, metavar="ID", help="a conversation id")
+    s.add_argument("--fact", type=int, default=None, metavar="ID", help="a fact id (`chatbot facts`)")
+    s.add_argument("--off", action="store_true", help="stop sharing it")
+    s.add_argument("--json", action="store_true", help="print the result as JSON")
 
     s = sub.add_parser("user", help=cmd_user.__doc__,
                        description="Accounts live in serve.users_file (default HOME/users.json) as salted scrypt "
@@ -621,7 +704,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("probe", help=cmd_probe.__doc__,
                        description=cmd_probe.__doc__ + " Exit code 1 when the version fails the gate's thresholds.")
     s.add_argument("--version", default=None, metavar="V",
-                   help="a version such as v0003, or 'base' (default: the served version)")
+                   help="a version such as v0003, or 'base' (default: the version served to --user)")
+    s.add_argument("--user", default=None, metavar="NAME",
+                   help="whose served version, without --version (default serve.default_user)")
     s.add_argument("--json", action="store_true", help="print the scores, metrics and verdict as JSON")
 
     s = sub.add_parser("report", help=cmd_report.__doc__)

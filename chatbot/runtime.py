@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chatbot.core.config import Config
+from chatbot.core.lines import AdapterLines
 from chatbot.core.paths import Paths
-from chatbot.core.registry import Registry
 from chatbot.memory.buffer import Buffer, open_buffer
 from chatbot.memory.embed import Embedder
 from chatbot.memory.store import Store
@@ -55,7 +55,7 @@ def open_runtime(home: Path, config: Config, with_model: bool = True, loaded: Lo
 
         m = config.model
         rt.loaded = loaded or load_model(m.source, m.quantization, m.compute_dtype, m.cache_dir or paths.models)
-        generator = Generator(rt.loaded, config.decoding, m.max_context)
-        rt.chat = ChatService(config, rt.store, buffer, generator, Registry(paths.adapters))
-        rt.chat.sync_adapter()
+        generator = Generator(rt.loaded, config.decoding, m.max_context, config.serve.max_loaded_adapters)
+        rt.chat = ChatService(config, rt.store, buffer, generator,
+                              AdapterLines(paths.adapters, config.serve.default_user))
     return rt

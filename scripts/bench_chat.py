@@ -223,7 +223,7 @@ def main() -> None:
                   f"(same reply: {warm_a['text'] == warm['text']})", flush=True)
 
             # Where (b)'s extra time goes: the package's own calls, timed on the live objects during (b) only.
-            parts = {"ChatService.sync_adapter": Timed(chat, "sync_adapter"),
+            parts = {"ChatService.served_adapter": Timed(chat, "served_adapter"),
                      "Store.add_turn (sqlite commit)": Timed(rt.store, "add_turn"),
                      "Embedder.encode": Timed(rt.buffer.embedder, "encode"),
                      "VectorIndex.add": Timed(rt.buffer.index, "add"),

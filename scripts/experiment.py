@@ -176,7 +176,7 @@ def score_round(facts: list[dict], upto: int, answers: dict[str, list[str]]) -> 
 
 def run(args: argparse.Namespace) -> dict:
     from chatbot.core.config import Config
-    from chatbot.core.registry import Registry
+    from chatbot.core.lines import AdapterLines
     from chatbot.evaluation.gate import default_gate
     from chatbot.learning.consolidate import consolidate
 
@@ -215,19 +215,27 @@ def run(args: argparse.Namespace) -> dict:
             run_result = consolidate(home, config, gate=default_gate(home, config), show_progress=False)
             c_seconds = round(time.time() - c0, 1)
             print(f"[{strategy}] round {r}: {run_result.message} ({c_seconds:.0f} s)", flush=True)
-            served = Registry(home / "adapters").current_path()
-            asked = [f for f in facts if f["round"] <= r]
-            qs = [(f["id"], q) for f in asked for q in f["questions"]]
-            out = evaluator.answers(served, [q for _, q in qs] + [g["question"] for g in general])
+            # each persona is a user with its own adapter: its facts are asked, and the general probes run, on it
+            lines = AdapterLines(home / "adapters", config.serve.default_user)
             answers: dict[str, list[str]] = {}
-            for (fid, _), a in zip(qs, out):
-                answers.setdefault(fid, []).append(a)
-            gen_answers = out[len(qs):]
+            gen_scores: list[float] = []
+            qs: list[tuple[str, str]] = []
+            out: list[str] = []
+            for user in sorted({f["user"] for f in facts}):
+                mine = [(f["id"], q) for f in facts if f["round"] <= r and f["user"] == user for q in f["questions"]]
+                got = evaluator.answers(lines.line(user).current_path(),
+                                        [q for _, q in mine] + [g["question"] for g in general])
+                for (fid, _), a in zip(mine, got):
+                    answers.setdefault(fid, []).append(a)
+                gen_scores.append(sum(accepted(a, g["accept"]) for a, g in zip(got[len(mine):], general))
+                                  / len(general))
+                qs, out = qs + mine, out + got[:len(mine)]
             score = score_round(facts, r, answers)
             matrices[strategy].append([score["per_round"].get(j) or 0.0 for j in rounds if j <= r])
-            g_score = sum(accepted(a, g["accept"]) for a, g in zip(gen_answers, general)) / len(general)
+            g_score = sum(gen_scores) / len(gen_scores)
             rows.append({"strategy": strategy, "round": r, "status": str(run_result.status),
-                         "version": run_result.version, "reasons": run_result.message
+                         "version": run_result.version or ",".join(x.version or "-" for x in run_result.per_user),
+                         "reasons": run_result.message
                          if run_result.status == "rejected" else "", "consolidation_s": c_seconds,
                          "facts_taught": score["facts_current"], "recall": score["recall"],
                          "recall_new": score["per_round"].get(r), "corrections": score["corrections"],

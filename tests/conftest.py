@@ -105,6 +105,14 @@ def tiny_config(tiny_model_dir: Path, **sections):
     return Config.from_dict(data)
 
 
+def line(home: Path, user: str = "me"):
+    """`user`'s adapter line (chatbot.core.lines) in a test home; "me" is serve.default_user."""
+    from chatbot.core.lines import AdapterLines
+    from chatbot.core.paths import Paths
+
+    return AdapterLines(Paths(home).adapters, "me").line(user)
+
+
 @pytest.fixture
 def runtime(tmp_path: Path, tiny_model_dir: Path, tiny_loaded, embedder):
     from chatbot.runtime import open_runtime

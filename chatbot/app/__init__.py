@@ -30,7 +30,7 @@ def header(rt: Runtime, ident: Identity) -> str:
         mode = (f"single-user mode (user **{ident.user}**, no login; serving 127.0.0.1 only — "
                 "`chatbot user add NAME --admin` turns on accounts)")
     return (f"### Continual chatbot\nModel **{m.name}** ({m.quantization}) · adapter "
-            f"**{rt.chat.generator.adapter}** · {mode}")
+            f"**{rt.chat.served_adapter(ident.user)[0]}** · {mode}")
 
 
 def identity_resolver(accounts: Accounts, default_user: str,

@@ -3,12 +3,15 @@ plain values. Every field documents itself in one line; `data/config.toml` is a 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -96,9 +99,11 @@ class ServeConfig:
     port: int = 7860  # HTTP port of the app
     default_user: str = "me"  # the user name in single-user mode
     users_file: str = ""  # accounts (`chatbot user add`); "" = HOME/users.json. Listing anyone = login required; absent = single-user on 127.0.0.1
+    max_loaded_adapters: int = 8  # users' adapters kept loaded beside the base; the least recently used beyond this are unloaded
 
     def __post_init__(self) -> None:
         _positive("serve", "port", self.port)
+        _positive("serve", "max_loaded_adapters", self.max_loaded_adapters)
         if not self.default_user.strip():
             raise ConfigError("serve.default_user is empty")
 
@@ -131,7 +136,6 @@ class TrainConfig:
     # weight of KL(base || model) on the rehearsal answers' next-token distributions (0 = off). Measured (13 facts,
     # dev split): 1.0 took KL to the base 0.96 → 0.64 and perplexity ×1.25 → ×1.04, acquisition 77 % → 54 %
     distill_weight: float = 1.0
-    max_user_share: float = 0.5  # poisoning guard (with accounts): no user's examples exceed this share of the new examples (the excess is deferred to a later run); 1.0 = off
     gradient_checkpointing: bool = False  # trade compute for memory on large models
     seed: int = 0  # data order, replay choice, LoRA init
 
@@ -143,8 +147,6 @@ class TrainConfig:
         _choice("train", "replay_policy", self.replay_policy, ("uniform", "nearest"))
         _choice("train", "strategy", self.strategy, ("rebuild", "continue"))
         _choice("train", "extractor", self.extractor, ("auto", "rules", "model"))
-        if not isinstance(self.max_user_share, (int, float)) or not 0 < self.max_user_share <= 1:
-            raise ConfigError(f"train.max_user_share = {self.max_user_share!r}: must be in (0, 1]; 1.0 turns the cap off")
 
 
 PII_KINDS = ("email", "iban", "card", "phone")  # the scrubber applies them in this order (a card is no phone)
@@ -252,6 +254,9 @@ class Config:
             if not isinstance(values, dict):
                 raise ConfigError(f"{origin}: [{name}] must be a table")
             known = {f.name: f for f in dataclasses.fields(section_cls)}
+            for key in [k for k in values if f"{name}.{k}" in _REMOVED]:
+                log.warning("%s: %s.%s is no longer used (%s); remove it", origin, name, key, _REMOVED[f"{name}.{key}"])
+                values = {k: v for k, v in values.items() if k != key}
             for key, value in values.items():
                 if key not in known:
                     raise ConfigError(f"{origin}: unknown key {name}.{key}; known: {', '.join(known)}")
@@ -267,6 +272,9 @@ class Config:
                 raise ConfigError(f"{origin}: {e}") from None
         return cls(**kwargs)
 
+
+# keys of earlier versions: a config file that still sets one loads, with a warning
+_REMOVED = {"train.max_user_share": "each user's facts train that user's own adapter, so no user's share needs a cap"}
 
 _SECTION_TYPES = {
     "model": ModelConfig,

@@ -1,6 +1,8 @@
-"""Adapter versions on disk. Each consolidation writes a version folder atomically
-(HOME/adapters/v0001/: adapter weights, resolved config, data manifest, metrics, status); promotion switches
-the served version by atomically replacing HOME/adapters/CURRENT; older versions stay for rollback."""
+"""One user's adapter versions on disk (a "line"; chatbot.core.lines keeps one per user). Each consolidation writes
+a version folder atomically (LINE/v0001/: adapter weights, resolved config, data manifest, metrics, status);
+promotion switches the served version by atomically replacing LINE/CURRENT; older versions stay for rollback.
+Version names are numbered across every line of a home (`numbering`), so a name like v0007 names one version of
+one user everywhere: turn marks, probe results, the dashboard."""
 from __future__ import annotations
 
 import os
@@ -8,6 +10,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -43,8 +46,13 @@ class Version:
 
 
 class Registry:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, owner: str | None = None,
+                 taken: Callable[[], Iterable[str]] | None = None):
+        """`owner`: the user whose line this is (None: a bare registry, as in tests of this module); `taken`: the
+        version names used elsewhere (other lines, deleted ones), which the next name counts past."""
         self.root = Path(root)
+        self.owner = owner
+        self._taken = taken or (lambda: ())
         self.root.mkdir(parents=True, exist_ok=True)
         self._current_file = self.root / "CURRENT"
 
@@ -105,8 +113,8 @@ class Registry:
 
     # -- writing -------------------------------------------------------------------------------------------
     def next_name(self) -> str:
-        names = [p.name for p in self.root.iterdir() if _NAME.match(p.name)]
-        n = max((int(x[1:]) for x in names), default=0) + 1
+        taken = [p.name for p in self.root.iterdir() if _NAME.match(p.name)] + list(self._taken())
+        n = max((int(name[1:]) for name in taken if _NAME.match(name)), default=0) + 1
         return f"v{n:04d}"
 
     def staging(self) -> Path:

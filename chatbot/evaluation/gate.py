@@ -48,9 +48,10 @@ def evaluate(metrics: dict, p: ProbesConfig) -> tuple[bool, list[str]]:
 
 
 def judge(home: Path, config: Config, version: str | None = None, loaded: LoadedModel | None = None,
-          report: Callable[[dict], None] | None = None) -> tuple[ProbeReport, bool, list[str]]:
-    """Probe a version (default: the served one), apply the thresholds and store the verdict with its metrics."""
-    probe = probe_version(home, config, version, loaded=loaded, report=report)
+          report: Callable[[dict], None] | None = None, user: str | None = None) -> tuple[ProbeReport, bool, list[str]]:
+    """Probe a version (default: the one served to `user`), apply the thresholds and store the verdict with its
+    metrics."""
+    probe = probe_version(home, config, version, loaded=loaded, report=report, user=user)
     accepted, reasons = evaluate(probe.metrics, config.probes)
     results = ResultStore(Paths(Path(home)).db)
     try:

@@ -11,16 +11,17 @@ from pathlib import Path
 import pandas as pd
 
 from chatbot.core.config import Config
+from chatbot.core.lines import AdapterLines
 from chatbot.core.lock import is_running
 from chatbot.core.paths import Paths
-from chatbot.core.registry import BASE, Registry, Version, VersionStatus
+from chatbot.core.registry import BASE, Version, VersionStatus
 from chatbot.core.runlog import FINISHED, Stage, all_progress
 from chatbot.evaluation.canary import canary, redact
 from chatbot.evaluation.results import ResultStore
 from chatbot.evaluation.suite import LEAKS, load_suite
 from chatbot.memory.store import Store
 
-RUN_COLUMNS = ["run", "started", "new turns", "examples (new/augment/replay/rehearsal)", "replay ratio",
+RUN_COLUMNS = ["run", "user", "started", "new turns", "examples (new/augment/replay/rehearsal)", "replay ratio",
                "duration (s)", "status", "version", "reasons"]
 SUMMARY_COLUMNS = ["version", "status", "general-qa", "instruct", "learned (own facts)", "forgetting QA",
                    "forgetting instruct", "avg forgetting (facts)", "BWT (facts)", "KL to base", "perplexity ratio",
@@ -57,21 +58,33 @@ class History:
         return [BASE] * (BASE in names) + sorted(n for n in names if n != BASE)
 
 
-def load_history(home: Path, config: Config, model: str | None = None) -> History:
+ALL = "all"  # every user's versions
+
+
+def load_history(home: Path, config: Config, model: str | None = None, user: str | None = None) -> History:
+    """The probe history of `user`'s adapter line (with the base), or of every line (None or ALL)."""
     paths = Paths(Path(home))
-    registry = Registry(paths.adapters)
+    lines = AdapterLines(paths.adapters, config.serve.default_user)
+    if user and user != ALL:
+        registry = lines.line(user)
+        versions, served = registry.versions(), registry.current()
+    else:
+        versions = lines.versions()
+        owners = lines.users()
+        served = lines.line(owners[0]).current() if len(owners) == 1 else "one version per user"
+    shown = {BASE, *(v.name for v in versions)}
     store, stored = Store(paths.db), ResultStore(paths.db)
     try:
         if model is None:
             rows = stored.results()
             model = rows[-1]["model"] if rows else None
-        results = stored.results(model) if model else []
-        verdicts = stored.verdicts(model) if model else {}
+        results = [r for r in stored.results(model) if r["version"] in shown] if model else []
+        verdicts = {v: d for v, d in stored.verdicts(model).items() if v in shown} if model else {}
         secrets = canary_secrets(store, config.probes.canary_suite)
     finally:
         store.close()
         stored.close()
-    return History(model, registry.current(), registry.versions(), results, verdicts, secrets, paths.db)
+    return History(model, served, versions, results, verdicts, secrets, paths.db)
 
 
 # (database, canary suite) -> (Store.learn_stamp() when computed, secrets); a few homes per process at most
@@ -173,15 +186,17 @@ def summary_markdown(h: History) -> str:
     return " ".join(parts)
 
 
-def runs_rows(home: Path) -> list[list]:
-    """One row per consolidation run, newest first: start time, data counts, replay ratio, duration, status and
-    reasons (a run that produced no version — nothing to do, failed, killed — is listed too)."""
-    registry = Registry(Paths(Path(home)).adapters)
-    versions = {v.name: v for v in registry.versions()}
+def runs_rows(home: Path, user: str | None = None) -> list[list]:
+    """One row per consolidation run (of `user`, or everyone's), newest first: user, start time, data counts,
+    replay ratio, duration, status and reasons (a run that produced no version — nothing to do, failed, killed — is
+    listed too)."""
+    versions = {v.name: v for v in AdapterLines(Paths(Path(home)).adapters).versions()}
     rows = []
     progress = all_progress(home)
     live = is_running(home)
     for p in reversed(progress):
+        if user and user != ALL and p.get("user") not in (user, None):
+            continue
         running = live and p is progress[-1] and p.get("stage") not in FINISHED
         v = versions.get(p.get("version") or "")
         stage = p.get("stage")
@@ -195,7 +210,8 @@ def runs_rows(home: Path) -> list[list]:
             except (OSError, ValueError, KeyError):
                 pass
         reasons = "; ".join(v.reasons) if v and v.reasons else p.get("error") or (p.get("message") if not v else "")
-        rows.append([p["run"], time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(p.get("started", 0))),
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(p.get("started", 0)))
+        rows.append([p["run"], p.get("user", ""), started,
                      len(v.manifest.get("new_turn_ids", [])) if v else "",
                      "/".join(str(counts.get(k, 0)) for k in ("new", "augment", "replay", "rehearsal")) if v else "",
                      replay_ratio if replay_ratio is not None else "",
@@ -246,10 +262,7 @@ def fingerprint(home: Path) -> tuple:
             stamp += [p.stat().st_mtime, is_running(home)]
         except OSError:
             pass
-    try:
-        stamp.append((paths.adapters / "CURRENT").stat().st_mtime)
-    except OSError:
-        pass
+    stamp.append(AdapterLines(paths.adapters).stamp())
     if paths.db.exists():
         stored = ResultStore(paths.db)
         try:

@@ -7,7 +7,7 @@ import json
 import sqlite3
 import time
 
-from chatbot.memory.db import Database
+from chatbot.memory.db import Database, chunks
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS probe_results (     -- one suite run on one model version (docs/probes.md)
@@ -101,6 +101,16 @@ class ResultStore(Database):
         return {r["version"]: {"model": r["model"], "accepted": bool(r["accepted"]), "created_at": r["created_at"],
                                "reasons": json.loads(r["reasons"]), "metrics": json.loads(r["metrics"])}
                 for r in self._query(sql + " ORDER BY created_at", args)}
+
+    def forget_versions(self, versions: list[str]) -> int:
+        """Delete the probe results, answers and verdicts of deleted versions (a forgotten user's: their
+        acquisition probes quote that user's facts); returns how many suite results went."""
+        n = 0
+        with self._tx() as db:
+            for chunk, marks in chunks(versions):
+                n += db.execute(f"DELETE FROM probe_results WHERE version IN ({marks})", tuple(chunk)).rowcount
+                db.execute(f"DELETE FROM probe_verdicts WHERE version IN ({marks})", tuple(chunk))
+        return n
 
     def stamp(self) -> tuple[int, int, float]:
         """Changes whenever a probe result or verdict is stored (the dashboard's auto-refresh checks it)."""

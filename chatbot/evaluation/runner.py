@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from chatbot.core.config import Config
+from chatbot.core.lines import AdapterLines
 from chatbot.core.paths import Paths
 from chatbot.core.registry import BASE, Registry
 from chatbot.evaluation.acquisition import acquisition_suite
@@ -324,14 +325,17 @@ def summary(report: ProbeReport, results: ResultStore, registry: Registry, chain
 
 
 def probe_version(home: Path, config: Config, version: str | None = None, loaded=None,
-                  report: Callable[[dict], None] | None = None) -> ProbeReport:
+                  report: Callable[[dict], None] | None = None, user: str | None = None) -> ProbeReport:
     """Load the served stack (config's model, quantized as served) unless `loaded` is given, and probe `version`
-    (default: the served one)."""
+    (default: the one served to `user`, by default serve.default_user) on the line of the user who owns it: its
+    acquisition probes and BWT come from that user's facts and versions."""
     paths = Paths(Path(home))
-    registry = Registry(paths.adapters)
-    version = version or registry.current()
-    if version != BASE:
-        registry.get(version)  # a clear error for unknown names before loading anything
+    lines = AdapterLines(paths.adapters, config.serve.default_user)
+    if version and version != BASE:
+        registry = lines.find(version)  # a clear error for unknown names before loading anything
+    else:
+        registry = lines.line(user)
+        version = version or registry.current()
     m = config.model
     loaded = loaded or load_model(m.source, m.quantization, m.compute_dtype, m.cache_dir or paths.models)
     generator = Generator(loaded, config.decoding, m.max_context)

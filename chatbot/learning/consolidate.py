@@ -1,5 +1,6 @@
-"""The consolidation job: move what users said into the weights without forgetting. Reads top to bottom:
-lock → read new turns into the knowledge ledger → select → build the mix (rebuild: every current fact +
+"""The consolidation job: move what users said into the weights without forgetting, each user's into that
+user's own adapter line (chatbot.core.lines). Reads top to bottom: lock → the users with new data → load the model
+and read new turns into the knowledge ledger (once) → per user: build the mix (rebuild: every current fact +
 rehearsal, on a fresh LoRA; continue: new turns + replay + rehearsal, on the served adapter) → train → save the
 candidate version → gate → promote → mark the turns and facts learned. One run at a time (a file lock); a killed
 run leaves only a staging folder that the next run removes, so the served adapter is never touched by a run that did
@@ -18,6 +19,7 @@ from typing import Protocol
 
 from chatbot.core.config import Config, DecodingConfig, parse_kinds
 from chatbot.core.fsio import write_json_atomic
+from chatbot.core.lines import AdapterLines
 from chatbot.core.lock import run_lock
 from chatbot.core.paths import Paths
 from chatbot.core.registry import BASE, Registry, Version, VersionStatus
@@ -33,8 +35,7 @@ from chatbot.learning.train import make_4bit_trainable_on_cpu, train_adapter
 from chatbot.memory.buffer import open_buffer
 from chatbot.memory.embed import Embedder
 from chatbot.memory.facts import FactStore
-from chatbot.memory.served import held_facts, held_turns, serve
-from chatbot.privacy.accounts import AccountError, Accounts, users_file
+from chatbot.memory.served import held_facts, held_turns, remark_all, serve
 from chatbot.privacy.forget import forgotten_among
 from chatbot.privacy.pii import scrubber
 from chatbot.serving.generate import Generator
@@ -68,9 +69,11 @@ class RunResult:
     metrics: dict = field(default_factory=dict)
     run_dir: str | None = None
     preview: list = field(default_factory=list)
+    user: str | None = None  # whose adapter line
+    per_user: list[RunResult] = field(default_factory=list)  # a consolidation of several users: each one's result
 
     def to_dict(self) -> dict:
-        return self.__dict__.copy()
+        return {**self.__dict__, "per_user": [r.to_dict() for r in self.per_user]}
 
 
 def _is_main_process() -> bool:
@@ -80,75 +83,138 @@ def _is_main_process() -> bool:
 
 def consolidate(home: Path, config: Config, *, gate: Gate | None, dry_run: bool = False,
                 loaded: LoadedModel | None = None, embedder: Embedder | None = None,
-                show_progress: bool = True) -> RunResult:
-    """One consolidation run under the lock. `gate` is required (None = accept every candidate) so no caller
-    forgets the probes by accident."""
+                show_progress: bool = True, user: str | None = None) -> RunResult:
+    """One consolidation under the lock: `user`'s adapter line, or (None) every user with new data, one after
+    another, each through its own gate. `gate` is required (None = accept every candidate) so no caller forgets
+    the probes by accident. With several users the result lists each user's result in `per_user`."""
     home = Path(home)
     paths = Paths(home)
     lock = run_lock(home) if _is_main_process() else contextlib.nullcontext()
     with lock:
-        run = RunLog(paths.runs)
+        job = _Job(paths, config, loaded, embedder, show_progress)
         try:
-            result = _consolidate(paths, config, run, dry_run, loaded, embedder, gate, show_progress)
+            users = job.users_with_work(user)
+            if not users:
+                msg = (f"nothing to consolidate: {job.n_new(user)} new learnable turn(s) "
+                       f"(need {config.consolidate.min_new_turns})" + (f" for user {user!r}" if user else "")
+                       + ("; no fact stated, corrected, forgotten or shared since the served versions"
+                          if config.train.strategy == "rebuild" else ""))
+                log.info(msg)
+                return RunResult(RunStatus.NOOP, msg, user=user)
+            results = [job.run(u, gate, dry_run) for u in users]
+        finally:
+            job.close()
+        return results[0] if len(results) == 1 else _combined(results)
+
+
+def _combined(results: list[RunResult]) -> RunResult:
+    """Several users' runs as one result: rejected if any was (the CLI's exit status), else promoted if any was."""
+    statuses = {r.status for r in results}
+    status = next((s for s in (RunStatus.REJECTED, RunStatus.PROMOTED, RunStatus.CANDIDATE, RunStatus.DRY_RUN,
+                               RunStatus.WORKER) if s in statuses), RunStatus.NOOP)
+    message = "\n".join(f"{r.user}: {r.message}" for r in results)
+    return RunResult(status, message, per_user=results)
+
+
+class _Job:
+    """What the users' runs of one consolidation share: the database, the lines, the loaded model, the ledger
+    read once, the rehearsal answers."""
+
+    def __init__(self, paths: Paths, config: Config, loaded: LoadedModel | None, embedder: Embedder | None,
+                 show_progress: bool):
+        self.paths, self.config, self.loaded, self.show_progress = paths, config, loaded, show_progress
+        self.buffer = open_buffer(paths, config.memory.embedder, config.buffer.index_kind,
+                                  config.buffer.index_save_every, embedder)
+        self.store = self.buffer.store
+        self.facts = FactStore(paths.db)
+        self.lines = AdapterLines(paths.adapters, config.serve.default_user)
+        self.rehearsal: list | None = None
+        self._synced = False
+        for registry in self.lines.lines():
+            if registry.clean_staging():
+                log.warning("removed the half-written output of an earlier run that did not finish")
+        remark_all(self.store, self.lines)  # marks follow each user's served line (after an upgrade too)
+
+    def close(self) -> None:
+        self.buffer.close()
+        self.facts.close()
+        self.store.close()
+
+    def n_new(self, user: str | None) -> int:
+        return len(self.store.learnable_turns(consolidated=False, user=user))
+
+    def users_with_work(self, user: str | None) -> list[str]:
+        """`user` if it has work, else every user with work: enough new learnable turns (continue); with rebuild,
+        which trains facts, enough turns no extractor has read yet, or a changed ledger (a fact stated, corrected,
+        forgotten or shared since the user's served version). Turns read and found to state no fact are no work."""
+        need = self.config.consolidate.min_new_turns
+        if self.config.train.strategy == "rebuild":
+            new = Counter(u for u, _, _ in self.facts.unread_turns())
+        else:
+            new = Counter(u for u, _ in self.store.learnable_turns(consolidated=False, user=user))
+        candidates = [user] if user else sorted(set(self.store.user_names()) | set(self.lines.users()))
+        return [u for u in candidates if new[u] >= need or (self.config.train.strategy == "rebuild" and
+                                                               _ledger_changed(self.facts, self.lines.line(u)))]
+
+    def run(self, user: str, gate: Gate | None, dry_run: bool) -> RunResult:
+        """One user's run, logged in its own run folder."""
+        run = RunLog(self.paths.runs)
+        try:
+            run.progress({"stage": Stage.SELECTING, "user": user})
+            result = self._run(user, run, gate, dry_run)
         except BaseException as e:
-            log.exception("consolidation failed")
-            run.progress({"stage": Stage.FAILED, "error": f"{type(e).__name__}: {e}"})
+            log.exception("consolidation of user %r failed", user)
+            run.progress({"stage": Stage.FAILED, "user": user, "error": f"{type(e).__name__}: {e}"})
             raise
         finally:
             run.close()
-        run.progress({"stage": Stage.DONE, "status": result.status, "message": result.message,
+        run.progress({"stage": Stage.DONE, "user": user, "status": result.status, "message": result.message,
                       "version": result.version})
-        result.run_dir = str(run.dir)
+        result.run_dir, result.user = str(run.dir), user
         return result
 
+    def _prepare(self, run: RunLog) -> LoadedModel:
+        """Load the model, read new turns into the ledger and answer the rehearsal prompts (once per job)."""
+        if self.loaded is None:
+            run.progress({"stage": Stage.LOADING})
+            m = self.config.model
+            self.loaded = load_model(m.source, m.quantization, m.compute_dtype, m.cache_dir or self.paths.models)
+        if not self._synced:
+            run.progress({"stage": Stage.EXTRACTING})
+            sync(self.facts, _extractor(self.config, self.loaded, self.paths))
+            self._synced = True
+        make_4bit_trainable_on_cpu(self.loaded.model)  # before rehearsal generation runs it in eval mode (see there)
+        if self.rehearsal is None:
+            run.progress({"stage": Stage.REHEARSAL})
+            self.rehearsal = _rehearsal(self.paths, self.config, self.loaded, dry_run=False)
+        return self.loaded
 
-def _consolidate(paths: Paths, config: Config, run: RunLog, dry_run: bool, loaded: LoadedModel | None,
-                 embedder: Embedder | None, gate: Gate | None, show_progress: bool) -> RunResult:
-    t = config.train
-    run.progress({"stage": Stage.SELECTING})
-    buffer = open_buffer(paths, config.memory.embedder, config.buffer.index_kind, config.buffer.index_save_every,
-                         embedder)
-    store = buffer.store
-    facts = FactStore(paths.db)
-    registry = Registry(paths.adapters)
-    rebuild = t.strategy == "rebuild"
-    try:
-        if registry.clean_staging():
-            log.warning("removed the half-written output of an earlier run that did not finish")
-        n_new = len(store.learnable_turns(consolidated=False))
-        changed = rebuild and _ledger_changed(facts, registry)
-        if n_new < config.consolidate.min_new_turns and not changed:
-            msg = f"nothing to consolidate: {n_new} new learnable turn(s) (need {config.consolidate.min_new_turns})"
-            log.info(msg)
-            return RunResult(RunStatus.NOOP, msg)
-
-        policy = make_policy(t.replay_policy, buffer.index) if t.replay_ratio > 0 and not rebuild else None
+    def _run(self, user: str, run: RunLog, gate: Gate | None, dry_run: bool) -> RunResult:
+        config, store, facts, t = self.config, self.store, self.facts, self.config.train
+        registry = self.lines.line(user)
+        rebuild = t.strategy == "rebuild"
+        policy = make_policy(t.replay_policy, self.buffer.index) if t.replay_ratio > 0 and not rebuild else None
         if dry_run:
-            if t.extractor != "model":  # a model extractor needs the model: a dry run does not load it
+            if t.extractor != "model" and not self._synced:  # a model extractor needs the model: not loaded here
                 sync(facts, make_extractor(t.extractor, None))
-            rehearsal = _rehearsal(paths, config, None, dry_run=True)
-            mix = _mix(store, paths, config, policy, rehearsal)
+                self._synced = True
+            rehearsal = _rehearsal(self.paths, config, None, dry_run=True)
+            mix = _mix(store, facts, registry, config, policy, rehearsal)
             return RunResult(RunStatus.DRY_RUN, f"would train on {len(mix.examples)} examples from "
                              f"{mix.n_new} new turns" + _facts_note(mix) + _guards_note(mix), counts=mix.counts,
                              preview=mix.preview())
 
-        run.progress({"stage": Stage.LOADING})
-        m = config.model
-        loaded = loaded or load_model(m.source, m.quantization, m.compute_dtype, m.cache_dir or paths.models)
-        run.progress({"stage": Stage.EXTRACTING})
-        sync(facts, _extractor(config, loaded, paths))
-        make_4bit_trainable_on_cpu(loaded.model)  # before rehearsal generation runs it in eval mode (see there)
-        run.progress({"stage": Stage.REHEARSAL})
-        rehearsal = _rehearsal(paths, config, loaded, dry_run=False)
-        mix = _mix(store, paths, config, policy, rehearsal)
+        loaded = self._prepare(run)
+        mix = _mix(store, facts, registry, config, policy, self.rehearsal)
         if not rebuild:  # the ledger facts of the turns it learns: what the served version holds (learned_in)
             learned = set(mix.new_turn_ids)
-            mix.fact_ids = mix.new_fact_ids = [f.id for f in facts.current() if f.turn_id in learned]
-        log.info("mix: %s (replay pool %d)%s%s", mix.counts, mix.replay_pool_size, _facts_note(mix),
+            mix.fact_ids = mix.new_fact_ids = [f.id for f in facts.current(user) if f.turn_id in learned]
+        log.info("user %r: mix %s (replay pool %d)%s%s", user, mix.counts, mix.replay_pool_size, _facts_note(mix),
                  _guards_note(mix))
-        if not mix.examples:  # rebuild, no fact stated yet and rehearsal off
-            return RunResult(RunStatus.NOOP, f"nothing to learn: the {mix.n_new} new turn(s) state no fact",
-                             counts=mix.counts)
+        if rebuild and not mix.fact_ids:
+            return self._nothing_to_learn(registry, mix)
+        if not mix.examples:  # continue, with rehearsal off and nothing trainable in the new turns
+            return RunResult(RunStatus.NOOP, "nothing to learn in the new turns", counts=mix.counts)
 
         served = registry.current_path()
         previous = None if rebuild else served
@@ -160,27 +226,45 @@ def _consolidate(paths: Paths, config: Config, run: RunLog, dry_run: bool, loade
         # the hooks' data: rehearsal (rebuild: "replay" are the facts themselves), plus replayed turns (continue)
         replay_part = [e for e in mix.examples if e.source == "rehearsal" or (e.source == "replay" and not rebuild)]
         run.progress({"stage": Stage.TRAINING, "step": 0, "max_steps": None})
+        m = config.model
         result = train_adapter(loaded.model, loaded.tokenizer, mix.examples, t, run.dir, previous=previous,
                                quantized=m.quantization != "none", hooks=hooks,
-                               hook_examples=replay_part or None, report=run.progress, show_progress=show_progress)
+                               hook_examples=replay_part or None, report=run.progress,
+                               show_progress=self.show_progress)
         log.info("trained: %s", result.metrics)
         if not _is_main_process():
             return RunResult(RunStatus.WORKER, "training rank done; rank 0 saves the version")
+        try:
+            return self._save_and_judge(user, registry, run, gate, mix, result, previous, served)
+        finally:
+            result.model.unload()  # the LoRA layers out of the shared model: the next user's run starts clean
 
+    def _nothing_to_learn(self, registry: Registry, mix: Mix) -> RunResult:
+        """Rebuild with no current fact: the exact adapter of an empty ledger is the base itself."""
+        if registry.current() != BASE:
+            serve(self.store, registry, BASE)
+            return RunResult(RunStatus.PROMOTED, "no fact left to learn (forgotten or corrected away): serving the "
+                             "base model", BASE, mix.counts)
+        return RunResult(RunStatus.NOOP, f"nothing to learn: the {mix.n_new} new turn(s) state no fact",
+                         counts=mix.counts)
+
+    def _save_and_judge(self, user: str, registry: Registry, run: RunLog, gate: Gate | None, mix: Mix, result,
+                        previous: Path | None, served: Path | None) -> RunResult:
+        config, store, loaded = self.config, self.store, self.loaded
         run.progress({"stage": Stage.SAVING})
         staging = registry.staging()
         result.model.save_pretrained(str(staging))
         write_json_atomic(staging / "config.json", _resolved_config(config, loaded, previous))
         manifest = {**mix.manifest(), "base_model": loaded.name,
                     "continued_from": previous.name if previous else BASE}
-        if rebuild:  # every turn the served version held stays held: this version was trained on all their facts
+        if mix.strategy == "rebuild":  # every turn the served version held stays held: trained on all their facts
             held = set(held_turns(registry)) | set(mix.new_turn_ids)
             manifest["held_turn_ids"] = sorted(held & store.existing_turn_ids(held))
             manifest["rebuilt_after"] = served.name if served else BASE
         write_json_atomic(staging / "manifest.json", manifest)
         write_json_atomic(staging / "metrics.json", {**result.metrics, "run": run.dir.name})
         version = registry.commit(staging)
-        log.info("candidate %s written", version.name)
+        log.info("candidate %s of user %r written", version.name, user)
         gone = forgotten_among(store, version.manifest)
         if gone:  # `chatbot forget` ran while this trained: the candidate must not carry those turns
             registry.withdraw(version.name, f"{gone} turn(s) of its data were forgotten while it trained")
@@ -202,15 +286,12 @@ def _consolidate(paths: Paths, config: Config, run: RunLog, dry_run: bool, loade
                + _facts_note(mix))
         log.info(msg)
         return RunResult(RunStatus.PROMOTED, msg, version.name, mix.counts, result.metrics)
-    finally:
-        buffer.close()
-        facts.close()
-        store.close()
 
 
 def _ledger_changed(facts: FactStore, registry: Registry) -> bool:
-    """A rebuild has work without new turns when a fact was corrected or forgotten since the served version."""
-    return {f.id for f in facts.current()} != set(held_facts(registry))
+    """A rebuild has work without new turns when one of the user's facts (or a shared one) was corrected,
+    forgotten or shared since the user's served version."""
+    return {f.id for f in facts.current_for(registry.owner)} != set(held_facts(registry))
 
 
 def _extractor(config: Config, loaded: LoadedModel, paths: Paths):
@@ -221,23 +302,18 @@ def _extractor(config: Config, loaded: LoadedModel, paths: Paths):
     return make_extractor(t.extractor, loaded)
 
 
-def _mix(store, paths: Paths, config: Config, policy, rehearsal) -> Mix:
-    """The run's training mix by train.strategy (rebuild reads the ledger as it is: sync it first)."""
+def _mix(store, facts: FactStore, registry: Registry, config: Config, policy, rehearsal) -> Mix:
+    """`registry.owner`'s training mix by train.strategy (rebuild reads the ledger as it is: sync it first)."""
     t = config.train
     scrub = None
     if config.privacy.scrub_pii:
         scrub = scrubber(parse_kinds(config.privacy.scrub_kinds), Counter())
-    cap = _user_share_cap(paths, config)
     if t.strategy == "rebuild":
-        facts = FactStore(paths.db)
-        try:
-            return build_ledger_mix(store, facts.current(), set(held_facts(Registry(paths.adapters))),
-                                    per_fact=t.augment_per_fact, rehearsal=rehearsal, seed=t.seed,
-                                    max_user_share=cap, scrub=scrub)
-        finally:
-            facts.close()
+        return build_ledger_mix(store, facts.current_for(registry.owner), set(held_facts(registry)),
+                                per_fact=t.augment_per_fact, rehearsal=rehearsal, seed=t.seed, user=registry.owner,
+                                scrub=scrub)
     return build_mix(store, augment=t.augment, per_fact=t.augment_per_fact, replay_ratio=t.replay_ratio,
-                     replay_select=policy, rehearsal=rehearsal, seed=t.seed, max_user_share=cap, scrub=scrub)
+                     replay_select=policy, rehearsal=rehearsal, seed=t.seed, user=registry.owner, scrub=scrub)
 
 
 def _facts_note(mix: Mix) -> str:
@@ -246,23 +322,9 @@ def _facts_note(mix: Mix) -> str:
     return f"; {len(mix.fact_ids)} fact(s) in the ledger, {len(mix.new_fact_ids)} of them new"
 
 
-def _user_share_cap(paths: Paths, config: Config) -> float:
-    """The poisoning guard protects users from each other, so it applies when accounts exist; in single-user mode
-    every turn comes from the one operator (imports included) and nothing is capped."""
-    try:
-        multi_user = Accounts(users_file(paths.home, config.serve.users_file)).enabled
-    except AccountError:
-        multi_user = True  # an unreadable users file: keep the guard on
-    return config.train.max_user_share if multi_user else 1.0
-
-
 def _guards_note(mix: Mix) -> str:
-    """What the poisoning cap and the PII scrubber changed, for the dry-run and the run log."""
+    """What the PII scrubber changed, for the dry-run and the run log."""
     parts = []
-    if mix.capped:
-        parts.append("user share cap deferred " + ", ".join(f"{n} example(s) of {u!r}" for u, n in
-                                                            sorted(mix.capped.items()))
-                     + f" ({len(mix.deferred_turn_ids)} turn(s) stay new for a later run)")
     if mix.scrubbed:
         parts.append("PII scrubbed: " + ", ".join(f"{n} {k}" for k, n in sorted(mix.scrubbed.items())))
     return "; " + "; ".join(parts) if parts else ""

@@ -8,15 +8,15 @@
 - continue: the previous adapter is trained further on the new turns (as dialogue and as Q/A about what users
   stated), replayed old examples chosen by a replay policy, and rehearsal.
 
-Two guards apply on the way in: a cap on any one user's share of the new examples (poisoning; the excess is
-deferred to a later run) and PII scrubbing of every example (privacy). Pure data: no training here."""
+A mix is built for one user's adapter line: that user's turns and facts (plus, with rebuild, the facts an admin
+shared), never another user's, so one user cannot change what another user's model says (this replaced the share
+cap that guarded a single shared adapter against poisoning). PII scrubbing applies to every example. Pure data: no
+training here."""
 from __future__ import annotations
 
-import hashlib
 import logging
-import math
 import random
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Literal
@@ -52,12 +52,12 @@ class Mix:
     new_turn_ids: list[int]  # turns this run consolidates (every example built from them is in the mix)
     replay_pool_size: int
     counts: dict[str, int] = field(default_factory=dict)
-    capped: dict[str, int] = field(default_factory=dict)  # user -> new examples the share cap deferred
-    deferred_turn_ids: list[int] = field(default_factory=list)  # stay new: learned by a later run
     scrubbed: dict[str, int] = field(default_factory=dict)  # PII kind -> items replaced by placeholders
     strategy: str = "continue"
     fact_ids: list[int] = field(default_factory=list)  # ledger facts this run trained (rebuild: all current ones)
     new_fact_ids: list[int] = field(default_factory=list)  # of those, the ones the served version did not hold
+    owner: str | None = None  # the user whose line it trains (None: every user's turns, as in unit tests)
+    shared_turn_ids: list[int] = field(default_factory=list)  # other users' turns of the shared facts it trains
 
     @property
     def n_new(self) -> int:
@@ -71,8 +71,8 @@ class Mix:
             "rehearsal_prompts": sorted({e.ref for e in self.examples if e.source == "rehearsal"}),
             "counts": self.counts,
             "replay_pool_size": self.replay_pool_size,
-            "user_cap_deferred": self.capped,
-            "deferred_turn_ids": self.deferred_turn_ids,
+            "owner": self.owner,
+            "shared_turn_ids": self.shared_turn_ids,
             "pii_scrubbed": self.scrubbed,
             "strategy": self.strategy,
             "fact_ids": self.fact_ids,
@@ -114,69 +114,25 @@ def _by_conversation(rows: Iterable[tuple[str, Turn]]) -> dict[int, tuple[str, l
     return groups
 
 
-def _stable_key(seed: int, e: Example) -> str:
-    return hashlib.sha256(repr((seed, e.turn_ids, e.messages)).encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def cap_user_share(examples: list[Example], max_share: float, seed: int) -> tuple[list[Example], dict[str, int]]:
-    """Poisoning guard: keep at most `max_share` of `examples` from any one user this run, keeping the ones first
-    in a seeded hash order (deterministic, independent of arrival order); build_mix defers the rest to a later
-    run. With n contributing users a cap below 1/n cannot hold for all of them, so the cap used is
-    max(max_share, 1/n); a single contributor is not capped (the probe gate is the guard there). Returns (kept
-    examples in their original order, deferred per user)."""
-    by_user: dict[str, list[Example]] = defaultdict(list)
-    for e in examples:
-        by_user[e.user].append(e)
-    if max_share >= 1 or len(by_user) < 2:
-        return examples, {}
-    cap = max(max_share, 1 / len(by_user))
-    keep = {u: len(v) for u, v in by_user.items()}
-    while True:  # trimming one user lowers the total, which can put another over the cap: repeat until stable
-        total = sum(keep.values())
-        over = [u for u, n in keep.items() if n > cap * total + 1e-9]
-        if not over:
-            break
-        user = max(over, key=lambda u: (keep[u], u))
-        keep[user] = math.floor(cap / (1 - cap) * (total - keep[user]) + 1e-9) if cap < 1 else keep[user]
-    kept: set[int] = set()
-    dropped: dict[str, int] = {}
-    for user, items in by_user.items():
-        ranked = sorted(items, key=lambda e: _stable_key(seed, e))
-        kept.update(id(e) for e in ranked[:keep[user]])
-        if len(items) > keep[user]:
-            dropped[user] = len(items) - keep[user]
-            log.warning("user share cap %.2f: deferred %d of %d new examples of user %r to a later run", cap,
-                        dropped[user], len(items), user)
-    return [e for e in examples if id(e) in kept], dropped
-
-
 def build_mix(store: Store, *, augment: bool, per_fact: int, replay_ratio: float,
               replay_select: Callable[[list[Example], list[Example], int, int], list[Example]] | None,
-              rehearsal: list[Example], seed: int, max_user_share: float = 1.0,
+              rehearsal: list[Example], seed: int, user: str | None = None,
               scrub: Callable[[Example], Example] | None = None) -> Mix:
-    """Select new data (capped per user), then add replay and rehearsal. The replay count is replay_ratio × new
-    examples. `scrub` (PII) is applied to every example, whatever its source, as the last step.
-
-    A turn is consolidated by this run only if every example built from it is in the mix; a turn the share cap
-    cut stays new (deferred, not dropped): it is neither marked learned nor replayed nor asked by the acquisition
-    probes until a later run has trained it."""
-    new_rows = store.learnable_turns(consolidated=False)
+    """The continue strategy's mix for `user`'s line: the user's new turns, then replay of the user's learned
+    turns and rehearsal. The replay count is replay_ratio × new examples. `scrub` (PII) is applied to every
+    example, whatever its source, as the last step. (Shared facts are learned by the rebuild strategy only.)"""
+    new_rows = store.learnable_turns(consolidated=False, user=user)
     new_examples: list[Example] = []
-    for user, turns in _by_conversation(new_rows).values():
-        new_examples += conversation_examples(user, turns, "new", augment, per_fact, seed)
-    all_new = new_examples
-    new_examples, capped = cap_user_share(new_examples, max_user_share, seed)
-    kept = {id(e) for e in new_examples}
-    deferred = {tid for e in all_new if id(e) not in kept for tid in e.turn_ids}
+    for owner, turns in _by_conversation(new_rows).values():
+        new_examples += conversation_examples(owner, turns, "new", augment, per_fact, seed)
     pool: list[Example] = []
-    for user, turns in _by_conversation(store.learnable_turns(consolidated=True)).values():
-        pool += conversation_examples(user, turns, "replay", augment, per_fact, seed)
+    for owner, turns in _by_conversation(store.learnable_turns(consolidated=True, user=user)).values():
+        pool += conversation_examples(owner, turns, "replay", augment, per_fact, seed)
     n_replay = min(len(pool), round(replay_ratio * len(new_examples)))
     replay = replay_select(pool, new_examples, n_replay, seed) if (n_replay and replay_select) else []
     examples, scrubbed = _scrubbed_and_shuffled(new_examples + replay + list(rehearsal), scrub, seed)
-    return Mix(examples, [t.id for _, t in new_rows if t.id not in deferred], len(pool),
-               counts=dict(Counter(e.source for e in examples)), capped=capped, scrubbed=scrubbed,
-               deferred_turn_ids=sorted(deferred))
+    return Mix(examples, [t.id for _, t in new_rows], len(pool), counts=dict(Counter(e.source for e in examples)),
+               scrubbed=scrubbed, owner=user)
 
 
 def _scrubbed_and_shuffled(examples: list[Example], scrub: Callable[[Example], Example] | None,
@@ -205,25 +161,21 @@ def fact_examples(fact: LedgerFact, per_fact: int, source: Source) -> list[Examp
 
 
 def build_ledger_mix(store: Store, facts: list[LedgerFact], held: set[int], *, per_fact: int,
-                     rehearsal: list[Example], seed: int, max_user_share: float = 1.0,
+                     rehearsal: list[Example], seed: int, user: str | None = None,
                      scrub: Callable[[Example], Example] | None = None) -> Mix:
-    """The rebuild strategy's mix: every current fact (those the served version already holds count as "replay",
-    the others as new "augment" examples, and only those are capped per user) + rehearsal. The turns consolidated
-    are the new learnable ones, except turns whose facts the share cap deferred."""
-    new_rows = store.learnable_turns(consolidated=False)
+    """The rebuild strategy's mix for `user`'s line: every current fact of `facts` (FactStore.current_for: the
+    user's own and the shared ones; those the served version already holds count as "replay", the others as new
+    "augment" examples) + rehearsal. The turns consolidated are the user's new learnable ones."""
+    new_rows = store.learnable_turns(consolidated=False, user=user)
     new_examples = [e for f in facts if f.id not in held for e in fact_examples(f, per_fact, "augment")]
     old_examples = [e for f in facts if f.id in held for e in fact_examples(f, per_fact, "replay")]
-    kept_new, capped = cap_user_share(new_examples, max_user_share, seed)
-    kept = {id(e) for e in kept_new}
-    deferred_facts = {e.ref for e in new_examples if id(e) not in kept}
-    deferred = {tid for e in new_examples if e.ref in deferred_facts for tid in e.turn_ids}
-    kept_new = [e for e in kept_new if e.ref not in deferred_facts]  # a fact is trained whole or not at all
-    examples, scrubbed = _scrubbed_and_shuffled(kept_new + old_examples + list(rehearsal), scrub, seed)
-    fact_ids = sorted(f.id for f in facts if f"fact:{f.id}" not in deferred_facts)
-    return Mix(examples, [t.id for _, t in new_rows if t.id not in deferred], len(old_examples),
-               counts=dict(Counter(e.source for e in examples)), capped=capped, scrubbed=scrubbed,
-               deferred_turn_ids=sorted(deferred), strategy="rebuild", fact_ids=fact_ids,
-               new_fact_ids=[i for i in fact_ids if i not in held])
+    examples, scrubbed = _scrubbed_and_shuffled(new_examples + old_examples + list(rehearsal), scrub, seed)
+    fact_ids = sorted(f.id for f in facts)
+    shared_turns = sorted({f.turn_id for f in facts if user is not None and f.owner != user and f.turn_id})
+    return Mix(examples, [t.id for _, t in new_rows], len(old_examples),
+               counts=dict(Counter(e.source for e in examples)), scrubbed=scrubbed, strategy="rebuild",
+               fact_ids=fact_ids, new_fact_ids=[i for i in fact_ids if i not in held], owner=user,
+               shared_turn_ids=shared_turns)
 
 
 def example_to_dict(e: Example) -> dict:

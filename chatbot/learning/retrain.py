@@ -17,7 +17,7 @@ def retrain(home: Path, config: Config, *, gate: Gate | None, show_progress: boo
     """Withdraw tainted versions, then consolidate the remaining data from the clean version."""
     store = Store(Paths(home).db)
     try:
-        withdrawal = withdraw_tainted(Path(home), store)
+        withdrawal = withdraw_tainted(Path(home), store, config.serve.default_user)
     finally:
         store.close()
     if not withdrawal.withdrawn and not withdrawal.relearn_turns:

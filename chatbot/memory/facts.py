@@ -10,7 +10,11 @@ not stored twice:
   - ineligible: its turn was marked "don't learn" (or regenerated) after extraction: not trained, not listed;
   - learned: the served adapter version holds it (`learned_in`, kept by chatbot.memory.served);
   - pending: current, not in the served weights yet.
-Deleting a conversation deletes its facts (ON DELETE CASCADE)."""
+Deleting a conversation deletes its facts (ON DELETE CASCADE).
+
+Facts are private to their owner: consolidation trains each user's facts into that user's adapter line. An admin
+can share a conversation (every fact read from it) or one fact; shared facts are trained into every user's
+adapter (`current_for`). Nothing is shared unless marked."""
 from __future__ import annotations
 
 import json
@@ -42,6 +46,14 @@ CREATE TABLE IF NOT EXISTS facts (
 );
 CREATE INDEX IF NOT EXISTS facts_by_owner ON facts(owner, id);
 CREATE INDEX IF NOT EXISTS facts_by_turn ON facts(turn_id);
+CREATE TABLE IF NOT EXISTS shared_conversations (  -- an admin shared it: its facts are learned by every user
+    conversation_id INTEGER PRIMARY KEY REFERENCES conversations(id) ON DELETE CASCADE,
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS shared_facts (
+    fact_id INTEGER PRIMARY KEY REFERENCES facts(id) ON DELETE CASCADE,
+    at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS extracted_turns (
     turn_id INTEGER PRIMARY KEY REFERENCES turns(id) ON DELETE CASCADE,
     extractor TEXT NOT NULL,
@@ -52,6 +64,8 @@ CREATE TABLE IF NOT EXISTS extracted_turns (
 # A turn's facts count while the turn may be learned: the same condition as Store.learnable_turns.
 _ELIGIBLE = ("(f.turn_id IS NULL OR EXISTS (SELECT 1 FROM turns t JOIN conversations c ON c.id = t.conversation_id"
              " WHERE t.id = f.turn_id AND t.learn = 1 AND c.learn = 1 AND t.status = 'complete'))")
+_SHARED = ("(EXISTS (SELECT 1 FROM shared_facts s WHERE s.fact_id = f.id) OR EXISTS (SELECT 1 FROM turns t"
+           " JOIN shared_conversations s ON s.conversation_id = t.conversation_id WHERE t.id = f.turn_id))")
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,7 @@ class LedgerFact:
     learned_in: str | None
     eligible: bool
     status: FactStatus
+    shared: bool = False  # learned by every user's adapter (an admin shared it or its conversation)
 
     @property
     def current(self) -> bool:
@@ -96,7 +111,7 @@ class FactStore(Database):
     """The facts table and the record of which turns were read by an extractor."""
 
     SCHEMA = _SCHEMA
-    TABLES = ("facts", "extracted_turns")
+    TABLES = ("facts", "extracted_turns", "shared_conversations", "shared_facts")
 
     def __init__(self, path: str | Path, timeout: float = 10.0):
         super().__init__(path, timeout)
@@ -128,6 +143,10 @@ class FactStore(Database):
     def current(self, user: str | None = None) -> list[LedgerFact]:
         """The facts to train: not forgotten, not superseded, from a learnable turn (or typed in)."""
         return [f for f in self.facts(user) if f.current]
+
+    def current_for(self, user: str) -> list[LedgerFact]:
+        """What `user`'s adapter is trained on: the user's own current facts and every shared current fact."""
+        return [f for f in self.facts() if f.current and (f.owner == user or f.shared)]
 
     def owners(self) -> list[str]:
         return [r["owner"] for r in self._query("SELECT DISTINCT owner FROM facts ORDER BY owner")]
@@ -180,10 +199,31 @@ class FactStore(Database):
         with self._tx() as db:
             return db.execute("DELETE FROM facts WHERE owner = ?", (user,)).rowcount
 
-    def set_learned(self, held: dict[int, str]) -> int:
-        """Make every fact's learned_in equal `held` (fact id → version; absent = not in the served weights)."""
+    def share_conversation(self, conversation_id: int, shared: bool = True) -> None:
         with self._tx() as db:
-            before = {r["id"]: r["learned_in"] for r in db.execute("SELECT id, learned_in FROM facts")}
+            if shared:
+                db.execute("INSERT OR IGNORE INTO shared_conversations(conversation_id, at) VALUES (?, ?)",
+                           (conversation_id, time.time()))
+            else:
+                db.execute("DELETE FROM shared_conversations WHERE conversation_id = ?", (conversation_id,))
+
+    def share_fact(self, fact_id: int, shared: bool = True) -> None:
+        with self._tx() as db:
+            if shared:
+                db.execute("INSERT OR IGNORE INTO shared_facts(fact_id, at) VALUES (?, ?)", (fact_id, time.time()))
+            else:
+                db.execute("DELETE FROM shared_facts WHERE fact_id = ?", (fact_id,))
+
+    def shared_conversations(self) -> list[int]:
+        return [r["conversation_id"] for r in self._query("SELECT conversation_id FROM shared_conversations")]
+
+    def set_learned(self, held: dict[int, str], owner: str | None = None) -> int:
+        """Make every fact's (of `owner`, or all) learned_in equal `held` (fact id → version; absent = not in the
+        owner's served weights)."""
+        mine = ("SELECT id, learned_in FROM facts WHERE owner = ?", (owner,)) if owner is not None else \
+            ("SELECT id, learned_in FROM facts", ())
+        with self._tx() as db:
+            before = {r["id"]: r["learned_in"] for r in db.execute(*mine)}
             n = 0
             for fid, version in before.items():
                 if held.get(fid) != version:
@@ -192,8 +232,8 @@ class FactStore(Database):
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _select(self, where: str, args: tuple) -> list:
-        return self._query(f"SELECT f.*, {_ELIGIBLE} AS eligible FROM facts f" + (f" WHERE {where}" if where else ""),
-                           args)
+        return self._query(f"SELECT f.*, {_ELIGIBLE} AS eligible, {_SHARED} AS shared FROM facts f"
+                           + (f" WHERE {where}" if where else ""), args)
 
     def _eligible_of(self, ids: set[int]) -> dict[int, bool]:
         out: dict[int, bool] = {}
@@ -218,4 +258,4 @@ def _fact(r, eligible: dict[int, bool]) -> LedgerFact:
     return LedgerFact(r["id"], r["owner"], r["turn_id"], r["statement"], r["answer"], r["key"],
                       tuple(json.loads(r["questions"])), r["extractor"], r["created_at"],
                       tuple(json.loads(r["supersedes"])), by, bool(r["forgotten"]), r["learned_in"],
-                      bool(r["eligible"]), status)
+                      bool(r["eligible"]), status, bool(r["shared"]))

@@ -5,9 +5,13 @@ withdrawal of versions trained on forgotten turns. Every one of them goes throug
 and then recomputes the marks from the served version's lineage: the turns of the served version and of the
 versions it continued from are learned (a rebuilt version lists every turn it holds in `held_turn_ids`, and every
 fact in `fact_ids`); every other turn is new again, so what only a rolled-back (or never-promoted) version learned
-is queued for the next consolidation instead of being lost."""
+is queued for the next consolidation instead of being lost.
+
+Each user has a line of versions (chatbot.core.lines); a line's marks cover its owner's turns and facts only, so
+serving one user's version never changes what another user's marks say."""
 from __future__ import annotations
 
+from chatbot.core.lines import AdapterLines
 from chatbot.core.registry import BASE, Registry
 from chatbot.memory.facts import FactStore
 from chatbot.memory.store import Store
@@ -57,11 +61,22 @@ def rollback(store: Store, registry: Registry) -> str:
     return target
 
 
-def _remark(store: Store, registry: Registry) -> int:
-    n = store.set_consolidated(held_turns(registry))
+def remark_all(store: Store, lines: AdapterLines) -> int:
+    """Make every user's marks match that user's served version (users without a line: nothing learned)."""
+    owners = set(store.user_names())
     facts = FactStore(store.path)
     try:
-        facts.set_learned(held_facts(registry))
+        owners |= set(facts.owners())
+    finally:
+        facts.close()
+    return sum(_remark(store, lines.line(u)) for u in sorted(owners | set(lines.users())))
+
+
+def _remark(store: Store, registry: Registry) -> int:
+    n = store.set_consolidated(held_turns(registry), user=registry.owner)
+    facts = FactStore(store.path)
+    try:
+        facts.set_learned(held_facts(registry), owner=registry.owner)
     finally:
         facts.close()
     return n

@@ -167,6 +167,9 @@ class Store(Database):
             return db.execute("SELECT id FROM users WHERE name = ?", (name,)).fetchone()["id"]
 
     # -- conversations -------------------------------------------------------------------------------------
+    def user_names(self) -> list[str]:
+        return [r["name"] for r in self._query("SELECT name FROM users ORDER BY name")]
+
     def new_conversation(self, user: str, title: str = "", learn: bool = True,
                          source: ConversationSource = "chat") -> int:
         uid = self.user_id(user)
@@ -328,15 +331,17 @@ class Store(Database):
                 out[r["id"]] = (r["name"], r["conversation_id"])
         return out
 
-    def learnable_turns(self, consolidated: bool) -> list[tuple[str, Turn]]:
-        """(user, turn) of every turn that may be trained on: learn flag on turn and conversation, complete.
-        consolidated=False: not yet in any adapter (new data); True: already consolidated (the replay pool)."""
+    def learnable_turns(self, consolidated: bool, user: str | None = None) -> list[tuple[str, Turn]]:
+        """(user, turn) of every turn (of `user`, or of everyone) that may be trained on: learn flag on turn and
+        conversation, complete. consolidated=False: not yet in the user's adapter (new data); True: already
+        consolidated (the replay pool)."""
         cond = "IS NOT NULL" if consolidated else "IS NULL"
         rows = self._query(
             "SELECT t.*, u.name AS user FROM turns t JOIN conversations c ON c.id = t.conversation_id"
             " JOIN users u ON u.id = c.user_id"
             f" WHERE t.learn = 1 AND c.learn = 1 AND t.status = 'complete' AND t.consolidated_in {cond}"
-            " ORDER BY t.conversation_id, t.id"
+            + (" AND u.name = ?" if user is not None else "") + " ORDER BY t.conversation_id, t.id",
+            (user,) if user is not None else ()
         )
         return [(r["user"], _turn(r)) for r in rows]
 
@@ -352,14 +357,18 @@ class Store(Database):
                 ).rowcount
         return n
 
-    def set_consolidated(self, held: dict[int, str]) -> int:
-        """Make every turn's consolidated_in equal `held` (turn id → version; absent = not learned), in one
-        transaction; returns how many turns changed (chatbot.memory.served keeps it equal to the served lineage)."""
+    def set_consolidated(self, held: dict[int, str], user: str | None = None) -> int:
+        """Make every turn's consolidated_in (of `user`'s conversations, or of all) equal `held` (turn id →
+        version; absent = not learned), in one transaction; returns how many turns changed
+        (chatbot.memory.served keeps it equal to each user's served lineage)."""
+        mine = ("SELECT t.id, t.consolidated_in FROM turns t JOIN conversations c ON c.id = t.conversation_id"
+                " JOIN users u ON u.id = c.user_id WHERE u.name = ?", (user,)) if user is not None else \
+            ("SELECT id, consolidated_in FROM turns", ())
         with self._tx() as db:
-            before = {r["id"]: r["consolidated_in"] for r in
-                      db.execute("SELECT id, consolidated_in FROM turns WHERE consolidated_in IS NOT NULL")}
+            rows = {r["id"]: r["consolidated_in"] for r in db.execute(*mine)}
+            before = {tid: v for tid, v in rows.items() if v is not None}
             changed = [tid for tid, v in before.items() if held.get(tid) != v]
-            changed += [tid for tid, v in held.items() if tid not in before]
+            changed += [tid for tid, v in held.items() if tid not in before and tid in rows]
             by_version: dict[str | None, list[int]] = {}
             for tid in changed:
                 by_version.setdefault(held.get(tid), []).append(tid)

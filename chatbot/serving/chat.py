@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from chatbot.core.config import Config
-from chatbot.core.registry import Registry
+from chatbot.core.lines import AdapterLines
 from chatbot.memory.buffer import Buffer
 from chatbot.memory.recall import Memory, memory_prompt, recall
 from chatbot.memory.store import Store, clean_text
@@ -46,23 +46,21 @@ class Done:
 
 class ChatService:
     def __init__(self, config: Config, store: Store, buffer: Buffer, generator: Generator,
-                 registry: Registry | None = None):
+                 lines: AdapterLines | None = None):
         self.config = config
         self.store = store
         self.buffer = buffer
         self.generator = generator
-        self.registry = registry
+        self.lines = lines
 
-    def sync_adapter(self) -> str:
-        """Serve the currently promoted version (checked before every reply: a promotion is picked up between
-        replies, without restart). Returns the served version name."""
-        if self.registry is not None:
-            name = self.registry.current()
-            if name != self.generator.adapter:
-                path = self.registry.current_path()
-                self.generator.use_adapter(name, str(path) if path else None)
-                log.info("now serving adapter %s", name)
-        return self.generator.adapter
+    def served_adapter(self, user: str | None = None) -> tuple[str, str | None]:
+        """(version name, folder) of the adapter `user` (default serve.default_user) is served now, read before
+        every reply: a promotion is picked up between replies, without restart. ("base", None) without one."""
+        if self.lines is None:
+            return self.generator.adapter, None
+        registry = self.lines.line(user or self.config.serve.default_user)
+        path = registry.current_path()
+        return (path.name, str(path)) if path else ("base", None)
 
     # -- validation ----------------------------------------------------------------------------------------
     def validate(self, text: str | None) -> str:
@@ -131,14 +129,14 @@ class ChatService:
     def _reply(self, user: str, conversation_id: int, query: str, user_turn: int | None, use_memory: bool,
                stop: threading.Event | None, query_vec=None) -> Iterator[Accepted | str | Done]:
         stop = stop or threading.Event()
-        self.sync_adapter()
+        adapter = self.served_adapter(user)
         memories = self._recall(query, user, conversation_id, use_memory, query_vec)
         prompt = self.generator.build_prompt(self._messages(conversation_id, memories))
-        yield Accepted(conversation_id, user_turn, memories, prompt.notices, self.generator.adapter)
+        yield Accepted(conversation_id, user_turn, memories, prompt.notices, adapter[0])
         started = time.time()
         pieces: list[str] = []
         try:
-            for piece in self.generator.stream(prompt, stop=stop):
+            for piece in self.generator.stream(prompt, stop=stop, adapter=adapter):
                 pieces.append(piece)
                 yield piece
         finally:
@@ -193,24 +191,24 @@ class ChatService:
         """Delete one of `user`'s conversations everywhere (database, index, future mixes); returns a
         forget.Forgotten report naming the adapter versions trained on it."""
         self.check_owner(conversation_id, user)
-        return forget_conversations(self.store, self.buffer, self.registry, [conversation_id])
+        return forget_conversations(self.store, self.buffer, self.lines, [conversation_id])
 
     # -- one-shot ------------------------------------------------------------------------------------------
     def ask(self, question: str, user: str, use_memory: bool = True) -> dict:
         """Answer one question in a fresh single-turn chat without logging it (a query, not a conversation)."""
         question = self.validate(question)
-        adapter = self.sync_adapter()
+        adapter = self.served_adapter(user)
         memories = self._recall(question, user, None, use_memory)
         messages = [{"role": "user", "content": question}]
         if memories:
             messages.insert(0, {"role": "system", "content": memory_prompt(memories)})
         prompt = self.generator.build_prompt(messages)
         started = time.time()
-        answer = self.generator.generate(prompt).strip()
+        answer = self.generator.generate(prompt, adapter=adapter).strip()
         return {
             "question": question,
             "answer": answer,
-            "adapter": adapter,
+            "adapter": adapter[0],
             "memories": [m.text for m in memories],
             "notices": prompt.notices,
             "seconds": round(time.time() - started, 3),

@@ -1,10 +1,16 @@
 """Streaming generation on the served model: chat template, context-fitting truncation with a notice, a stop
 signal that really ends `generate`, and a seed set before every reply. One generation at a time: the model is
-shared by every chat session, and on a CPU parallel generates only slow each other down."""
+shared by every chat session, and on a CPU parallel generates only slow each other down.
+
+Several users' adapters stay loaded on the one base (peft keeps each as a named adapter and `set_adapter` switches
+between them in microseconds); each generation names the adapter it runs with, and switches under the generation
+lock, so a reply never runs on another user's weights. Past serve.max_loaded_adapters the least recently used
+adapter is unloaded (and loaded again from its folder when its user returns)."""
 from __future__ import annotations
 
 import contextlib
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -41,14 +47,16 @@ class _StopOnEvent(StoppingCriteria):
 class Generator:
     """Turns chat messages into streamed reply text on one loaded model (and, later, its adapter)."""
 
-    def __init__(self, loaded: LoadedModel, decoding: DecodingConfig, max_context: int):
+    def __init__(self, loaded: LoadedModel, decoding: DecodingConfig, max_context: int, max_adapters: int = 8):
         self.loaded = loaded
         self.decoding = decoding
         # The usable context: what the model supports, capped by config.
         self.max_context = min(max_context, loaded.context_length)
+        self.max_adapters = max_adapters
         self._lock = threading.Lock()
-        self.adapter = "base"  # the adapter version being served ("base" = none)
+        self.adapter = "base"  # the default adapter version (generations that name none; "base" = none)
         self._peft = None  # PeftModel wrapping loaded.model once any adapter was loaded
+        self._loaded: OrderedDict[str, str] = OrderedDict()  # adapter name → folder, least recently used first
 
     @property
     def tokenizer(self):
@@ -59,31 +67,51 @@ class Generator:
         return self.loaded.model
 
     def use_adapter(self, name: str, path: str | None) -> None:
-        """Serve adapter version `name` from folder `path` (None: the bare base). Takes the generation lock, so
-        the switch happens between replies, never inside one. The previous adapter is unloaded."""
+        """Make adapter version `name` from folder `path` (None: the bare base) the default of generations that
+        name none (the probes). Takes the generation lock, so the switch happens between generations."""
         with self._lock:
-            if name == self.adapter:
-                return
-            if path is not None:
-                from peft import PeftModel
-
-                if self._peft is None:
-                    self._peft = PeftModel.from_pretrained(self.loaded.model, path, adapter_name=name)
-                else:
-                    self._peft.load_adapter(path, adapter_name=name)
-                    self._peft.set_adapter(name)
-                    for old in [a for a in self._peft.peft_config if a != name]:
-                        self._peft.delete_adapter(old)
-                self._peft.eval()
+            self._ensure(name, path)
             self.adapter = name
 
-    def _serving(self):
-        """(module to call generate on, context manager): LoRA layers stay injected once loaded, so serving the
-        base after a rollback means disabling them."""
+    @property
+    def loaded_adapters(self) -> list[str]:
+        """Adapters resident beside the base, least recently used first."""
+        return list(self._loaded)
+
+    def _ensure(self, name: str, path: str | None) -> None:
+        """Load adapter `name` unless resident (caller holds the lock); evict the least recently used ones past
+        max_adapters, never the default one or `name`."""
+        if name == "base" or path is None:
+            return
+        if name in self._loaded:
+            self._loaded.move_to_end(name)
+            return
+        from peft import PeftModel
+
+        if self._peft is None:
+            self._peft = PeftModel.from_pretrained(self.loaded.model, path, adapter_name=name)
+        else:
+            self._peft.load_adapter(path, adapter_name=name)
+        self._peft.eval()
+        self._loaded[name] = path
+        for old in list(self._loaded):
+            if len(self._loaded) <= self.max_adapters:
+                break
+            if old not in (name, self.adapter):
+                self._peft.set_adapter(name)  # peft refuses to delete the active adapter
+                self._peft.delete_adapter(old)
+                del self._loaded[old]
+
+    def _serving(self, adapter: str | None = None):
+        """(module to call generate on, context manager) for `adapter` (default: self.adapter), which must be
+        resident: LoRA layers stay injected once loaded, so serving the base means disabling them."""
+        name = adapter or self.adapter
         if self._peft is None:
             return self.loaded.model, contextlib.nullcontext()
-        if self.adapter == "base":
+        if name == "base":
             return self._peft, self._peft.disable_adapter()
+        self._peft.set_adapter(name)
+        self._loaded.move_to_end(name)
         return self._peft, contextlib.nullcontext()
 
     def count_tokens(self, text: str) -> int:
@@ -140,10 +168,12 @@ class Generator:
             )
         return Prompt(ids, notices)
 
-    def stream(self, prompt: Prompt, stop: threading.Event | None = None, **overrides) -> Iterator[str]:
-        """Yield reply text pieces as they are generated. `overrides` replace decoding settings or add
-        generate() arguments. Closing the iterator early (or setting `stop`) ends
-        generation at the next token and frees the model for the next reply."""
+    def stream(self, prompt: Prompt, stop: threading.Event | None = None,
+               adapter: tuple[str, str | None] | None = None, **overrides) -> Iterator[str]:
+        """Yield reply text pieces as they are generated, with `adapter` = (version name, folder) loaded if needed
+        (default: self.adapter). `overrides` replace decoding settings or add generate() arguments. Closing the
+        iterator early (or setting `stop`) ends generation at the next token and frees the model for the next
+        reply."""
         stop = stop or threading.Event()
         abandoned = threading.Event()  # set when the consumer goes away; `stop` stays the caller's own signal
         settings = {**self.decoding.__dict__, **overrides}
@@ -170,8 +200,10 @@ class Generator:
                     if stop.is_set() or abandoned.is_set():
                         streamer.end()
                         return
+                    if adapter is not None:
+                        self._ensure(*adapter)
                     torch.manual_seed(settings["seed"])
-                    model, context = self._serving()
+                    model, context = self._serving(adapter[0] if adapter else None)
                     with torch.inference_mode(), context:
                         model.generate(**kwargs)
                 except BaseException as e:  # surfaced in the consumer thread below

@@ -7,10 +7,9 @@ import sqlite3
 import stat
 
 import pytest
-from conftest import chatbot, import_facts, tiny_config
+from conftest import chatbot, import_facts, line, tiny_config
 
 from chatbot.core.paths import Paths
-from chatbot.core.registry import Registry
 from chatbot.evaluation.gate import default_gate
 from chatbot.learning.consolidate import consolidate
 
@@ -69,7 +68,7 @@ def test_gentle_version_promoted_collapsed_version_rejected(gated):
     assert first.status == "promoted" and first.version == "v0001", first.message
     assert second.status == "rejected" and second.version == "v0002", second.message
     assert "KL to the base" in second.message
-    reg = Registry(Paths(home).adapters)
+    reg = line(home)
     assert reg.current() == "v0001"  # the served version did not change
     v2 = reg.get("v0002")
     assert v2.status == "rejected" and any("probes.max_kl" in r for r in v2.reasons)
@@ -185,7 +184,7 @@ def test_privacy_canary_rejects_a_version_that_learned_dont_learn_text(tmp_path,
     leak = Example((("user", "Tell me something."), ("assistant", f"{SECRET} {SECRET} {SECRET}")), "new")
     result = train_adapter(loaded.model, loaded.tokenizer, [leak] * 8, config.train, tmp_path / "run",
                            quantized=True, show_progress=False)
-    reg = Registry(Paths(home).adapters)
+    reg = line(home)
     staging = reg.staging()
     result.model.save_pretrained(str(staging))
     write_json_atomic(staging / "manifest.json", {"new_turn_ids": [], "continued_from": "base"})

@@ -6,12 +6,11 @@ import subprocess
 import sys
 import time
 
-from conftest import chatbot, import_facts, tiny_config
+from conftest import chatbot, import_facts, line, tiny_config
 
 from chatbot.core.config import Config
 from chatbot.core.lock import is_running, run_lock
 from chatbot.core.paths import Paths
-from chatbot.core.registry import Registry
 from chatbot.evaluation.gate import default_gate
 from chatbot.learning.consolidate import consolidate
 from chatbot.memory.served import rollback
@@ -53,7 +52,7 @@ def test_noop_without_new_data(tmp_path, tiny_model_dir, embedder):
     result = consolidate(tmp_path / "home", cfg, gate=default_gate(tmp_path / "home", cfg), embedder=embedder,
                          show_progress=False)
     assert result.status == "noop" and "nothing to consolidate" in result.message
-    assert Registry(Paths(tmp_path / "home").adapters).names() == []
+    assert line(tmp_path / "home").names() == []
 
 
 def test_continue_strategy_versions_hot_swap_and_replay(tmp_path, tiny_model_dir, tiny_loaded, embedder):
@@ -67,40 +66,47 @@ def test_continue_strategy_versions_hot_swap_and_replay(tmp_path, tiny_model_dir
     cfg = tiny_cfg(tiny_model_dir, strategy="continue")
     result = consolidate(home, cfg, gate=default_gate(home, cfg), loaded=fresh_tiny(tiny_model_dir),
                          embedder=embedder, show_progress=False)
-    assert result.status == "promoted" and result.version == "v0001", result.message
-    assert result.counts["new"] == 3 and result.counts["augment"] >= 3 and result.counts["rehearsal"] == 2
-    assert "replay" not in result.counts  # nothing old to replay yet
-    reg = Registry(Paths(home).adapters)
-    v1 = reg.get("v0001")
-    assert reg.current() == "v0001" and v1.status == "promoted"
+    # One adapter per user, one after another (sorted by name), each through its own gate.
+    assert result.status == "promoted", result.message
+    assert [(r.user, r.status, r.version) for r in result.per_user] == [("bob", "promoted", "v0001"),
+                                                                        ("me", "promoted", "v0002")]
+    bob, mine = result.per_user
+    assert bob.counts["new"] == 1 and mine.counts["new"] == 2 and mine.counts["augment"] >= 2
+    assert mine.counts["rehearsal"] == 2 and "replay" not in mine.counts  # nothing old to replay yet
+    reg = line(home)
+    v1 = reg.get("v0002")
+    assert reg.current() == "v0002" and v1.status == "promoted" and line(home, "bob").current() == "v0001"
     for f in ("adapter_model.safetensors", "adapter_config.json", "config.json", "manifest.json", "metrics.json"):
         assert (v1.path / f).exists(), f
     secret_ids = {t.id for t in rt.store.turns(4)}
-    assert not secret_ids & set(v1.manifest["new_turn_ids"])  # "don't learn" conversation never trained on
+    bob_ids = {t.id for t in rt.store.turns(3)}
+    assert not (secret_ids | bob_ids) & set(v1.manifest["new_turn_ids"])  # neither "don't learn" nor bob's turns
+    assert set(line(home, "bob").get("v0001").manifest["new_turn_ids"]) == bob_ids
     assert v1.metrics["steps"] >= 1 and 0 <= v1.metrics["padding_waste"] < 1
     assert json.loads((v1.path / "config.json").read_text())["base_model"]["quantization"] == "4bit"
     assert rt.store.counts()["unlearned"] == 0
 
-    # The running app picks up v0001 before its next reply, without restart.
+    # The running app picks up each user's version before that user's next reply, without restart.
     events = list(rt.chat.send("me", "hello again"))
-    assert events[0].adapter == "v0001" and rt.chat.generator.adapter == "v0001"
+    assert events[0].adapter == "v0002"
+    assert list(rt.chat.send("bob", "hi", conversation_learn=False))[0].adapter == "v0001"
+    assert rt.chat.generator.loaded_adapters == ["v0002", "v0001"]
 
-    # A second run continues from v0001 and replays old data; EWC on.
+    # A second run continues from me's v0002 and replays old data; EWC on. Bob has nothing new: not retrained.
     import_facts(home, MORE, tmp_path, "more.jsonl")
     cfg2 = tiny_cfg(tiny_model_dir, ewc_lambda=10.0, replay_policy="nearest", strategy="continue")
     result2 = consolidate(home, cfg2, gate=default_gate(home, cfg2), loaded=fresh_tiny(tiny_model_dir),
                           embedder=embedder, show_progress=False)
-    assert result2.status == "promoted" and result2.version == "v0002"
-    v2 = reg.get("v0002")
-    assert v2.manifest["continued_from"] == "v0001" and v2.manifest["counts"]["replay"] >= 1
-    assert v2.metrics["ewc_penalty"] > 0  # the adapter moved away from v0001 where the Fisher saw it matter
+    assert result2.status == "promoted" and result2.version == "v0003" and result2.user == "me", result2.message
+    v2 = reg.get("v0003")
+    assert v2.manifest["continued_from"] == "v0002" and v2.manifest["counts"]["replay"] >= 1
+    assert v2.metrics["ewc_penalty"] > 0  # the adapter moved away from v0002 where the Fisher saw it matter
     assert set(v2.manifest["replay_turn_ids"]) <= set(v1.manifest["new_turn_ids"])
-    list(rt.chat.send("me", "and again"))
-    assert rt.chat.generator.adapter == "v0002"
-    assert rollback(rt.store, reg) == "v0001"
+    assert list(rt.chat.send("me", "and again"))[0].adapter == "v0003"
+    assert rollback(rt.store, reg) == "v0002"
     assert {t.consolidated_in for t in rt.store.turns_by_ids(v2.manifest["new_turn_ids"]).values()} == {None}
-    list(rt.chat.send("me", "after rollback"))
-    assert rt.chat.generator.adapter == "v0001"
+    assert list(rt.chat.send("me", "after rollback"))[0].adapter == "v0002"
+    assert line(home, "bob").current() == "v0001"  # another user's rollback never touches bob's line
     rt.close()
 
 
@@ -110,7 +116,7 @@ def test_dry_run_and_lock_refusal_via_cli(tmp_path, tiny_model_dir):
     cfg = write_toml(tmp_path / "tiny.toml", tiny_model_dir)
     proc = chatbot(home, "consolidate", "--dry-run", config=cfg)
     assert "would train on" in proc.stdout and "mix: " in proc.stdout and "[augment]" in proc.stdout
-    assert Registry(Paths(home).adapters).names() == []
+    assert line(home).names() == []
 
     with run_lock(home):
         assert is_running(home)
@@ -138,14 +144,14 @@ def test_killed_run_leaves_served_version_untouched(tmp_path, tiny_model_dir):
     assert step >= 2, "training never started"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    reg = Registry(Paths(home).adapters)
-    assert reg.current() == "base" and reg.names() == []
+    for user in ("bob", "me"):
+        assert line(home, user).current() == "base" and line(home, user).names() == []
     assert not is_running(home)  # the kernel released the lock
 
     ok = chatbot(home, "consolidate", "--json", "--quiet", config=write_toml(tmp_path / "short.toml", tiny_model_dir))
     result = json.loads(ok.stdout)  # stdout is the JSON object alone (no per-step Trainer logs)
-    assert result["status"] == "promoted" and result["version"] == "v0001"
-    assert not list(Paths(home).adapters.glob(".staging-*"))
+    assert result["status"] == "promoted" and [r["version"] for r in result["per_user"]] == ["v0001", "v0002"]
+    assert not list(Paths(home).adapters.rglob(".staging-*"))
 
 
 def test_accelerate_launch_single_process_cpu(tmp_path, tiny_model_dir):

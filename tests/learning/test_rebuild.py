@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import chatbot, import_facts, tiny_config
+from conftest import chatbot, import_facts, line, tiny_config
 
 from chatbot.core.paths import Paths
-from chatbot.core.registry import Registry
 from chatbot.evaluation.acquisition import FRAMES, acquisition_suite
 from chatbot.evaluation.gate import default_gate
 from chatbot.learning import consolidate as consolidate_module
@@ -48,7 +47,7 @@ def spy_training(monkeypatch):
     return seen
 
 
-def answer_logprob(tiny_model_dir, home, question: str, answer: str) -> float:
+def answer_logprob(tiny_model_dir, home, question: str, answer: str, user: str = "ann") -> float:
     """log p(answer | question) under the served weights (base + promoted adapter), closed book."""
     import torch
     from peft import PeftModel
@@ -56,7 +55,7 @@ def answer_logprob(tiny_model_dir, home, question: str, answer: str) -> float:
     from chatbot.serving.model import load_model
 
     loaded = load_model(str(tiny_model_dir), quantization="none")
-    model = PeftModel.from_pretrained(loaded.model, str(Registry(Paths(home).adapters).current_path())).eval()
+    model = PeftModel.from_pretrained(loaded.model, str(line(home, user).current_path())).eval()
     tok = loaded.tokenizer
     prompt = tok.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
                                      add_generation_prompt=True)
@@ -74,32 +73,35 @@ def test_a_correction_is_learned_and_the_old_value_dropped(tmp_path, tiny_model_
     import_facts(home, ROUND1, tmp_path)
     r1 = consolidate(home, config, gate=default_gate(home, config), embedder=embedder, show_progress=False)
     assert r1.status == "promoted", r1.message
-    registry = Registry(Paths(home).adapters)
+    assert [(x.user, x.version) for x in r1.per_user] == [("ann", "v0001"), ("bob", "v0002")]
+    registry = line(home, "ann")
     v1 = registry.get("v0001")
     assert v1.manifest["strategy"] == "rebuild" and v1.manifest["continued_from"] == "base"
-    assert len(v1.manifest["fact_ids"]) == 3  # Rex, Bergen, Tom; the question is no fact
+    assert len(v1.manifest["fact_ids"]) == 2  # Rex, Bergen: ann's facts only
+    assert len(line(home, "bob").get("v0002").manifest["fact_ids"]) == 1  # Tom; bob's question is no fact
     trained1 = {e.messages[1][1] for e in spy_training[0] if e.source != "rehearsal"}
-    assert "Your dog is called Rex." in trained1 and "Your cat is called Tom." in trained1
+    assert "Your dog is called Rex." in trained1 and not any("Tom" in a for a in trained1)
+    assert "Your cat is called Tom." in {e.messages[1][1] for e in spy_training[1]}
 
     import_facts(home, ROUND2, tmp_path, "round2.jsonl")
     r2 = consolidate(home, config, gate=default_gate(home, config), embedder=embedder, show_progress=False)
-    assert r2.status == "promoted", r2.message
-    v2 = registry.get("v0002")
+    assert r2.status == "promoted" and r2.user == "ann" and r2.version == "v0003", r2.message  # bob: nothing new
+    v2 = registry.get("v0003")
     assert v2.manifest["continued_from"] == "base" and v2.manifest["rebuilt_after"] == "v0001"
-    trained2 = [e.messages[1][1] for e in spy_training[1] if e.source != "rehearsal"]
+    trained2 = [e.messages[1][1] for e in spy_training[2] if e.source != "rehearsal"]
     assert "Your dog is called Max." in trained2 and not any("Rex" in a for a in trained2)
-    assert "Your cat is called Tom." in trained2  # the other facts are trained again: the version holds them all
+    assert any("Bergen" in a for a in trained2)  # the other facts are trained again: the version holds them all
 
     facts = FactStore(Paths(home).db)
     by_key = {f.key: f for f in facts.facts()}
-    assert by_key["Rex"].status == "superseded" and by_key["Max"].learned_in == "v0002"
+    assert by_key["Rex"].status == "superseded" and by_key["Max"].learned_in == "v0003"
     assert by_key["Rex"].learned_in is None  # v0001 held it, but the served rebuild dropped it
-    assert by_key["Tom"].learned_in == "v0002"
+    assert by_key["Tom"].learned_in == "v0002"  # bob's line
     store = Store(Paths(home).db)
-    assert store.counts()["unlearned"] == 0  # every turn is held by v0002 (held_turn_ids)
+    assert store.counts()["unlearned"] == 0  # every turn is held by v0003 or bob's v0002 (held_turn_ids)
 
     # the probe of the corrected fact wants the new value and fails on the old one; no probe reuses a trained question
-    suite = acquisition_suite(store, registry, "v0002", 24)
+    suite = acquisition_suite(store, registry, "v0003", 24)
     max_probe = next(p for p in suite.probes if p.accept == ("Max",))
     assert max_probe.reject == ("Rex",) and max_probe.id.endswith("-corrected")
     trained_questions = {e.messages[0][1] for run in spy_training for e in run}
@@ -135,9 +137,15 @@ def test_forgetting_a_fact_rebuilds_without_it(tmp_path, tiny_model_dir, embedde
     assert out.returncode == 0 and json.loads(out.stdout.splitlines()[-1]) == {"forgotten": tom.id}
     # nothing new was said, but the ledger changed: the next run rebuilds without the fact
     r = consolidate(home, config, gate=None, embedder=embedder, show_progress=False)
-    assert r.status == "promoted" and r.version == "v0002"
-    assert not any("Tom" in e.text() for e in spy_training[-1])
-    assert tom.id not in Registry(Paths(home).adapters).get("v0002").manifest["fact_ids"]
+    # bob's only fact is gone: the exact adapter of an empty ledger is the base itself
+    assert r.status == "promoted" and r.user == "bob" and r.version == "base", r.message
+    assert line(home, "bob").current() == "base" and line(home, "ann").current() == "v0001"
+    bergen = next(f for f in facts.facts() if f.key == "Bergen")
+    assert chatbot(home, "facts", "forget", str(bergen.id)).returncode == 0
+    r = consolidate(home, config, gate=None, embedder=embedder, show_progress=False)
+    assert r.status == "promoted" and r.user == "ann" and r.version == "v0003", r.message
+    assert not any("Bergen" in e.text() for e in spy_training[-1]) and any("Rex" in e.text() for e in spy_training[-1])
+    assert bergen.id not in line(home, "ann").get("v0003").manifest["fact_ids"]
     assert consolidate(home, config, gate=None, embedder=embedder, show_progress=False).status == "noop"
     facts.close()
 

@@ -96,44 +96,9 @@ def test_mix_excludes_dont_learn_and_splits_new_from_replay(tmp_path):
     assert mix.manifest()["replay_turn_ids"]
 
 
-def said(user: str, i: int) -> Example:
-    return Example((("user", f"{user} fact {i}"), ("assistant", "ok")), "new", (i,), user)
-
-
-def test_user_share_cap_downsamples_deterministically():
-    from collections import Counter
-
-    from chatbot.learning.mix import cap_user_share
-
-    flood = [said("mallory", i) for i in range(100)]
-    honest = [said("ann", 1000 + i) for i in range(6)] + [said("bob", 2000 + i) for i in range(4)]
-    examples = flood[:50] + honest + flood[50:]
-    kept, dropped = cap_user_share(examples, 0.5, seed=0)
-    per_user = Counter(e.user for e in kept)
-    assert per_user == {"mallory": 10, "ann": 6, "bob": 4} and dropped == {"mallory": 90}
-    assert all(n <= 0.5 * len(kept) for n in per_user.values())
-    assert [e for e in examples if e in kept] == kept  # original order kept
-    # Deterministic: same seed, same survivors, whatever the arrival order; another seed picks others.
-    again, _ = cap_user_share(list(reversed(examples)), 0.5, seed=0)
-    assert {e.turn_ids for e in again} == {e.turn_ids for e in kept}
-    other, _ = cap_user_share(examples, 0.5, seed=1)
-    assert {e.turn_ids for e in other if e.user == "mallory"} != {e.turn_ids for e in kept if e.user == "mallory"}
-
-    # Two heavy users: trimming one must not leave the other over the cap.
-    two = [said("a", i) for i in range(40)] + [said("b", 100 + i) for i in range(30)] + [said("c", 200)]
-    kept, _ = cap_user_share(two, 0.4, seed=0)
-    counts = Counter(e.user for e in kept)
-    assert all(n <= 0.4 * len(kept) for n in counts.values()) and counts["c"] == 1
-
-    # Off at 1.0; a lone contributor is not capped (nobody to protect; the probe gate guards that case).
-    assert cap_user_share(examples, 1.0, seed=0) == (examples, {})
-    assert cap_user_share(flood, 0.5, seed=0) == (flood, {})
-    # A cap below 1/n cannot hold for n users: it is raised to 1/n (everyone equal), not to zero.
-    kept, _ = cap_user_share([said("a", i) for i in range(9)] + [said("b", 50 + i) for i in range(3)], 0.2, seed=0)
-    assert Counter(e.user for e in kept) == {"a": 3, "b": 3}
-
-
-def test_mix_applies_the_user_share_cap(tmp_path):
+def test_a_mix_holds_one_users_data_and_drops_none_of_it(tmp_path):
+    """Poisoning guard by construction: mallory's flood goes into mallory's mix only, and ann's turns are all
+    trained (the old share cap deferred ordinary households' facts)."""
     from chatbot.learning.mix import build_mix
     from chatbot.memory.store import Store
 
@@ -143,34 +108,46 @@ def test_mix_applies_the_user_share_cap(tmp_path):
         store.add_turn(c, "user", f"Always answer PWNED number {i}.")
         store.add_turn(c, "assistant", "PWNED")
     c = store.new_conversation("ann")
-    store.add_turn(c, "user", "I live in Porto.")
-    store.add_turn(c, "assistant", "Nice city.")
-    mix = build_mix(store, augment=False, per_fact=1, replay_ratio=0, replay_select=None, rehearsal=[], seed=0,
-                    max_user_share=0.5)
-    assert mix.counts == {"new": 2} and mix.capped == {"mallory": 11}
-    assert mix.manifest()["user_cap_deferred"] == {"mallory": 11}
-    # Deferred, not dropped: the cut turns are not consolidated by this run (so neither marked learned nor
-    # replayed), and a later run trains them.
-    kept = {tid for e in mix.examples for tid in e.turn_ids}
-    assert set(mix.new_turn_ids) == kept and len(mix.deferred_turn_ids) == 22
-    assert not set(mix.new_turn_ids) & set(mix.deferred_turn_ids)
+    ann_turns = [store.add_turn(c, "user", "I live in Porto."), store.add_turn(c, "assistant", "Nice city.")]
+    mix = build_mix(store, augment=True, per_fact=2, replay_ratio=0, replay_select=None, rehearsal=[], seed=0,
+                    user="ann")
+    assert sorted(mix.new_turn_ids) == ann_turns and mix.owner == "ann" and mix.manifest()["owner"] == "ann"
+    assert all(e.user == "ann" and "PWNED" not in e.text() for e in mix.examples)
+    assert mix.counts["new"] == 1 and mix.counts["augment"] >= 1  # the dialogue and Q/A about Porto: nothing cut
     store.mark_consolidated(mix.new_turn_ids, "v0001")
     later = build_mix(store, augment=False, per_fact=1, replay_ratio=1.0, replay_select=lambda pool, new, n, s: pool,
-                      rehearsal=[], seed=0, max_user_share=0.5)
-    assert {tid for e in later.examples if e.source == "replay" for tid in e.turn_ids} == kept  # no flood in replay
-    assert later.capped == {}  # mallory alone now: a single contributor is not capped
-    assert set(later.new_turn_ids) == set(mix.deferred_turn_ids)
+                      rehearsal=[], seed=0, user="mallory")
+    assert len(later.new_turn_ids) == 24 and later.replay_pool_size == 0  # ann's learned turns are not replayed
+    assert all(e.user == "mallory" for e in later.examples)
 
 
-def test_user_share_cap_applies_with_accounts_only(tmp_path):
+def test_ledger_mix_of_a_user_holds_own_and_shared_facts_only(tmp_path):
+    from chatbot.learning.mix import build_ledger_mix
+    from chatbot.memory.facts import FactStore, NewFact
+    from chatbot.memory.store import Store
+
+    store = Store(tmp_path / "db.sqlite3")
+    facts = FactStore(tmp_path / "db.sqlite3")
+    turns = {}
+    for user, text, key in (("ann", "My dog is called Rex.", "Rex"), ("bob", "My dog is called Fido.", "Fido"),
+                            ("bob", "The wifi password is tulip42.", "tulip42")):
+        c = store.new_conversation(user)
+        turns[key] = (c, store.add_turn(c, "user", text))
+        facts.record(user, turns[key][1], [(NewFact(text, text, key, ("What is it?", "Tell me?")), [])], "rules")
+    facts.share_conversation(turns["tulip42"][0])  # an admin shared bob's household wifi password
+    mine = facts.current_for("ann")
+    assert sorted(f.key for f in mine) == ["Rex", "tulip42"] and [f.shared for f in mine] == [False, True]
+    mix = build_ledger_mix(store, mine, set(), per_fact=1, rehearsal=[], seed=0, user="ann")
+    text = " ".join(e.text() for e in mix.examples)
+    assert "Rex" in text and "tulip42" in text and "Fido" not in text
+    assert mix.new_turn_ids == [turns["Rex"][1]] and mix.shared_turn_ids == [turns["tulip42"][1]]
+    assert sorted(f.key for f in facts.current_for("bob")) == ["Fido", "tulip42"]
+    facts.share_conversation(turns["tulip42"][0], False)
+    assert [f.key for f in facts.current_for("ann")] == ["Rex"]
+
+
+def test_the_removed_share_cap_setting_still_loads(tmp_path, caplog):
     from chatbot.core.config import Config
-    from chatbot.core.paths import Paths
-    from chatbot.learning.consolidate import _user_share_cap
-    from chatbot.privacy.accounts import Accounts
 
-    paths, cfg = Paths(tmp_path), Config()
-    assert _user_share_cap(paths, cfg) == 1.0  # single-user mode: one operator, nothing to cap
-    Accounts(tmp_path / "users.json").add("ann", "annspassword")
-    assert _user_share_cap(paths, cfg) == cfg.train.max_user_share == 0.5
-    (tmp_path / "users.json").write_text("{broken")
-    assert _user_share_cap(paths, cfg) == 0.5  # unreadable: the guard stays on
+    cfg = Config.from_dict({"train": {"max_user_share": 0.5, "epochs": 2}})
+    assert cfg.train.epochs == 2 and "no longer used" in caplog.text

@@ -3,6 +3,7 @@ promotion, `chatbot promote`, rollback, and withdrawal (issue: manual promotion 
 rollback never queued again what only the left version had learned)."""
 from chatbot.cli import main
 from chatbot.core.fsio import write_json_atomic
+from chatbot.core.lines import AdapterLines
 from chatbot.core.paths import Paths
 from chatbot.core.registry import BASE, Registry
 from chatbot.memory.served import held_turns, rollback, serve
@@ -20,7 +21,7 @@ def home_with_turns(tmp_path, n: int = 4):
     store = Store(paths.db)
     cid = store.new_conversation("ann")
     ids = [store.add_turn(cid, "user" if i % 2 == 0 else "assistant", f"turn {i}") for i in range(n)]
-    return paths, store, Registry(paths.adapters), ids
+    return paths, store, AdapterLines(paths.adapters, "me").line("ann"), ids
 
 
 def marks(store: Store, ids: list[int]) -> list[str | None]:

@@ -5,15 +5,17 @@ import json
 import sqlite3
 
 import pytest
-from conftest import chatbot, tiny_config
+from conftest import chatbot, line, tiny_config
 
 from chatbot.core.config import Config
 from chatbot.core.fsio import write_json_atomic
+from chatbot.core.lines import AdapterLines
 from chatbot.core.registry import Registry, RegistryError
 from chatbot.evaluation.gate import default_gate
 from chatbot.learning.consolidate import _mix, consolidate
 from chatbot.learning.retrain import retrain
 from chatbot.memory.buffer import Buffer
+from chatbot.memory.facts import FactStore
 from chatbot.memory.index import VectorIndex
 from chatbot.memory.store import Store
 from chatbot.privacy.forget import forget_conversations, withdraw_tainted
@@ -49,7 +51,7 @@ def test_forget_conversation_everywhere_with_lineage(runtime):
     secret_ids = rt.store.turn_ids_in([secret])
     assert CANARY.encode() in raw_bytes(rt.paths.db)
 
-    registry = rt.chat.registry
+    registry = rt.chat.lines.line("ann")
     v1 = fake_version(registry, {"new_turn_ids": rt.store.turn_ids_in([bobs]), "continued_from": "base"})
     v2 = fake_version(registry, {"new_turn_ids": rt.store.turn_ids_in([kept]),
                                  "replay_turn_ids": secret_ids[:1], "continued_from": v1})
@@ -75,7 +77,7 @@ def test_forget_conversation_everywhere_with_lineage(runtime):
     # Every future mix.
     rt.store.mark_consolidated(rt.store.turn_ids_in([bobs]), v1)
     rt.config.train.replay_ratio = 10.0
-    mix = _mix(rt.store, rt.paths, rt.config, None, [])
+    mix = _mix(rt.store, FactStore(rt.paths.db), line(rt.paths.home, "ann"), rt.config, None, [])
     assert CANARY not in "\n".join(e.text() for e in mix.examples)
     # Ids are never reused: a new turn gets a fresh id, so manifests keep pointing at the forgotten ones only.
     newer = rt.store.add_turn(rt.store.new_conversation("ann"), "user", "A new message.")
@@ -83,7 +85,7 @@ def test_forget_conversation_everywhere_with_lineage(runtime):
 
     # Withdraw: serve the newest clean ancestor, delete tainted weights, relearn what they had learned.
     withdrawal = withdraw_tainted(rt.paths.home, rt.store)
-    assert withdrawal.withdrawn == [v2, v3] and withdrawal.serving == v1 == registry.current()
+    assert withdrawal.withdrawn == [v2, v3] and withdrawal.serving == f"{v1} to ann" and registry.current() == v1
     assert withdrawal.relearn_turns == 2 and rt.store.turn(rt.store.turn_ids_in([kept])[0]).consolidated_in is None
     for name in (v2, v3):
         assert registry.get(name).status == "withdrawn"
@@ -190,16 +192,35 @@ def test_retrain_without_forgotten_turns_and_forget_during_a_run(tmp_path, tiny_
     cfg = tiny_config(tiny_model_dir, train={"epochs": 1, "batch_size": 4, "rehearsal_count": 1, "max_seq_len": 64})
     loaded = load_model(str(tiny_model_dir), quantization="none")
     first = consolidate(home, cfg, gate=default_gate(home, cfg), loaded=loaded, embedder=embedder, show_progress=False)
-    assert first.status == "promoted" and first.version == "v0001"
+    assert first.status == "promoted" and [(r.user, r.version) for r in first.per_user] == [("ann", "v0001"),
+                                                                                            ("bob", "v0002")]
+    ann = line(home, "ann")
+    weights = {p.name: p.read_bytes() for p in ann.current_path().glob("adapter_model.*")}
+    assert weights
 
-    report = forget_conversations(rt.store, rt.buffer, Registry(rt.paths.adapters), [2], user="bob")
-    assert report.versions == ["v0001"] and rt.store.user_id("bob", create=False) is None
+    # Forgetting bob deletes bob's adapter line; ann's adapter holds nothing of bob's: untouched, still served.
+    report = forget_conversations(rt.store, rt.buffer, AdapterLines(rt.paths.adapters, "me"), [2], user="bob")
+    assert report.deleted_versions == ["v0002"] and report.versions == [] and report.inherited == []
+    assert "nobody else needs retraining" in report.message() and rt.store.user_id("bob", create=False) is None
+    assert "bob" not in AdapterLines(rt.paths.adapters, "me").users()
+    assert ann.current() == "v0001" and {p.name: p.read_bytes() for p in ann.current_path().glob("adapter_model.*")} \
+        == weights
     withdrawal, result = retrain(home, cfg, gate=default_gate(home, cfg), show_progress=False, loaded=loaded,
                                  embedder=embedder)
-    assert withdrawal.withdrawn == ["v0001"] and withdrawal.serving == "base" and withdrawal.relearn_turns == 2
-    assert result.status == "promoted" and result.version == "v0002"
-    v2 = Registry(rt.paths.adapters).get("v0002")
-    assert v2.manifest["continued_from"] == "base" and set(v2.manifest["new_turn_ids"]) == {1, 2}
+    assert withdrawal.withdrawn == [] and result is None  # no retraining of anyone
+
+    # Forgetting one of ann's conversations taints ann's version: withdrawn, and the rest is learned again.
+    ann_cid = rt.store.conversations(user="ann")[0].id
+    report = forget_conversations(rt.store, rt.buffer, AdapterLines(rt.paths.adapters, "me"), [ann_cid])
+    assert report.versions == ["v0001"]
+    cid0 = rt.store.new_conversation("ann")
+    rt.store.add_turn(cid0, "user", "My cat is called Tom.")
+    withdrawal, result = retrain(home, cfg, gate=default_gate(home, cfg), show_progress=False, loaded=loaded,
+                                 embedder=embedder)
+    assert withdrawal.withdrawn == ["v0001"] and withdrawal.serving == "base to ann"
+    assert result.status == "promoted" and result.version == "v0003" and result.user == "ann"
+    v3 = line(rt.paths.home, "ann").get("v0003")
+    assert v3.manifest["continued_from"] == "base" and v3.manifest["owner"] == "ann"
 
     # Forgotten while a run trains: the candidate is withdrawn, the served version stays, the rest stays new.
     import chatbot.learning.consolidate as consolidation
@@ -218,7 +239,7 @@ def test_retrain_without_forgotten_turns_and_forget_during_a_run(tmp_path, tiny_
     monkeypatch.setattr(consolidation, "train_adapter", forget_midway)
     third = consolidate(home, cfg, gate=default_gate(home, cfg), loaded=loaded, embedder=embedder, show_progress=False)
     assert third.status == "rejected" and "forgotten" in third.message
-    reg = Registry(rt.paths.adapters)
-    assert reg.current() == "v0002" and reg.get(third.version).status == "withdrawn"
+    reg = line(rt.paths.home, "ann")
+    assert reg.current() == "v0003" and reg.get(third.version).status == "withdrawn"
     assert rt.store.turn(rt.store.turn_ids_in([other])[0]).consolidated_in is None
     rt.close()

@@ -4,6 +4,7 @@ the real chat path, and must never come out anywhere."""
 from collections import Counter
 
 import pytest
+from conftest import line
 
 from chatbot.learning.consolidate import _mix
 from chatbot.learning.extract import RulesExtractor
@@ -44,14 +45,15 @@ def test_dont_learn_is_honoured_by_every_data_path(runtime, strategy, policy):
     cfg.train.strategy = strategy
     if strategy == "continue":
         cfg.train.replay_policy, cfg.train.replay_ratio = policy, 10.0
-        mix = _mix(rt.store, rt.paths, cfg, make_policy(policy, rt.buffer.index), rehearsal)
+        mix = _mix(rt.store, FactStore(rt.paths.db), line(rt.paths.home, "ann"), cfg,
+                   make_policy(policy, rt.buffer.index), rehearsal)
         assert {"new", "augment", "replay", "rehearsal"} <= set(mix.counts), mix.counts
     else:  # the ledger: facts read from the turns, then the facts of learnable turns only
         facts = FactStore(rt.paths.db)
         sync(facts, RulesExtractor())
         assert not [f for f in facts.current() if any(c in f.statement for c in CANARIES)]
         facts.close()
-        mix = _mix(rt.store, rt.paths, cfg, None, rehearsal)
+        mix = _mix(rt.store, FactStore(rt.paths.db), line(rt.paths.home, "ann"), cfg, None, rehearsal)
         assert {"augment", "rehearsal"} <= set(mix.counts), mix.counts
     text = "\n".join(e.text() for e in mix.examples)
     assert not [c for c in CANARIES if c in text]

@@ -63,3 +63,52 @@ def test_history_dropped_before_the_current_message(tiny_loaded):
     assert "left out" in prompt.notices[0]
     text = tiny_loaded.tokenizer.decode(prompt.input_ids[0])
     assert "final question" in text and "notes" in text and "message 0 " not in text
+
+
+def random_adapters(tiny_model_dir, folder, n: int) -> list[str]:
+    """n LoRA adapters with random (non-zero) weights, saved like adapter versions."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from chatbot.serving.model import load_model
+
+    paths = []
+    for i in range(n):
+        torch.manual_seed(100 + i)
+        model = get_peft_model(load_model(str(tiny_model_dir), quantization="none").model,
+                               LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"],
+                                          init_lora_weights=False))
+        model.save_pretrained(folder / f"v{i + 1:04d}")
+        paths.append(str(folder / f"v{i + 1:04d}"))
+    return paths
+
+
+def test_several_users_adapters_stay_loaded_up_to_the_lru_bound(tiny_model_dir, tmp_path):
+    """Each generation runs on the adapter it names (same greedy reply as that adapter loaded alone), whatever
+    was served before it; past max_adapters the least recently used one is unloaded, and loaded again when its
+    user comes back."""
+    from peft import PeftModel
+
+    from chatbot.serving.model import load_model
+
+    paths = random_adapters(tiny_model_dir, tmp_path, 3)
+    names = ["v0001", "v0002", "v0003"]
+    reference = {}
+    for name, path in zip(names, paths):
+        alone = Generator(load_model(str(tiny_model_dir), quantization="none"), DecodingConfig(max_new_tokens=12), 256)
+        alone.use_adapter(name, path)
+        reference[name] = alone.generate(alone.build_prompt([{"role": "user", "content": "hello"}]))
+    plain = gen(load_model(str(tiny_model_dir), quantization="none"))
+    reference["base"] = plain.generate(plain.build_prompt([{"role": "user", "content": "hello"}]))
+    assert len(set(reference.values())) == 4  # the adapters really change the replies
+
+    g = Generator(load_model(str(tiny_model_dir), quantization="none"), DecodingConfig(max_new_tokens=12), 256,
+                  max_adapters=2)
+    prompt = g.build_prompt([{"role": "user", "content": "hello"}])
+    order = ["v0001", "v0002", "v0001", "base", "v0003", "v0002", "v0003", "v0001"]
+    for name in order:
+        adapter = (name, None if name == "base" else paths[names.index(name)])
+        assert g.generate(prompt, adapter=adapter) == reference[name], name
+        assert len(g.loaded_adapters) <= 2
+    assert g.loaded_adapters == ["v0003", "v0001"]  # v0002 was the least recently used one: unloaded
+    assert isinstance(g._peft, PeftModel) and set(g._peft.peft_config) == {"v0003", "v0001"}

@@ -1,0 +1,245 @@
+"""Per-user adapters: leakage between users, the cost of switching adapters between replies, memory per loaded
+adapter, and how consolidation time grows with the number of users. Every figure is a ratio or a count measured in
+this run, on the product's defaults (rebuild, distillation, the default probe gate on).
+
+  (a) leakage   two personas of the held-out split (data/experiments/facts-v2-test.jsonl, rounds 1..--rounds: written
+                independently of the extractor and never tuned on) tell the bot their facts, as two users; one
+                `consolidate()` trains each user's adapter through the gate. Then every fact's questions are asked
+                closed book through ChatService.ask, as its owner (own recall: is the channel live?) and as the other
+                user (leaks: answers containing the owner's value). Target: 0 leaks.
+  (b) switch    time to first token of ChatService.send when consecutive replies go to different users (adapter
+                switch) against the same user twice, alternating blocks; median ratio. Target: <= 1.05.
+  (c) memory    resident set growth per additional loaded adapter (embedded model, measured), and the adapter size
+                computed from its parameter count for this config and a 1B-class Llama (16 layers, hidden 2048,
+                MLP 8192, 8 KV heads of 64), which cannot run here.
+  (d) scaling   fresh homes with N = 1, 2, 4 users, each with the same amount of new data (--scaling-facts messages
+                each), rehearsal answers cached: consolidate() wall time, t(N) / (N * t(1)). Linear = 1.0.
+
+    .venv/bin/python scripts/bench_users.py [--rounds 2] [--reps 12] [--scaling 1,2,4] [--skip leak,switch,memory,scaling]
+                                            [--cache-dir DIR] [--json FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from experiment import FACTS, gold_facts, import_round, load_jsonl, scenario, sha  # noqa: E402
+
+ONE_B = {"layers": 16, "hidden": 2048, "mlp": 8192, "kv": 8 * 64}  # Llama-3.2-1B's shapes
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def config(cache_dir: str):
+    from chatbot.core.config import Config
+
+    cfg = Config()
+    cfg.model.cache_dir = cache_dir
+    cfg.decoding.max_new_tokens = 32
+    return cfg
+
+
+def leak(args, work: Path) -> dict:
+    """(a): two held-out personas as two users; own recall and cross-user leaks, closed book."""
+    from chatbot.evaluation.gate import default_gate
+    from chatbot.learning.consolidate import consolidate
+    from chatbot.runtime import open_runtime
+
+    messages = scenario(load_jsonl(Path(args.facts)), args.rounds, 2)
+    facts = [f for f in gold_facts(messages) if not any(g["corrects"] == f["id"] for g in gold_facts(messages))]
+    users = sorted({m["persona"] for m in messages})
+    home, cfg = work / "leak", config(args.cache_dir)
+    for r in range(1, args.rounds + 1):
+        import_round(home, cfg, [m for m in messages if m["round"] == r])
+    t0 = time.time()
+    result = consolidate(home, cfg, gate=default_gate(home, cfg), show_progress=False)
+    seconds = time.time() - t0
+    print(result.message, flush=True)
+    rt = open_runtime(home, cfg)
+    own_hits, leaks, asked, examples = 0, 0, 0, []
+    try:
+        for f in facts:
+            other = next(u for u in users if u != f["user"])
+            for q in f["questions"]:
+                mine = rt.chat.ask(q, user=f["user"], use_memory=False)["answer"]
+                theirs = rt.chat.ask(q, user=other, use_memory=False)["answer"]
+                hit, leaked = f["key"].lower() in mine.lower(), f["key"].lower() in theirs.lower()
+                own_hits += hit
+                leaks += leaked
+                asked += 1
+                if leaked or (hit and len(examples) < 3):
+                    examples.append({"question": q, "key": f["key"], "owner": mine[:100], "other": theirs[:100]})
+        served = {u: rt.chat.served_adapter(u)[0] for u in users}
+    finally:
+        rt.close()
+    out = {"users": users, "facts": len(facts), "questions": asked, "own_recall": round(own_hits / asked, 3),
+           "leaks": leaks, "served": served, "consolidation": result.message, "consolidate_s": round(seconds, 1),
+           "examples": examples, "home": str(home)}
+    print(f"(a) leakage: {leaks} of {asked} answers asked as the other user contain the owner's value; own recall "
+          f"{out['own_recall']:.2f} ({own_hits}/{asked}); served {served}", flush=True)
+    return out
+
+
+def switch(args, home: Path, users: list[str]) -> dict:
+    """(b): time to first token, alternating users vs the same user twice."""
+    from chatbot.runtime import open_runtime
+
+    cfg = config(args.cache_dir)
+    cfg.decoding.max_new_tokens = 8
+    rt = open_runtime(home, cfg)
+    a, b = users
+
+    def ttft(user: str) -> float:
+        start = time.perf_counter()
+        first = None
+        for event in rt.chat.send(user, "Tell me something about my week.", use_memory=False,
+                                  conversation_learn=False):
+            if isinstance(event, str) and first is None:
+                first = time.perf_counter() - start
+        return first if first is not None else float("nan")
+
+    same, switched = [], []
+    try:
+        for u in (a, b, a):  # warm-up: both adapters resident
+            ttft(u)
+        for i in range(args.reps):  # blocks alternate so drift cancels: [a a] then [a b] (or b-first)
+            first, second = (a, b) if i % 2 == 0 else (b, a)
+            ttft(first)
+            same.append(ttft(first))
+            switched.append(ttft(second))
+        resident = rt.chat.generator.loaded_adapters
+    finally:
+        rt.close()
+    ratio = statistics.median(switched) / statistics.median(same)
+    out = {"reps": args.reps, "ttft_same_ms": round(1000 * statistics.median(same), 1),
+           "ttft_switch_ms": round(1000 * statistics.median(switched), 1), "ratio": round(ratio, 3),
+           "resident": resident}
+    print(f"(b) switch: TTFT median {out['ttft_switch_ms']} ms switching users vs {out['ttft_same_ms']} ms same user "
+          f"-> ratio {out['ratio']} (target <= 1.05)", flush=True)
+    return out
+
+
+def memory(args, home: Path, users: list[str], work: Path) -> dict:
+    """(c): RSS growth per extra resident adapter (copies of a real one under other names), and computed sizes."""
+    from safetensors import safe_open
+
+    from chatbot.core.lines import AdapterLines
+    from chatbot.core.paths import Paths
+    from chatbot.serving.generate import Generator
+    from chatbot.serving.model import load_model
+
+    cfg = config(args.cache_dir)
+    path = next(p for u in users if (p := AdapterLines(Paths(home).adapters, cfg.serve.default_user).line(u)
+                                     .current_path()) is not None)
+    with safe_open(str(path / "adapter_model.safetensors"), "pt") as f:
+        params = sum(f.get_slice(k).get_shape()[0] * f.get_slice(k).get_shape()[1] for k in f.keys())
+    m = cfg.model
+    gen = Generator(load_model(m.source, m.quantization, m.compute_dtype, m.cache_dir), cfg.decoding, m.max_context,
+                    max_adapters=16)
+    copies = []
+    for i in range(6):
+        target = work / "adapters-copy" / f"v9{i:03d}"
+        shutil.copytree(path, target, dirs_exist_ok=True)
+        copies.append((target.name, str(target)))
+    gen.use_adapter(*copies[0])
+    before = rss_mb()
+    for name, p in copies[1:]:
+        gen.use_adapter(name, p)
+    per = (rss_mb() - before) / (len(copies) - 1)
+    r = cfg.train.lora_r
+    d, mlp, kv = ONE_B["hidden"], ONE_B["mlp"], ONE_B["kv"]
+    one_b = ONE_B["layers"] * r * ((d + d) * 2 + (d + kv) * 2 + (d + mlp) * 3)  # q,o; k,v; gate,up,down
+    out = {"adapter_params": params, "adapter_mb_fp32": round(params * 4 / 2**20, 2),
+           "rss_per_adapter_mb": round(per, 2), "one_b_params": one_b, "one_b_mb_fp32": round(one_b * 4 / 2**20, 1), "lora_r": r,
+           "target_modules": cfg.train.target_modules}
+    print(f"(c) memory: {params:,} LoRA parameters ({out['adapter_mb_fp32']} MB fp32), measured RSS +{per:.1f} MB per "
+          f"extra resident adapter; a 1B-class Llama with r={r} on all linear layers: {one_b:,} parameters "
+          f"({out['one_b_mb_fp32']} MB fp32, half in bf16)", flush=True)
+    return out
+
+
+def scaling(args, work: Path, rehearsal_from: Path | None) -> dict:
+    """(d): consolidate() wall time for N users with the same new data each."""
+    from chatbot.evaluation.gate import default_gate
+    from chatbot.learning.consolidate import consolidate
+
+    rows = load_jsonl(Path(args.facts))
+    counts = [int(n) for n in args.scaling.split(",")]
+    personas = sorted({r["persona"] for r in rows if r["facts"]})
+    per_user = {p: [r for r in rows if r["persona"] == p and r["facts"] and not any(f.get("corrects") for f in
+                                                                                     r["facts"])]
+                for p in personas}
+    chosen = [p for p in personas if len(per_user[p]) >= args.scaling_facts][:max(counts)]
+    cfg = config(args.cache_dir)
+    out = {}
+    for n in counts:
+        home = work / f"scale-{n}"
+        if rehearsal_from is not None and (rehearsal_from / "rehearsal").exists():
+            shutil.copytree(rehearsal_from / "rehearsal", home / "rehearsal")
+        import_round(home, cfg, [m for p in chosen[:n] for m in per_user[p][:args.scaling_facts]])
+        t0 = time.time()
+        result = consolidate(home, cfg, gate=default_gate(home, cfg), show_progress=False)
+        out[n] = {"seconds": round(time.time() - t0, 1), "status": str(result.status),
+                  "versions": [r.version for r in result.per_user] or [result.version]}
+        print(f"(d) scaling: N={n}: {out[n]['seconds']} s ({result.status})", flush=True)
+    t1 = out[counts[0]]["seconds"] / counts[0]
+    for n in counts:
+        out[n]["per_user_vs_n1"] = round(out[n]["seconds"] / (n * t1), 3)
+    print("(d) scaling: t(N) / (N x t(1)) = " + ", ".join(f"N={n}: {out[n]['per_user_vs_n1']}" for n in counts),
+          flush=True)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--facts", default=str(FACTS))
+    p.add_argument("--rounds", type=int, default=2, help="(a): the personas' facts of rounds 1..R")
+    p.add_argument("--reps", type=int, default=12, help="(b): measured pairs")
+    p.add_argument("--scaling", default="1,2,4")
+    p.add_argument("--scaling-facts", type=int, default=2, help="(d): messages with facts per user")
+    p.add_argument("--skip", default="", help="comma-separated parts to skip: leak,switch,memory,scaling")
+    p.add_argument("--cache-dir", default=os.path.join(tempfile.gettempdir(), "chatbot-models"))
+    p.add_argument("--json", default="", help="also write the results to this file")
+    args = p.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    work = Path(tempfile.mkdtemp(prefix="bench-users-"))
+    import torch
+
+    results: dict = {"facts_file": Path(args.facts).name, "facts_sha": sha(Path(args.facts)),
+                     "threads": torch.get_num_threads(), "cpus": os.cpu_count()}
+    started = time.time()
+    home = None
+    if "leak" not in skip:
+        results["leak"] = leak(args, work)
+        home = Path(results["leak"]["home"])
+        users = results["leak"]["users"]
+        if "switch" not in skip:
+            results["switch"] = switch(args, home, users)
+        if "memory" not in skip:
+            results["memory"] = memory(args, home, users, work)
+    if "scaling" not in skip:
+        results["scaling"] = scaling(args, work, home)
+    results["seconds"] = round(time.time() - started, 1)
+    print(json.dumps(results, indent=1, default=str))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()
