@@ -2,11 +2,13 @@
 adapter, and how consolidation time grows with the number of users. Every figure is a ratio or a count measured in
 this run, on the product's defaults (rebuild, distillation, the default probe gate on).
 
-  (a) leakage   two personas of the held-out split (data/experiments/facts-v2-test.jsonl, rounds 1..--rounds: written
-                independently of the extractor and never tuned on) tell the bot their facts, as two users; one
-                `consolidate()` trains each user's adapter through the gate. Then every fact's questions are asked
-                closed book through ChatService.ask, as its owner (own recall: is the channel live?) and as the other
-                user (leaks: answers containing the owner's value). Target: 0 leaks.
+  (a) leakage   two users tell the bot their facts; one `consolidate()` trains each user's adapter through the gate.
+                Then every fact's questions are asked closed book through ChatService.ask, as its owner (own recall:
+                is the channel live?) and as the other user (leaks: answers containing the owner's value). Target: 0
+                leaks. --pair test: two personas of the held-out split (data/experiments/facts-v2-test.jsonl, rounds
+                1..--rounds, written independently of the extractor and never tuned on); --pair v1: ana and ben of
+                the project's first scenario (data/experiments/facts-v1.jsonl, "My X is Y" forms the rules read, so
+                the owner's own recall shows the channel is live).
   (b) switch    time to first token of ChatService.send when consecutive replies go to different users (adapter
                 switch) against the same user twice, alternating blocks; median ratio. Target: <= 1.05.
   (c) memory    resident set growth per additional loaded adapter (embedded model, measured), and the adapter size
@@ -14,9 +16,11 @@ this run, on the product's defaults (rebuild, distillation, the default probe ga
                 MLP 8192, 8 KV heads of 64), which cannot run here.
   (d) scaling   fresh homes with N = 1, 2, 4 users, each with the same amount of new data (--scaling-facts messages
                 each), rehearsal answers cached: consolidate() wall time, t(N) / (N * t(1)). Linear = 1.0.
+                --scaling-model runs it on another model (a local HF folder), e.g. a tiny one to time the
+                orchestration alone in seconds.
 
-    .venv/bin/python scripts/bench_users.py [--rounds 2] [--reps 12] [--scaling 1,2,4] [--skip leak,switch,memory,scaling]
-                                            [--cache-dir DIR] [--json FILE]
+    .venv/bin/python scripts/bench_users.py [--rounds 2] [--reps 12] [--scaling 1,2,4]
+                                            [--skip leak,switch,memory,scaling] [--cache-dir DIR] [--json FILE]
 """
 from __future__ import annotations
 
@@ -35,6 +39,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from experiment import FACTS, gold_facts, import_round, load_jsonl, scenario, sha  # noqa: E402
+
+V1 = ROOT / "data" / "experiments" / "facts-v1.jsonl"
 
 ONE_B = {"layers": 16, "hidden": 2048, "mlp": 8192, "kv": 8 * 64}  # Llama-3.2-1B's shapes
 
@@ -61,12 +67,24 @@ def leak(args, work: Path) -> dict:
     from chatbot.learning.consolidate import consolidate
     from chatbot.runtime import open_runtime
 
-    messages = scenario(load_jsonl(Path(args.facts)), args.rounds, 2)
-    facts = [f for f in gold_facts(messages) if not any(g["corrects"] == f["id"] for g in gold_facts(messages))]
-    users = sorted({m["persona"] for m in messages})
-    home, cfg = work / "leak", config(args.cache_dir)
-    for r in range(1, args.rounds + 1):
-        import_round(home, cfg, [m for m in messages if m["round"] == r])
+    home, cfg = work / f"leak-{args.pair}", config(args.cache_dir)
+    if args.pair == "v1":
+        from chatbot.memory.transfer import import_jsonl
+        from chatbot.runtime import open_runtime
+
+        rows = [r for r in load_jsonl(V1) if r["user"] in ("ana", "ben")]
+        facts = [{"user": r["user"], "key": r["key"], "questions": r["questions"]} for r in rows]
+        src = work / "v1.jsonl"
+        src.write_text("".join(json.dumps({"user": r["user"], "messages": r["messages"]}) + "\n" for r in rows))
+        rt = open_runtime(home, cfg, with_model=False)
+        import_jsonl(src, rt.store, rt.buffer, cfg.serve.default_user)
+        rt.close()
+    else:
+        messages = scenario(load_jsonl(Path(args.facts)), args.rounds, 2)
+        facts = [f for f in gold_facts(messages) if not any(g["corrects"] == f["id"] for g in gold_facts(messages))]
+        for r in range(1, args.rounds + 1):
+            import_round(home, cfg, [m for m in messages if m["round"] == r])
+    users = sorted({f["user"] for f in facts})
     t0 = time.time()
     result = consolidate(home, cfg, gate=default_gate(home, cfg), show_progress=False)
     seconds = time.time() - t0
@@ -88,8 +106,9 @@ def leak(args, work: Path) -> dict:
         served = {u: rt.chat.served_adapter(u)[0] for u in users}
     finally:
         rt.close()
-    out = {"users": users, "facts": len(facts), "questions": asked, "own_recall": round(own_hits / asked, 3),
-           "leaks": leaks, "served": served, "consolidation": result.message, "consolidate_s": round(seconds, 1),
+    out = {"pair": args.pair, "users": users, "facts": len(facts), "questions": asked,
+           "own_recall": round(own_hits / asked, 3), "leaks": leaks, "served": served,
+           "consolidation": result.message, "consolidate_s": round(seconds, 1),
            "examples": examples, "home": str(home)}
     print(f"(a) leakage: {leaks} of {asked} answers asked as the other user contain the owner's value; own recall "
           f"{out['own_recall']:.2f} ({own_hits}/{asked}); served {served}", flush=True)
@@ -157,17 +176,22 @@ def memory(args, home: Path, users: list[str], work: Path) -> dict:
         target = work / "adapters-copy" / f"v9{i:03d}"
         shutil.copytree(path, target, dirs_exist_ok=True)
         copies.append((target.name, str(target)))
-    gen.use_adapter(*copies[0])
+    prompt = gen.build_prompt([{"role": "user", "content": "Hello"}])
+
+    def load_and_use(name: str, folder: str) -> None:  # a generation touches the weights (they may be mmapped)
+        gen.generate(prompt, adapter=(name, folder), max_new_tokens=2)
+
+    load_and_use(*copies[0])
     before = rss_mb()
     for name, p in copies[1:]:
-        gen.use_adapter(name, p)
+        load_and_use(name, p)
     per = (rss_mb() - before) / (len(copies) - 1)
     r = cfg.train.lora_r
     d, mlp, kv = ONE_B["hidden"], ONE_B["mlp"], ONE_B["kv"]
     one_b = ONE_B["layers"] * r * ((d + d) * 2 + (d + kv) * 2 + (d + mlp) * 3)  # q,o; k,v; gate,up,down
     out = {"adapter_params": params, "adapter_mb_fp32": round(params * 4 / 2**20, 2),
-           "rss_per_adapter_mb": round(per, 2), "one_b_params": one_b, "one_b_mb_fp32": round(one_b * 4 / 2**20, 1), "lora_r": r,
-           "target_modules": cfg.train.target_modules}
+           "rss_per_adapter_mb": round(per, 2), "one_b_params": one_b, "one_b_mb_fp32": round(one_b * 4 / 2**20, 1),
+           "lora_r": r, "target_modules": cfg.train.target_modules}
     print(f"(c) memory: {params:,} LoRA parameters ({out['adapter_mb_fp32']} MB fp32), measured RSS +{per:.1f} MB per "
           f"extra resident adapter; a 1B-class Llama with r={r} on all linear layers: {one_b:,} parameters "
           f"({out['one_b_mb_fp32']} MB fp32, half in bf16)", flush=True)
@@ -187,17 +211,22 @@ def scaling(args, work: Path, rehearsal_from: Path | None) -> dict:
                 for p in personas}
     chosen = [p for p in personas if len(per_user[p]) >= args.scaling_facts][:max(counts)]
     cfg = config(args.cache_dir)
-    out = {}
-    for n in counts:
+    if args.scaling_model:
+        cfg.model.source, cfg.model.quantization = args.scaling_model, "none"
+    out = {"model": cfg.model.source}
+    for n in ["warm-up", *counts]:  # the warm-up pays the one-time costs (imports, the model's first load)
         home = work / f"scale-{n}"
-        if rehearsal_from is not None and (rehearsal_from / "rehearsal").exists():
-            shutil.copytree(rehearsal_from / "rehearsal", home / "rehearsal")
-        import_round(home, cfg, [m for p in chosen[:n] for m in per_user[p][:args.scaling_facts]])
+        n_users = 1 if n == "warm-up" else n
+        source = work / "scale-warm-up" if n != "warm-up" else rehearsal_from
+        if source is not None and (source / "rehearsal").exists():  # rehearsal answers cached, as after a first run
+            shutil.copytree(source / "rehearsal", home / "rehearsal")
+        import_round(home, cfg, [m for p in chosen[:n_users] for m in per_user[p][:args.scaling_facts]])
         t0 = time.time()
         result = consolidate(home, cfg, gate=default_gate(home, cfg), show_progress=False)
         out[n] = {"seconds": round(time.time() - t0, 1), "status": str(result.status),
                   "versions": [r.version for r in result.per_user] or [result.version]}
         print(f"(d) scaling: N={n}: {out[n]['seconds']} s ({result.status})", flush=True)
+    out.pop("warm-up")
     t1 = out[counts[0]]["seconds"] / counts[0]
     for n in counts:
         out[n]["per_user_vs_n1"] = round(out[n]["seconds"] / (n * t1), 3)
@@ -209,10 +238,12 @@ def scaling(args, work: Path, rehearsal_from: Path | None) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--facts", default=str(FACTS))
-    p.add_argument("--rounds", type=int, default=2, help="(a): the personas' facts of rounds 1..R")
+    p.add_argument("--pair", choices=("test", "v1"), default="test", help="(a): whose facts (see above)")
+    p.add_argument("--rounds", type=int, default=2, help="(a) --pair test: the personas' facts of rounds 1..R")
     p.add_argument("--reps", type=int, default=12, help="(b): measured pairs")
     p.add_argument("--scaling", default="1,2,4")
     p.add_argument("--scaling-facts", type=int, default=2, help="(d): messages with facts per user")
+    p.add_argument("--scaling-model", default="", help="(d): a local model folder instead of the configured one")
     p.add_argument("--skip", default="", help="comma-separated parts to skip: leak,switch,memory,scaling")
     p.add_argument("--cache-dir", default=os.path.join(tempfile.gettempdir(), "chatbot-models"))
     p.add_argument("--json", default="", help="also write the results to this file")

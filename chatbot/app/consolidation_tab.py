@@ -15,16 +15,17 @@ from chatbot.learning.jobs import describe_progress, start_consolidation
 from chatbot.memory.served import rollback, serve
 from chatbot.runtime import Runtime
 
-COLUMNS = ["version", "status", "served", "created", "new turns", "examples", "train loss", "reasons"]
+COLUMNS = ["version", "user", "status", "served", "created", "new turns", "facts", "examples", "train loss", "reasons"]
 
 
 def versions_table(registry: Registry) -> list[list]:
     current = registry.current()
     rows = []
     for v in reversed(registry.versions()):
-        rows.append([v.name, v.status, "yes" if v.name == current else "",
+        rows.append([v.name, registry.owner, v.status, "yes" if v.name == current else "",
                      time.strftime("%Y-%m-%d %H:%M", time.localtime(v.created_at)),
-                     len(v.manifest.get("new_turn_ids", [])), sum(v.manifest.get("counts", {}).values()),
+                     len(v.manifest.get("new_turn_ids", [])), len(v.manifest.get("fact_ids", [])),
+                     sum(v.manifest.get("counts", {}).values()),
                      v.metrics.get("train_loss"), "; ".join(v.reasons)])
     return rows
 

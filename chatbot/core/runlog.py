@@ -39,6 +39,7 @@ class RunLog:
             self.dir = self.dir.with_name(self.dir.name + "-1")
         self.dir.mkdir(parents=True)
         self.started = time.time()
+        self.context: dict = {}  # written into every progress update (e.g. the user whose adapter the run trains)
         self.handler = logging.FileHandler(self.dir / "consolidate.log", encoding="utf-8")
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root = logging.getLogger("chatbot")
@@ -48,7 +49,8 @@ class RunLog:
 
     def progress(self, info: dict) -> None:
         write_json_atomic(self.dir / "progress.json",
-                          {"pid": os.getpid(), "started": self.started, "updated": time.time(), **info})
+                          {"pid": os.getpid(), "started": self.started, "updated": time.time(), **self.context,
+                           **info})
 
     def close(self) -> None:
         logging.getLogger("chatbot").removeHandler(self.handler)

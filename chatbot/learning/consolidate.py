@@ -159,16 +159,17 @@ class _Job:
     def run(self, user: str, gate: Gate | None, dry_run: bool) -> RunResult:
         """One user's run, logged in its own run folder."""
         run = RunLog(self.paths.runs)
+        run.context = {"user": user}
         try:
-            run.progress({"stage": Stage.SELECTING, "user": user})
+            run.progress({"stage": Stage.SELECTING})
             result = self._run(user, run, gate, dry_run)
         except BaseException as e:
             log.exception("consolidation of user %r failed", user)
-            run.progress({"stage": Stage.FAILED, "user": user, "error": f"{type(e).__name__}: {e}"})
+            run.progress({"stage": Stage.FAILED, "error": f"{type(e).__name__}: {e}"})
             raise
         finally:
             run.close()
-        run.progress({"stage": Stage.DONE, "user": user, "status": result.status, "message": result.message,
+        run.progress({"stage": Stage.DONE, "status": result.status, "message": result.message,
                       "version": result.version})
         result.run_dir, result.user = str(run.dir), user
         return result

@@ -60,6 +60,8 @@ def describe_progress(home: Path) -> str:
     if p is None:
         return "No consolidation has run yet." + (" One is starting…" if running else "")
     stage = p.get("stage", "?")
+    if p.get("user"):  # one run per user with new data
+        p = {**p, "run": f"{p['run']}, user {p['user']}"}
     if running and stage not in FINISHED:
         if stage == Stage.TRAINING and p.get("max_steps"):
             loss = f", loss {p['loss']:.3f}" if isinstance(p.get("loss"), (int, float)) else ""

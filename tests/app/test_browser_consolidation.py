@@ -56,6 +56,6 @@ def test_consolidate_now_while_chatting(tiny_server, browser):  # noqa: F811
     page.wait_for_selector("#header >> text=v0001", timeout=30000)
     db = sqlite3.connect(home / "chatbot.sqlite3")
     learned = {r[0] for r in db.execute("SELECT id FROM turns WHERE consolidated_in = 'v0001'")}
-    manifest = json.loads((home / "adapters" / "v0001" / "manifest.json").read_text())
+    manifest = json.loads((home / "adapters" / "users" / "me" / "v0001" / "manifest.json").read_text())
     assert learned == set(manifest["new_turn_ids"]) and len(learned) >= 12
     page.close()

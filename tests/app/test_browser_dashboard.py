@@ -39,6 +39,12 @@ def dashboard_server(tmp_path_factory, tiny_model_dir):
         yield url, home
 
 
+def choose(page, selector: str, option: str) -> None:
+    """Pick `option` in a Gradio dropdown."""
+    page.locator(f"{selector} input").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
 def test_dashboard_shows_plot_runs_and_refreshes(dashboard_server, browser):  # noqa: F811
     url, home = dashboard_server
     page = browser.new_page()
@@ -65,6 +71,20 @@ def test_dashboard_shows_plot_runs_and_refreshes(dashboard_server, browser):  # 
     page.wait_for_function("document.querySelector('#probe-diff').innerText.includes('acquisition/v0001')",
                            timeout=30000)
     page.screenshot(path=str(home.parent / "dashboard.png"), full_page=True)
+
+    # A second user's adapter line: "all" lists every user's runs; choosing a user shows only theirs.
+    bob = home.parent / "bob.jsonl"
+    bob.write_text(json.dumps({"user": "bob", "messages": [{"role": "user", "content": "My cat is called Tom."},
+                                                           {"role": "assistant", "content": "Nice!"}]}))
+    cli(home, "import", str(bob))
+    cli(home, "consolidate", "--quiet")
+    page.wait_for_function("document.querySelector('#runs').innerText.includes('v0003')", timeout=30000)
+    choose(page, "#dashboard-user", "bob")
+    page.wait_for_function("!document.querySelector('#runs').innerText.includes('v0001')", timeout=30000)
+    assert "v0003" in page.locator("#runs").inner_text()
+    choose(page, "#dashboard-user", "me")
+    page.wait_for_function("!document.querySelector('#runs').innerText.includes('v0003')", timeout=30000)
+    assert "v0002" in page.locator("#runs").inner_text()
     page.close()
 
     # v0002 continued from v0001 and was probed on v0001's facts too: BWT = R[v2][v1] - R[v1][v1].

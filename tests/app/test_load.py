@@ -16,6 +16,7 @@ from conftest import spawn_server
 from gradio_client import Client
 
 from chatbot.core.config import Config
+from chatbot.core.lines import AdapterLines
 from chatbot.core.lock import is_running
 from chatbot.memory.index import VectorIndex
 from chatbot.memory.transfer import import_jsonl
@@ -81,13 +82,12 @@ def test_login_roles_and_isolation_over_http(accounts_server):
     with pytest.raises(Exception, match="not in the list of choices"):
         bob.predict(ann_conv, api_name="/open")
     assert "Only administrators" in bob.predict(api_name="/consolidate_now")
-    assert "Only administrators" in bob.predict(api_name="/rollback")
-    served_before = (home / "adapters" / "CURRENT").read_text() if (home / "adapters" / "CURRENT").exists() else None
+    assert "Only administrators" in bob.predict(None, api_name="/rollback")
+    served_before = AdapterLines(home / "adapters").stamp()
     with pytest.raises(Exception, match="not in the list of choices"):
-        bob.predict("base", api_name="/promote")  # "base" is not even among his (empty) choices
-    assert ((home / "adapters" / "CURRENT").read_text() if (home / "adapters" / "CURRENT").exists() else None) \
-        == served_before
-    refresh = bob.predict(api_name="/refresh")
+        bob.predict("base", None, api_name="/promote")  # "base" is not even among his (empty) choices
+    assert AdapterLines(home / "adapters").stamp() == served_before
+    refresh = bob.predict(None, api_name="/refresh")
     assert refresh[0] == "" and refresh[2]["data"] == []  # no versions, no progress for non-admins
     bob.predict("Bob here.", [], True, api_name="/send")
     forget = bob.predict(api_name="/forget")  # his own, current conversation only

@@ -105,6 +105,19 @@ def test_two_users_learn_apart_and_a_shared_fact_reaches_both(tmp_path, sharp_ti
     assert again.user == "ann" and again.version == "v0003", again.message
     assert sorted(key[i] for i in ann.get("v0003").manifest["fact_ids"]) == ["Rex"] and bob.current() == "v0002"
 
+    # Forgetting bob deletes his adapters; ann's adapter holds nothing of his (the wifi fact is private again), so
+    # it stays untouched and keeps serving ann.
+    weights = (ann.current_path() / "adapter_model.safetensors").read_bytes()
+    assert main(["--home", str(home), "forget", "--user", "bob", "--yes"]) == 0
+    assert AdapterLines(Paths(home).adapters, "me").users() == ["ann"]
+    assert (ann.current_path() / "adapter_model.safetensors").read_bytes() == weights
+    rt = open_runtime(home, config, loaded=load_model(str(tiny_model_dir), quantization="none"), embedder=embedder)
+    try:
+        after = rt.chat.ask(QUESTION, user="ann", use_memory=False)
+    finally:
+        rt.close()
+    assert after["adapter"] == "v0003" and "Rex" in after["answer"]
+
 
 def test_versions_promote_and_rollback_per_user(tmp_path, capsys):
     from chatbot.core.fsio import write_json_atomic
