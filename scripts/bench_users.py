@@ -5,15 +5,19 @@ this run, on the product's defaults (rebuild, distillation, the default probe ga
   (a) leakage   two users tell the bot their facts; one `consolidate()` trains each user's adapter through the gate.
                 Then every fact's questions are asked closed book through ChatService.ask, as its owner (own recall:
                 is the channel live?) and as the other user (leaks: answers containing the owner's value). Target: 0
-                leaks. --pair test: two personas of the held-out split (data/experiments/facts-v2-test.jsonl, rounds
-                1..--rounds, written independently of the extractor and never tuned on); --pair v1: ana and ben of
+                leaks. A match whose value is in the other user's own training data (their facts and the base
+                model's rehearsal answers listed in their version's manifest) is counted apart, as a coincidence:
+                it cannot have come from the owner. --pair test: two personas of the held-out split
+                (data/experiments/facts-v2-test.jsonl, rounds 1..--rounds, written independently of the extractor
+                and never tuned on); --pair v1: ana and ben of
                 the project's first scenario (data/experiments/facts-v1.jsonl, "My X is Y" forms the rules read, so
                 the owner's own recall shows the channel is live).
   (b) switch    time to first token of ChatService.send when consecutive replies go to different users (adapter
                 switch) against the same user twice, alternating blocks; median ratio. Target: <= 1.05.
-  (c) memory    resident set growth per additional loaded adapter (embedded model, measured), and the adapter size
-                computed from its parameter count for this config and a 1B-class Llama (16 layers, hidden 2048,
-                MLP 8192, 8 KV heads of 64), which cannot run here.
+  (c) memory    bytes of the LoRA tensors each additional resident adapter adds to the served model (embedded
+                model, counted on the live model after a generation with it; the process's RSS is printed too, but
+                the allocator makes it too noisy for 20 MB steps), and the size computed from the parameter count
+                for a 1B-class Llama (16 layers, hidden 2048, MLP 8192, 8 KV heads of 64), which cannot run here.
   (d) scaling   fresh homes with N = 1, 2, 4 users, each with the same amount of new data (--scaling-facts messages
                 each), rehearsal answers cached: consolidate() wall time, t(N) / (N * t(1)). Linear = 1.0.
                 --scaling-model runs it on another model (a local HF folder), e.g. a tiny one to time the
@@ -67,7 +71,7 @@ def leak(args, work: Path) -> dict:
     from chatbot.learning.consolidate import consolidate
     from chatbot.runtime import open_runtime
 
-    home, cfg = work / f"leak-{args.pair}", config(args.cache_dir)
+    home, cfg = (Path(args.reuse) if args.reuse else work / f"leak-{args.pair}"), config(args.cache_dir)
     if args.pair == "v1":
         from chatbot.memory.transfer import import_jsonl
         from chatbot.runtime import open_runtime
@@ -76,42 +80,73 @@ def leak(args, work: Path) -> dict:
         facts = [{"user": r["user"], "key": r["key"], "questions": r["questions"]} for r in rows]
         src = work / "v1.jsonl"
         src.write_text("".join(json.dumps({"user": r["user"], "messages": r["messages"]}) + "\n" for r in rows))
-        rt = open_runtime(home, cfg, with_model=False)
-        import_jsonl(src, rt.store, rt.buffer, cfg.serve.default_user)
-        rt.close()
+        if not args.reuse:
+            rt = open_runtime(home, cfg, with_model=False)
+            import_jsonl(src, rt.store, rt.buffer, cfg.serve.default_user)
+            rt.close()
     else:
         messages = scenario(load_jsonl(Path(args.facts)), args.rounds, 2)
         facts = [f for f in gold_facts(messages) if not any(g["corrects"] == f["id"] for g in gold_facts(messages))]
         for r in range(1, args.rounds + 1):
-            import_round(home, cfg, [m for m in messages if m["round"] == r])
+            if not args.reuse:
+                import_round(home, cfg, [m for m in messages if m["round"] == r])
     users = sorted({f["user"] for f in facts})
     t0 = time.time()
-    result = consolidate(home, cfg, gate=default_gate(home, cfg), show_progress=False)
+    result = None if args.reuse else consolidate(home, cfg, gate=default_gate(home, cfg), show_progress=False)
     seconds = time.time() - t0
-    print(result.message, flush=True)
+    print(result.message if result else f"reusing {home}", flush=True)
+    trained = own_training_text(home, cfg, users)
     rt = open_runtime(home, cfg)
-    own_hits, leaks, asked, examples = 0, 0, 0, []
+    own_hits, leaks, coincidences, asked, examples = 0, 0, 0, 0, []
     try:
         for f in facts:
             other = next(u for u in users if u != f["user"])
             for q in f["questions"]:
                 mine = rt.chat.ask(q, user=f["user"], use_memory=False)["answer"]
                 theirs = rt.chat.ask(q, user=other, use_memory=False)["answer"]
-                hit, leaked = f["key"].lower() in mine.lower(), f["key"].lower() in theirs.lower()
+                hit, match = f["key"].lower() in mine.lower(), f["key"].lower() in theirs.lower()
+                coincidence = match and f["key"].lower() in trained[other]
+                leaked = match and not coincidence
                 own_hits += hit
                 leaks += leaked
+                coincidences += coincidence
                 asked += 1
-                if leaked or (hit and len(examples) < 3):
-                    examples.append({"question": q, "key": f["key"], "owner": mine[:100], "other": theirs[:100]})
+                if match or (hit and len(examples) < 3):
+                    examples.append({"question": q, "key": f["key"], "owner": mine[:100], "other": theirs[:100],
+                                     "in_other_users_own_training_data": coincidence})
         served = {u: rt.chat.served_adapter(u)[0] for u in users}
     finally:
         rt.close()
     out = {"pair": args.pair, "users": users, "facts": len(facts), "questions": asked,
-           "own_recall": round(own_hits / asked, 3), "leaks": leaks, "served": served,
-           "consolidation": result.message, "consolidate_s": round(seconds, 1),
+           "own_recall": round(own_hits / asked, 3), "leaks": leaks, "coincidences": coincidences, "served": served,
+           "consolidation": result.message if result else "reused", "consolidate_s": round(seconds, 1),
            "examples": examples, "home": str(home)}
-    print(f"(a) leakage: {leaks} of {asked} answers asked as the other user contain the owner's value; own recall "
+    print(f"(a) leakage: {leaks} of {asked} answers asked as the other user contain the owner's value (and "
+          f"{coincidences} more where the value is in the other user's own training data); own recall "
           f"{out['own_recall']:.2f} ({own_hits}/{asked}); served {served}", flush=True)
+    return out
+
+
+def own_training_text(home: Path, cfg, users: list[str]) -> dict[str, str]:
+    """Lower-cased text each user's served version was trained on: its facts' answers and the rehearsal answers
+    (the base model's own words) its manifest lists."""
+    from chatbot.core.lines import AdapterLines
+    from chatbot.core.paths import Paths
+    from chatbot.memory.facts import FactStore
+
+    facts = FactStore(Paths(home).db)
+    by_id = {f.id: f for f in facts.facts()}
+    facts.close()
+    rehearsal: dict[str, str] = {}
+    for cache in (home / "rehearsal").glob("*.json"):
+        rehearsal.update(json.loads(cache.read_text()))
+    out = {}
+    for user in users:
+        path = AdapterLines(Paths(home).adapters, cfg.serve.default_user).line(user).current_path()
+        manifest = json.loads((path / "manifest.json").read_text()) if path else {}
+        text = [by_id[i].answer for i in manifest.get("fact_ids", []) if i in by_id]
+        text += [str(rehearsal.get(r, "")) for r in manifest.get("rehearsal_prompts", [])]
+        out[user] = "\n".join(text).lower()
     return out
 
 
@@ -182,18 +217,21 @@ def memory(args, home: Path, users: list[str], work: Path) -> dict:
         gen.generate(prompt, adapter=(name, folder), max_new_tokens=2)
 
     load_and_use(*copies[0])
-    before = rss_mb()
+    before, tensors = rss_mb(), []
     for name, p in copies[1:]:
         load_and_use(name, p)
+        tensors.append(sum(t.numel() * t.element_size() for n, t in gen._peft.named_parameters() if f".{name}." in n))
     per = (rss_mb() - before) / (len(copies) - 1)
+    resident = statistics.mean(tensors) / 2**20
     r = cfg.train.lora_r
     d, mlp, kv = ONE_B["hidden"], ONE_B["mlp"], ONE_B["kv"]
     one_b = ONE_B["layers"] * r * ((d + d) * 2 + (d + kv) * 2 + (d + mlp) * 3)  # q,o; k,v; gate,up,down
     out = {"adapter_params": params, "adapter_mb_fp32": round(params * 4 / 2**20, 2),
-           "rss_per_adapter_mb": round(per, 2), "one_b_params": one_b, "one_b_mb_fp32": round(one_b * 4 / 2**20, 1),
-           "lora_r": r, "target_modules": cfg.train.target_modules}
-    print(f"(c) memory: {params:,} LoRA parameters ({out['adapter_mb_fp32']} MB fp32), measured RSS +{per:.1f} MB per "
-          f"extra resident adapter; a 1B-class Llama with r={r} on all linear layers: {one_b:,} parameters "
+           "resident_mb_per_adapter": round(resident, 2), "rss_per_adapter_mb": round(per, 2), "one_b_params": one_b,
+           "one_b_mb_fp32": round(one_b * 4 / 2**20, 1), "lora_r": r, "target_modules": cfg.train.target_modules}
+    print(f"(c) memory: {params:,} LoRA parameters ({out['adapter_mb_fp32']} MB fp32); each extra resident adapter "
+          f"holds {resident:.1f} MB of tensors in the served model (RSS moved {per:+.1f} MB per adapter); a 1B-class "
+          f"Llama with r={r} on all linear layers: {one_b:,} parameters "
           f"({out['one_b_mb_fp32']} MB fp32, half in bf16)", flush=True)
     return out
 
@@ -244,6 +282,7 @@ def main() -> None:
     p.add_argument("--scaling", default="1,2,4")
     p.add_argument("--scaling-facts", type=int, default=2, help="(d): messages with facts per user")
     p.add_argument("--scaling-model", default="", help="(d): a local model folder instead of the configured one")
+    p.add_argument("--reuse", default="", metavar="HOME", help="(a): ask again in a home an earlier run consolidated")
     p.add_argument("--skip", default="", help="comma-separated parts to skip: leak,switch,memory,scaling")
     p.add_argument("--cache-dir", default=os.path.join(tempfile.gettempdir(), "chatbot-models"))
     p.add_argument("--json", default="", help="also write the results to this file")

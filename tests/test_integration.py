@@ -67,22 +67,31 @@ def test_consolidation_on_the_embedded_model(real, tmp_path):
     assert "would train on" in dry and "[augment]" in dry and "fact(s) in the ledger" in dry
     result = json.loads(chatbot(home, "consolidate", "--json", "--quiet", config=cfg, timeout=1200)
                         .stdout.splitlines()[-1])
-    assert result["status"] == "promoted" and result["version"] == "v0001", result  # passed the probe gate
-    assert result["counts"]["augment"] >= 6 and result["counts"]["rehearsal"] == 4
-    assert result["metrics"]["tokens"] > 0 and result["metrics"]["train_loss"] < 10
+    # One adapter per user (bob said one thing too), each through the default probe gate.
+    assert result["status"] == "promoted", result
+    runs = {r["user"]: r for r in result["per_user"]}
+    assert [(u, r["status"], r["version"]) for u, r in sorted(runs.items())] == [("bob", "promoted", "v0001"),
+                                                                               ("me", "promoted", "v0002")], result
+    assert runs["me"]["counts"]["augment"] >= 6 and runs["me"]["counts"]["rehearsal"] == 4
+    assert runs["me"]["metrics"]["tokens"] > 0 and runs["me"]["metrics"]["train_loss"] < 10
     versions = json.loads(chatbot(home, "versions", "--json").stdout.splitlines()[-1])
-    assert versions["served"] == "v0001" and versions["versions"][0]["status"] == "promoted"
+    assert versions["served"] == {"bob": "v0001", "me": "v0002"}
+    assert {v["status"] for v in versions["versions"]} == {"promoted"}
     again = json.loads(chatbot(home, "consolidate", "--json", "--quiet", config=cfg).stdout.splitlines()[-1])
     assert again["status"] == "noop"
     answers = json.loads(chatbot(home, "ask", "--json", "--no-memory", "What is the capital of France?",
                                  "Remind me, what's the name of my dog?").stdout.splitlines()[-1])["answers"]
-    assert answers[0]["adapter"] == "v0001" and "Paris" in answers[0]["answer"]
+    assert answers[0]["adapter"] == "v0002" and "Paris" in answers[0]["answer"]
     # Closed-book (memory off), worded unlike the conversation: the fact is now in the weights.
     assert "Rex" in answers[1]["answer"], answers[1]
+    # Asked as bob, the same question runs on bob's adapter, which never saw it.
+    bobs = json.loads(chatbot(home, "ask", "--json", "--no-memory", "--user", "bob",
+                              "Remind me, what's the name of my dog?").stdout.splitlines()[-1])["answers"][0]
+    assert bobs["adapter"] == "v0001" and "Rex" not in bobs["answer"], bobs
 
 
 def test_a_correction_through_the_default_gate(real, tmp_path):
-    """After the fact (v0001 above), its correction: the next consolidation passes the default gate and the
+    """After the fact (v0002 above), its correction: the next consolidation passes the default gate and the
     closed-book answer is the new value, not the old one."""
     home, _ = real
     cfg = tmp_path / "quick.toml"

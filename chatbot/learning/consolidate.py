@@ -127,13 +127,15 @@ class _Job:
                                   config.buffer.index_save_every, embedder)
         self.store = self.buffer.store
         self.facts = FactStore(paths.db)
-        self.lines = AdapterLines(paths.adapters, config.serve.default_user)
+        # (rank > 0 of `accelerate launch` reads the lines only: rank 0 moves a legacy layout, if any)
+        self.lines = AdapterLines(paths.adapters, config.serve.default_user if _is_main_process() else None)
         self.rehearsal: list | None = None
         self._synced = False
-        for registry in self.lines.lines():
-            if registry.clean_staging():
-                log.warning("removed the half-written output of an earlier run that did not finish")
-        remark_all(self.store, self.lines)  # marks follow each user's served line (after an upgrade too)
+        if _is_main_process():  # under `accelerate launch`, only rank 0 writes the registry and the database
+            for registry in self.lines.lines():
+                if registry.clean_staging():
+                    log.warning("removed the half-written output of an earlier run that did not finish")
+            remark_all(self.store, self.lines)  # marks follow each user's served line (after an upgrade too)
 
     def close(self) -> None:
         self.buffer.close()
