@@ -295,10 +295,16 @@ def main() -> None:
                      "threads": torch.get_num_threads(), "cpus": os.cpu_count()}
     started = time.time()
     home = None
-    if "leak" not in skip:
-        results["leak"] = leak(args, work)
-        home = Path(results["leak"]["home"])
-        users = results["leak"]["users"]
+    if "leak" not in skip or args.reuse:
+        if "leak" not in skip:
+            results["leak"] = leak(args, work)
+            home, users = Path(results["leak"]["home"]), results["leak"]["users"]
+        else:  # switch/memory on the adapters an earlier run left in --reuse
+            from chatbot.core.lines import AdapterLines
+            from chatbot.core.paths import Paths
+
+            home = Path(args.reuse)
+            users = AdapterLines(Paths(home).adapters).users()[:2]
         if "switch" not in skip:
             results["switch"] = switch(args, home, users)
         if "memory" not in skip:
