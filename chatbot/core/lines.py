@@ -56,6 +56,12 @@ class AdapterLines:
             write_text_atomic(folder / "OWNER", user)
         return Registry(folder, owner=user, taken=self._taken)
 
+    def served_path(self, user: str | None = None) -> Path | None:
+        """The folder of the version `user` is served (None: the base), read without creating a line: the chat
+        asks this before every reply, for users who may never have had an adapter."""
+        folder = self._users / folder_name(user or self.default_user)
+        return Registry(folder, owner=user).current_path() if (folder / "OWNER").exists() else None
+
     def users(self) -> list[str]:
         """Users that have adapter versions, sorted."""
         return sorted(self._owner(f) for f in self._folders() if any(_NAME.match(p.name) for p in f.iterdir()))

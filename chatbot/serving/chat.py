@@ -58,8 +58,7 @@ class ChatService:
         every reply: a promotion is picked up between replies, without restart. ("base", None) without one."""
         if self.lines is None:
             return self.generator.adapter, None
-        registry = self.lines.line(user or self.config.serve.default_user)
-        path = registry.current_path()
+        path = self.lines.served_path(user or self.config.serve.default_user)
         return (path.name, str(path)) if path else ("base", None)
 
     # -- validation ----------------------------------------------------------------------------------------
