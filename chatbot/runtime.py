@@ -32,6 +32,8 @@ class Runtime:
     config_file: str | None = None  # the --config file, passed on to background consolidations
 
     def close(self) -> None:
+        if self.chat is not None:
+            self.chat.generator.close()
         self.buffer.close()
         self.store.close()
 
@@ -50,12 +52,11 @@ def open_runtime(home: Path, config: Config, with_model: bool = True, loaded: Lo
     rt = Runtime(config, paths, buffer.store, buffer, config_file=config_file)
     if with_model or loaded is not None:
         from chatbot.serving.chat import ChatService  # lazy: torch-heavy, model-free commands start fast
-        from chatbot.serving.generate import Generator
+        from chatbot.serving.engine import open_engine
         from chatbot.serving.model import load_model
 
         m = config.model
         rt.loaded = loaded or load_model(m.source, m.quantization, m.compute_dtype, m.cache_dir or paths.models)
-        generator = Generator(rt.loaded, config.decoding, m.max_context, config.serve.max_loaded_adapters)
-        rt.chat = ChatService(config, rt.store, buffer, generator,
+        rt.chat = ChatService(config, rt.store, buffer, open_engine(config, rt.loaded),
                               AdapterLines(paths.adapters, config.serve.default_user))
     return rt

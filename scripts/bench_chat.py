@@ -172,7 +172,7 @@ def main() -> None:
     import torch
     import transformers
 
-    from chatbot.core.config import Config, DecodingConfig, ModelConfig
+    from chatbot.core.config import Config, DecodingConfig, ModelConfig, ServeConfig
     from chatbot.memory.recall import memory_prompt, recall
     from chatbot.memory.store import clean_text
     from chatbot.memory.transfer import import_jsonl
@@ -185,6 +185,7 @@ def main() -> None:
         model=ModelConfig(source=args.source, quantization=args.quantization, compute_dtype=args.compute_dtype,
                           cache_dir=args.cache_dir),
         decoding=DecodingConfig(max_new_tokens=args.max_new_tokens, do_sample=False, seed=args.seed),
+        serve=ServeConfig(engine="transformers"),  # (a) is transformers' generate; bench_engine.py compares engines
     )
     load_start = os.getloadavg()
     t = time.perf_counter()

@@ -12,8 +12,9 @@ this run, on the product's defaults (rebuild, distillation, the default probe ga
                 and never tuned on); --pair v1: ana and ben of
                 the project's first scenario (data/experiments/facts-v1.jsonl, "My X is Y" forms the rules read, so
                 the owner's own recall shows the channel is live).
-  (b) switch    time to first token of ChatService.send when consecutive replies go to different users (adapter
-                switch) against the same user twice, alternating blocks; median ratio. Target: <= 1.05.
+  (b) switch    per engine (transformers, llama.cpp): time to first token of ChatService.send when consecutive
+                replies go to different users (adapter switch) against the same user twice, alternating blocks;
+                median ratio. Target: <= 1.05.
   (c) memory    bytes of the LoRA tensors each additional resident adapter adds to the served model (embedded
                 model, counted on the live model after a generation with it; the process's RSS is printed too, but
                 the allocator makes it too noisy for 20 MB steps), and the size computed from the parameter count
@@ -151,41 +152,49 @@ def own_training_text(home: Path, cfg, users: list[str]) -> dict[str, str]:
 
 
 def switch(args, home: Path, users: list[str]) -> dict:
-    """(b): time to first token, alternating users vs the same user twice."""
+    """(b): time to first token, alternating users vs the same user twice, on each engine that runs here."""
+    import importlib.util
+
     from chatbot.runtime import open_runtime
 
-    cfg = config(args.cache_dir)
-    cfg.decoding.max_new_tokens = 8
-    rt = open_runtime(home, cfg)
-    a, b = users
+    out = {}
+    for engine in ("transformers", "llamacpp"):
+        if engine == "llamacpp" and importlib.util.find_spec("llama_cpp") is None:
+            continue
+        cfg = config(args.cache_dir)
+        cfg.decoding.max_new_tokens = 8
+        cfg.serve.engine = engine
+        rt = open_runtime(home, cfg)
+        a, b = users
 
-    def ttft(user: str) -> float:
-        start = time.perf_counter()
-        first = None
-        for event in rt.chat.send(user, "Tell me something about my week.", use_memory=False,
-                                  conversation_learn=False):
-            if isinstance(event, str) and first is None:
-                first = time.perf_counter() - start
-        return first if first is not None else float("nan")
+        def ttft(user: str, rt=rt) -> float:
+            start = time.perf_counter()
+            first = None
+            for event in rt.chat.send(user, "Tell me something about my week.", use_memory=False,
+                                      conversation_learn=False):
+                if isinstance(event, str) and first is None:
+                    first = time.perf_counter() - start
+            return first if first is not None else float("nan")
 
-    same, switched = [], []
-    try:
-        for u in (a, b, a):  # warm-up: both adapters resident
-            ttft(u)
-        for i in range(args.reps):  # blocks alternate so drift cancels: [a a] then [a b] (or b-first)
-            first, second = (a, b) if i % 2 == 0 else (b, a)
-            ttft(first)
-            same.append(ttft(first))
-            switched.append(ttft(second))
-        resident = rt.chat.generator.loaded_adapters
-    finally:
-        rt.close()
-    ratio = statistics.median(switched) / statistics.median(same)
-    out = {"reps": args.reps, "ttft_same_ms": round(1000 * statistics.median(same), 1),
-           "ttft_switch_ms": round(1000 * statistics.median(switched), 1), "ratio": round(ratio, 3),
-           "resident": resident}
-    print(f"(b) switch: TTFT median {out['ttft_switch_ms']} ms switching users vs {out['ttft_same_ms']} ms same user "
-          f"-> ratio {out['ratio']} (target <= 1.05)", flush=True)
+        same, switched = [], []
+        try:
+            for u in (a, b, a):  # warm-up: both adapters resident
+                ttft(u)
+            for i in range(args.reps):  # blocks alternate so drift cancels: [a a] then [a b] (or b-first)
+                first, second = (a, b) if i % 2 == 0 else (b, a)
+                ttft(first)
+                same.append(ttft(first))
+                switched.append(ttft(second))
+            resident = rt.chat.generator.loaded_adapters
+        finally:
+            rt.close()
+        ratio = statistics.median(switched) / statistics.median(same)
+        row = {"reps": args.reps, "ttft_same_ms": round(1000 * statistics.median(same), 1),
+               "ttft_switch_ms": round(1000 * statistics.median(switched), 1), "ratio": round(ratio, 3),
+               "resident": resident}
+        print(f"(b) switch, {engine}: TTFT median {row['ttft_switch_ms']} ms switching users vs {row['ttft_same_ms']} "
+              f"ms same user -> ratio {row['ratio']} (target <= 1.05)", flush=True)
+        out[engine] = row
     return out
 
 

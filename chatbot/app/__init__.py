@@ -29,7 +29,7 @@ def header(rt: Runtime, ident: Identity) -> str:
     else:
         mode = (f"single-user mode (user **{ident.user}**, no login; serving 127.0.0.1 only — "
                 "`chatbot user add NAME --admin` turns on accounts)")
-    return (f"### Continual chatbot\nModel **{m.name}** ({m.quantization}) · adapter "
+    return (f"### Continual chatbot\nModel **{m.name}** ({rt.chat.generator.label}) · adapter "
             f"**{rt.chat.served_adapter(ident.user)[0]}** · {mode}")
 
 

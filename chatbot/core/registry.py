@@ -171,7 +171,8 @@ class Registry:
         if self.current() == name:
             raise RegistryError(f"{name} is being served: promote another version before withdrawing it")
         v = self.get(name)
-        for f in list(v.path.glob("adapter_model.*")):
+        # the weights and every copy derived from them (serving/lora_gguf.py's adapter.gguf for llama.cpp)
+        for f in [*v.path.glob("adapter_model.*"), *v.path.glob("adapter.gguf")]:
             f.unlink()
         self.set_status(name, VersionStatus.WITHDRAWN, [reason])
 

@@ -1,6 +1,6 @@
 """Running the regression probes: what a model version still knows (retention), what it learned from its conversations
 (acquisition), and whether it repeats what it was told not to learn (privacy canary). Probes run on exactly what
-is served (the 4-bit base + the version's unmerged LoRA adapter, through the chat's Generator), greedy and
+is served (the base + the version's unmerged LoRA adapter, through the chat's engine: serve.engine), greedy and
 seeded, and every suite result is stored in SQLite with its suite version and decoding settings. The base's
 results are cached per model + suite version + decoding, so "before" is computed once.
 
@@ -45,6 +45,7 @@ from chatbot.evaluation.scoring import score_item
 from chatbot.evaluation.suite import LEAKS, RETENTION, Suite, shipped_suites
 from chatbot.learning.train import IGNORE, tokenize_example
 from chatbot.memory.store import Store
+from chatbot.serving.engine import Engine, open_engine
 from chatbot.serving.generate import Generator
 from chatbot.serving.model import load_model
 
@@ -84,22 +85,27 @@ def adapter_fingerprint(path: Path | None) -> str:
     return h.hexdigest()[:16]
 
 
-def model_key(generator: Generator, config: Config) -> str:
-    g = generator.loaded
-    return f"{g.name}:{g.quantization}:{config.model.compute_dtype}"
+def model_key(engine: Engine, config: Config) -> str:
+    """What results are stored under: the model, its quantization and, past the reference transformers engine,
+    the engine (another engine's greedy answers differ, so its base results are its own)."""
+    g = engine.loaded
+    key = f"{g.name}:{g.quantization}:{config.model.compute_dtype}"
+    return key if engine.name == "transformers" else f"{key}:{engine.name}"
 
 
 class Prober:
-    """Runs the suites on one Generator (the served stack) and stores every result in the ResultStore (turns are
-    read from the Store for the acquisition questions and the canary)."""
+    """Runs the generated suites on the served engine and the forward-pass suites (KL, perplexity) on the
+    transformers Generator of the same base (the same object when transformers serves), and stores every result
+    in the ResultStore (turns are read from the Store for the acquisition questions and the canary)."""
 
     def __init__(self, store: Store, results: ResultStore, registry: Registry, generator: Generator,
-                 config: Config, report: Callable[[dict], None] | None = None):
+                 config: Config, report: Callable[[dict], None] | None = None, engine: Engine | None = None):
         self.store, self.results, self.registry, self.generator = store, results, registry, generator
+        self.engine = engine or generator
         self.config = config
         self.p = config.probes
         self.suites = shipped_suites(config)
-        self.model = model_key(generator, config)
+        self.model = model_key(self.engine, config)
         self.report = report or (lambda info: None)
         self.decoding = {"do_sample": False, "max_new_tokens": self.p.max_new_tokens,
                          "repetition_penalty": config.decoding.repetition_penalty, "seed": config.decoding.seed}
@@ -127,7 +133,7 @@ class Prober:
         self.report({"stage": "probing", "version": version, "suite": suite.name, "run": run})
         started = time.time()
         settings = {k: v for k, v in decoding.items() if k != "max_new_tokens"}
-        outputs = self.generator.generate_batch([[{"role": "user", "content": p.prompt}] for p in suite.probes],
+        outputs = self.engine.generate_batch([[{"role": "user", "content": p.prompt}] for p in suite.probes],
                                                 decoding["max_new_tokens"], self.p.batch_size, **settings)
         items = [{"probe_id": p.id, "prompt": p.prompt, "output": o, "score": score_item(p, suite.kind, o)}
                  for p, o in zip(suite.probes, outputs)]
@@ -232,14 +238,14 @@ class Prober:
         can = canary(self.store, self.suites["canary"], exclude=shipped_text)
         generated = retention + acquisition + ([can.suite] if can.secrets else [])
 
-        self.generator.use_adapter(BASE, None)
+        self._use(BASE, None)
         base = {s.name: self.generated(s, BASE, BASE) for s in generated}
         base["perplexity"] = self.perplexity(BASE, BASE)
         noise = self.noise(retention) if self.p.noise_runs >= 2 else {}
         if version == BASE:
             results = dict(base)
         else:
-            self.generator.use_adapter(version, str(path))
+            self._use(version, str(path))
             results = {s.name: self.generated(s, version, fingerprint) for s in generated}
             results["perplexity"] = self.perplexity(version, fingerprint)
             results["kl"] = self.kl(version, fingerprint)
@@ -248,6 +254,11 @@ class Prober:
                              round(time.time() - started, 2))
         report.metrics = summary(report, self.results, self.registry, chain)
         return report
+
+    def _use(self, version: str, path: str | None) -> None:
+        self.generator.use_adapter(version, path)
+        if self.engine is not self.generator:
+            self.engine.use_adapter(version, path)
 
     def _leaks(self, version: str, can: Canary, results: dict[str, SuiteResult],
                base: dict[str, SuiteResult]) -> SuiteResult:
@@ -339,9 +350,14 @@ def probe_version(home: Path, config: Config, version: str | None = None, loaded
     m = config.model
     loaded = loaded or load_model(m.source, m.quantization, m.compute_dtype, m.cache_dir or paths.models)
     generator = Generator(loaded, config.decoding, m.max_context)
+    engine = open_engine(config, loaded)
+    if engine.name == "transformers":
+        engine = generator
     store, results = Store(paths.db), ResultStore(paths.db)
     try:
-        return Prober(store, results, registry, generator, config, report).run(version)
+        return Prober(store, results, registry, generator, config, report, engine).run(version)
     finally:
         store.close()
         results.close()
+        if engine is not generator:
+            engine.close()

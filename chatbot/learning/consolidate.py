@@ -38,7 +38,7 @@ from chatbot.memory.facts import FactStore
 from chatbot.memory.served import held_facts, held_turns, remark_all, serve
 from chatbot.privacy.forget import forgotten_among
 from chatbot.privacy.pii import scrubber
-from chatbot.serving.generate import Generator
+from chatbot.serving.engine import open_engine
 from chatbot.serving.model import LoadedModel, load_model
 
 log = logging.getLogger(__name__)
@@ -341,13 +341,19 @@ def _rehearsal(paths: Paths, config: Config, loaded: LoadedModel | None, dry_run
     if dry_run:
         return rehearsal_examples(t.rehearsal_count, t.seed, None,
                                   lambda prompt: "(the base model's answer, generated when training)")
-    generator = Generator(loaded, DecodingConfig(**decoding), config.model.max_context)
+    # The base's answers through the served engine (what people are served is what is rehearsed), in batches
+    engine = open_engine(config, loaded, decoding=DecodingConfig(**decoding))
 
-    def answer(prompt: str) -> str:
-        return generator.generate(generator.build_prompt([{"role": "user", "content": prompt}]))
+    def answer_all(prompts: list[str]) -> list[str]:
+        return engine.generate_batch([[{"role": "user", "content": p}] for p in prompts], decoding["max_new_tokens"],
+                                     config.probes.batch_size)
 
-    cache = paths.rehearsal / cache_name(loaded.name, decoding)
-    return rehearsal_examples(t.rehearsal_count, t.seed, cache, answer)
+    name = loaded.name if engine.name == "transformers" else f"{loaded.name}-{engine.name}"
+    try:
+        return rehearsal_examples(t.rehearsal_count, t.seed, paths.rehearsal / cache_name(name, decoding), None,
+                                  answer_all=answer_all)
+    finally:
+        engine.close()
 
 
 def _resolved_config(config: Config, loaded: LoadedModel, previous: Path | None) -> dict:

@@ -14,7 +14,7 @@ from chatbot.memory.buffer import Buffer
 from chatbot.memory.recall import Memory, memory_prompt, recall
 from chatbot.memory.store import Store, clean_text
 from chatbot.privacy.forget import Forgotten, forget_conversations
-from chatbot.serving.generate import Generator
+from chatbot.serving.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class Done:
 
 
 class ChatService:
-    def __init__(self, config: Config, store: Store, buffer: Buffer, generator: Generator,
+    def __init__(self, config: Config, store: Store, buffer: Buffer, generator: Engine,
                  lines: AdapterLines | None = None):
         self.config = config
         self.store = store

@@ -1,36 +1,24 @@
-"""Streaming generation on the served model: chat template, context-fitting truncation with a notice, a stop
-signal that really ends `generate`, and a seed set before every reply. One generation at a time: the model is
-shared by every chat session, and on a CPU parallel generates only slow each other down.
+"""The transformers engine: streaming generation with transformers `generate` on the bitsandbytes-quantized model
+(the reference engine, and the only one whose logits the KL and perplexity probes read). A stop signal really ends
+`generate`; torch is seeded before every reply. One generation at a time: the model is shared by every chat
+session, and on a CPU parallel generates only slow each other down.
 
-Several users' adapters stay loaded on the one base (peft keeps each as a named adapter and `set_adapter` switches
-between them in microseconds); each generation names the adapter it runs with, and switches under the generation
-lock, so a reply never runs on another user's weights. Past serve.max_loaded_adapters the least recently used
-adapter is unloaded (and loaded again from its folder when its user returns)."""
+Several users' adapters stay loaded on the one base as peft named adapters; each generation names the adapter it
+runs with and switches under the generation lock, so a reply never runs on another user's weights. Past
+serve.max_loaded_adapters the least recently used adapter is unloaded (and loaded again from its folder when its
+user returns)."""
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from chatbot.core.config import DecodingConfig
+from chatbot.serving.engine import BASE, ELLIPSIS, Engine, Prompt  # noqa: F401  (Prompt, ELLIPSIS: re-exported)
 from chatbot.serving.model import LoadedModel
-
-ELLIPSIS = "\n[…]\n"
-
-
-@dataclass
-class Prompt:
-    input_ids: torch.Tensor  # (1, n) token ids, chat template applied
-    notices: list[str] = field(default_factory=list)  # what was cut to fit the context, for the user
-
-    @property
-    def n_tokens(self) -> int:
-        return int(self.input_ids.shape[1])
 
 
 class _StopOnEvent(StoppingCriteria):
@@ -44,66 +32,47 @@ class _StopOnEvent(StoppingCriteria):
         return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
 
 
-class Generator:
-    """Turns chat messages into streamed reply text on one loaded model (and, later, its adapter)."""
+class Generator(Engine):
+    """The transformers engine on one loaded model and its peft adapters."""
+
+    name = "transformers"
 
     def __init__(self, loaded: LoadedModel, decoding: DecodingConfig, max_context: int, max_adapters: int = 8):
-        self.loaded = loaded
-        self.decoding = decoding
         # The usable context: what the model supports, capped by config.
-        self.max_context = min(max_context, loaded.context_length)
-        self.max_adapters = max_adapters
-        self._lock = threading.Lock()
-        self.adapter = "base"  # the default adapter version (generations that name none; "base" = none)
+        super().__init__(loaded.tokenizer, decoding, min(max_context, loaded.context_length), max_adapters)
+        self.loaded = loaded
         self._peft = None  # PeftModel wrapping loaded.model once any adapter was loaded
-        self._loaded: OrderedDict[str, str] = OrderedDict()  # adapter name → folder, least recently used first
-        self._active: str | None = None  # peft's active adapter (set_adapter walks every layer: ~30 ms here)
-
-    @property
-    def tokenizer(self):
-        return self.loaded.tokenizer
+        self._layers: list = []  # peft's LoRA layers (see _activate)
+        self._active: str | None = None  # the adapter the LoRA layers compute
 
     @property
     def model(self) -> torch.nn.Module:
         return self.loaded.model
 
-    def use_adapter(self, name: str, path: str | None) -> None:
-        """Make adapter version `name` from folder `path` (None: the bare base) the default of generations that
-        name none (the probes). Takes the generation lock, so the switch happens between generations."""
-        with self._lock:
-            self._ensure(name, path)
-            self.adapter = name
-
     @property
-    def loaded_adapters(self) -> list[str]:
-        """Adapters resident beside the base, least recently used first."""
-        return list(self._loaded)
+    def label(self) -> str:
+        return f"{self.loaded.quantization}, transformers"
 
-    def _ensure(self, name: str, path: str | None) -> None:
-        """Load adapter `name` unless resident (caller holds the lock); evict the least recently used ones past
-        max_adapters, never the default one or `name`."""
-        if name == "base" or path is None:
-            return
-        if name in self._loaded:
-            self._loaded.move_to_end(name)
-            return
+    def _load(self, name: str, path: str) -> None:
         from peft import PeftModel
 
         if self._peft is None:
             self._peft = PeftModel.from_pretrained(self.loaded.model, path, adapter_name=name)
-            self._active = name
         else:
             self._peft.load_adapter(path, adapter_name=name)
-            self._active = None  # whatever peft made active now, the next generation sets its own
         self._peft.eval()
-        self._loaded[name] = path
-        for old in list(self._loaded):
-            if len(self._loaded) <= self.max_adapters:
-                break
-            if old not in (name, self.adapter):
-                self._activate(name)  # peft refuses to delete the active adapter
-                self._peft.delete_adapter(old)
-                del self._loaded[old]
+        self._collect_layers()
+
+    def _unload(self, name: str, keep: str) -> None:
+        self._activate(keep)  # peft refuses to delete the active adapter
+        self._peft.delete_adapter(name)
+        self._collect_layers()
+
+    def _collect_layers(self) -> None:
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        self._layers = [m for m in self._peft.modules() if isinstance(m, BaseTunerLayer)]
+        self._active = None  # whatever peft made active now, the next generation sets its own
 
     def _serving(self, adapter: str | None = None):
         """(module to call generate on, context manager) for `adapter` (default: self.adapter), which must be
@@ -111,72 +80,25 @@ class Generator:
         name = adapter or self.adapter
         if self._peft is None:
             return self.loaded.model, contextlib.nullcontext()
-        if name == "base":
+        if name == BASE:
             return self._peft, self._peft.disable_adapter()
         self._activate(name)
-        self._loaded.move_to_end(name)
+        self._touch(name)
         return self._peft, contextlib.nullcontext()
 
     def _activate(self, name: str) -> None:
-        """Make `name` peft's active adapter, only when it is not already (consecutive replies of one user pay
-        nothing; a switch pays one set_adapter)."""
-        if self._active != name:
-            self._peft.set_adapter(name)
-            self._active = name
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def truncate_tokens(self, text: str, max_tokens: int) -> str:
-        """Keep the head and tail of `text` within `max_tokens` (questions often sit at the end of a long paste)."""
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        if len(ids) <= max_tokens:
-            return text
-        head = max(1, max_tokens // 2)
-        tail = max(1, max_tokens - head - 4)
-        return self.tokenizer.decode(ids[:head]) + ELLIPSIS + self.tokenizer.decode(ids[-tail:])
-
-    def _encode(self, messages: list[dict]) -> torch.Tensor:
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return self.tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
-
-    def build_prompt(self, messages: list[dict], max_new_tokens: int | None = None) -> Prompt:
-        """Apply the chat template and fit the prompt into the context, cutting in this order: the oldest
-        history messages, then the system notes (memories), then the middle of the last user message."""
-        budget = self.max_context - (max_new_tokens or self.decoding.max_new_tokens)
-        budget = max(budget, 32)
-        messages = [dict(m) for m in messages]
-        notices: list[str] = []
-        ids = self._encode(messages)
-        if ids.shape[1] <= budget:
-            return Prompt(ids, notices)
-        dropped = 0
-        # Messages between an optional leading system message and the final user message are history.
-        first = 1 if messages and messages[0]["role"] == "system" else 0
-        while ids.shape[1] > budget and len(messages) - first > 1:
-            del messages[first]
-            dropped += 1
-            ids = self._encode(messages)
-        if dropped:
-            notices.append(f"{dropped} earlier message(s) of this conversation were left out to fit the model's "
-                           "context.")
-        if ids.shape[1] > budget and first == 1:
-            del messages[0]
-            first = 0
-            notices.append("Memories were left out to fit the model's context.")
-            ids = self._encode(messages)
-        if ids.shape[1] > budget:
-            last = messages[-1]
-            overhead = ids.shape[1] - self.count_tokens(last["content"])
-            keep = max(budget - overhead - 8, 8)
-            original = self.count_tokens(last["content"])
-            last["content"] = self.truncate_tokens(last["content"], keep)
-            ids = self._encode(messages)
-            notices.append(
-                f"Your message is {original} tokens; the model saw only its first and last parts ({keep} tokens, "
-                f"context limit {self.max_context}). The full text is saved."
-            )
-        return Prompt(ids, notices)
+        """Make `name` the adapter the LoRA layers compute. peft's set_adapter walks every module of the model and
+        re-sets requires_grad on every adapter's weights: ~50 ms per call on the embedded model here, i.e. ~7 % of
+        a reply's time to first token. Inference only needs each LoRA layer's active-adapter name, so it is set
+        directly on the layers collected at load (~2 ms for the 210 layers; peft's own set_adapter does the same
+        assignment, BaseTunerLayer._active_adapter). Covered by tests/serving/test_generate.py: every reply
+        equals the reply of its adapter loaded alone."""
+        if self._active == name:
+            return
+        for layer in self._layers:
+            layer._active_adapter = [name]
+        self._peft.base_model.active_adapter = name
+        self._active = name
 
     def stream(self, prompt: Prompt, stop: threading.Event | None = None,
                adapter: tuple[str, str | None] | None = None, **overrides) -> Iterator[str]:
@@ -232,16 +154,13 @@ class Generator:
         if errors:
             raise errors[0]
 
-    def generate(self, prompt: Prompt, **overrides) -> str:
-        return "".join(self.stream(prompt, **overrides))
-
     @contextlib.contextmanager
     def serving(self, base: bool = False) -> Iterator[torch.nn.Module]:
         """The served module under the generation lock, for forward passes (probes): the adapter being served,
         or with `base` the bare base model (LoRA layers disabled, not merged)."""
         with self._lock:
             model, context = self._serving()
-            if base and self._peft is not None and self.adapter != "base":
+            if base and self._peft is not None and self.adapter != BASE:
                 model, context = self._peft, self._peft.disable_adapter()
             with torch.inference_mode(), context:
                 yield model
