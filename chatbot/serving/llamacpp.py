@@ -119,7 +119,7 @@ class LlamaCppEngine(Engine):
             status = lib.llama_set_adapters_lora(ctx.ctx, adapters, 1, scales)
         if status:
             raise EngineError(f"llama.cpp could not set adapter {name} (status {status})")
-        ctx.kv_cache_clear()
+        ctx.kv_cache_seq_rm(-1, 0, -1)  # frees every cell (kv_cache_clear also zeroes the buffer: ~2 ms more)
         if chat:
             self._cached = []
             buffer, tokens = self._saved.pop(name, (None, []))
