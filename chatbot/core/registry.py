@@ -19,6 +19,7 @@ from typing import Any
 from chatbot.core.fsio import fsync_dir, read_json, write_json_atomic, write_text_atomic
 
 BASE = "base"  # the served "version" when no adapter is promoted
+GGUF_LORA = "adapter.gguf"  # a version's weights converted for llama.cpp (chatbot/serving/lora_gguf.py)
 _NAME = re.compile(r"^v(\d{4,})$")
 
 
@@ -171,8 +172,8 @@ class Registry:
         if self.current() == name:
             raise RegistryError(f"{name} is being served: promote another version before withdrawing it")
         v = self.get(name)
-        # the weights and every copy derived from them (serving/lora_gguf.py's adapter.gguf for llama.cpp)
-        for f in [*v.path.glob("adapter_model.*"), *v.path.glob("adapter.gguf")]:
+        # the weights and every copy derived from them (serving/lora_gguf.py's GGUF LoRA for llama.cpp)
+        for f in [*v.path.glob("adapter_model.*"), *v.path.glob(GGUF_LORA)]:
             f.unlink()
         self.set_status(name, VersionStatus.WITHDRAWN, [reason])
 

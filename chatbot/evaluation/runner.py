@@ -45,7 +45,7 @@ from chatbot.evaluation.scoring import score_item
 from chatbot.evaluation.suite import LEAKS, RETENTION, Suite, shipped_suites
 from chatbot.learning.train import IGNORE, tokenize_example
 from chatbot.memory.store import Store
-from chatbot.serving.engine import Engine, open_engine
+from chatbot.serving.engine import Engine, open_engine, resolve_engine
 from chatbot.serving.generate import Generator
 from chatbot.serving.model import load_model
 
@@ -350,9 +350,7 @@ def probe_version(home: Path, config: Config, version: str | None = None, loaded
     m = config.model
     loaded = loaded or load_model(m.source, m.quantization, m.compute_dtype, m.cache_dir or paths.models)
     generator = Generator(loaded, config.decoding, m.max_context)
-    engine = open_engine(config, loaded)
-    if engine.name == "transformers":
-        engine = generator
+    engine = generator if resolve_engine(config) == "transformers" else open_engine(config, loaded)
     store, results = Store(paths.db), ResultStore(paths.db)
     try:
         return Prober(store, results, registry, generator, config, report, engine).run(version)

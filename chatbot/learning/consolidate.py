@@ -340,7 +340,7 @@ def _rehearsal(paths: Paths, config: Config, loaded: LoadedModel | None, dry_run
     decoding = {**config.decoding.__dict__, "max_new_tokens": min(config.decoding.max_new_tokens, 128)}
     if dry_run:
         return rehearsal_examples(t.rehearsal_count, t.seed, None,
-                                  lambda prompt: "(the base model's answer, generated when training)")
+                                  lambda prompts: ["(the base model's answer, generated when training)"] * len(prompts))
     # The base's answers through the served engine (what people are served is what is rehearsed), in batches
     engine = open_engine(config, loaded, decoding=DecodingConfig(**decoding))
 
@@ -350,8 +350,7 @@ def _rehearsal(paths: Paths, config: Config, loaded: LoadedModel | None, dry_run
 
     name = loaded.name if engine.name == "transformers" else f"{loaded.name}-{engine.name}"
     try:
-        return rehearsal_examples(t.rehearsal_count, t.seed, paths.rehearsal / cache_name(name, decoding), None,
-                                  answer_all=answer_all)
+        return rehearsal_examples(t.rehearsal_count, t.seed, paths.rehearsal / cache_name(name, decoding), answer_all)
     finally:
         engine.close()
 

@@ -27,11 +27,10 @@ def load_prompts(suite: str = DEFAULT_SUITE, folder: Path = PROMPTS_DIR) -> list
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def rehearsal_examples(count: int, seed: int, cache_file: Path | None, answer: Callable[[str], str] | None,
-                       suite: str = DEFAULT_SUITE,
-                       answer_all: Callable[[list[str]], list[str]] | None = None) -> list[Example]:
-    """`count` prompts chosen with `seed`, each with the base model's answer (from cache, else `answer(prompt)`,
-    or all missing ones at once with `answer_all(prompts)`: either must run the frozen base with no adapter).
+def rehearsal_examples(count: int, seed: int, cache_file: Path | None, answer: Callable[[list[str]], list[str]],
+                       suite: str = DEFAULT_SUITE) -> list[Example]:
+    """`count` prompts chosen with `seed`, each with the base model's answer (from cache, else from
+    `answer(prompts)`, called once with every missing prompt, which must run the frozen base with no adapter).
     cache_file None: nothing is read or saved (dry runs)."""
     if count <= 0:
         return []
@@ -44,13 +43,10 @@ def rehearsal_examples(count: int, seed: int, cache_file: Path | None, answer: C
         except ValueError:
             cache = {}  # a damaged cache is only a cache
     missing = [p for p in chosen if p["id"] not in cache]
-    if answer_all is not None and missing:
-        log.info("rehearsal: base model answering %d general prompts (cached afterwards)", len(missing))
-        for p, reply in zip(missing, answer_all([p["prompt"] for p in missing])):
+    if missing:
+        log.info("rehearsal: base model answering %d general prompt(s) (cached afterwards)", len(missing))
+        for p, reply in zip(missing, answer([p["prompt"] for p in missing])):
             cache[p["id"]] = reply.strip()
-    for i, p in enumerate([p for p in missing if p["id"] not in cache], start=1):
-        log.info("rehearsal: base model answering general prompt %d/%d (cached afterwards)", i, len(missing))
-        cache[p["id"]] = answer(p["prompt"]).strip()
     changed = bool(missing)
     out = []
     for p in chosen:

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from chatbot.core.config import Config, DecodingConfig
+from chatbot.core.config import ENGINES, Config, DecodingConfig
+from chatbot.core.registry import BASE  # the adapter name of the bare base model (no adapter)
 
 log = logging.getLogger(__name__)
 
 ELLIPSIS = "\n[…]\n"
-BASE = "base"  # the adapter name of the bare base model (no adapter)
 
 
 class EngineError(RuntimeError):
@@ -82,7 +82,7 @@ class Engine:
         if name == BASE or path is None:
             return
         if name in self._resident:
-            self._resident[name] = self._resident.pop(name)  # most recently used last
+            self._touch(name)
             return
         self._load(name, path)
         self._resident[name] = path
@@ -94,6 +94,7 @@ class Engine:
                 del self._resident[old]
 
     def _touch(self, name: str) -> None:
+        """Mark a resident adapter most recently used (last)."""
         if name in self._resident:
             self._resident[name] = self._resident.pop(name)
 
@@ -192,9 +193,6 @@ class Engine:
 
 
 # -- choosing an engine ----------------------------------------------------------------------------------------
-ENGINES = ("auto", "transformers", "llamacpp", "vllm")
-
-
 def llamacpp_installed() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-GGUF_NAME = "adapter.gguf"
+from chatbot.core.registry import GGUF_LORA
+
+GGUF_NAME = GGUF_LORA  # in the version folder; withdrawing a version deletes it with the weights
 # HF model_type → (gguf architecture name, query/key rows permuted by llama.cpp's converter)
 ARCHITECTURES = {"llama": ("llama", True), "mistral": ("llama", True), "qwen2": ("qwen2", False),
                  "qwen3": ("qwen3", False)}

@@ -54,9 +54,9 @@ def test_rehearsal_answers_are_generated_once_and_cached(tmp_path):
 
     calls = []
 
-    def answer(prompt):
-        calls.append(prompt)
-        return f"base answer to: {prompt}"
+    def answer(prompts):
+        calls.extend(prompts)
+        return [f"base answer to: {p}" for p in prompts]
 
     cache = tmp_path / "cache.json"
     first = rehearsal_examples(5, seed=3, cache_file=cache, answer=answer)

@@ -40,7 +40,7 @@ def test_dont_learn_is_honoured_by_every_data_path(runtime, strategy, policy):
 
     asked: list[str] = []
     shipped = {p["prompt"] for p in load_prompts()}
-    rehearsal = rehearsal_examples(3, 0, None, lambda prompt: asked.append(prompt) or "general answer")
+    rehearsal = rehearsal_examples(3, 0, None, lambda prompts: [asked.append(p) or "general answer" for p in prompts])
     cfg = rt.config
     cfg.train.strategy = strategy
     if strategy == "continue":
