@@ -19,6 +19,9 @@ this run, on the product's defaults (rebuild, distillation, the default probe ga
                 model, counted on the live model after a generation with it; the process's RSS is printed too, but
                 the allocator makes it too noisy for 20 MB steps), and the size computed from the parameter count
                 for a 1B-class Llama (16 layers, hidden 2048, MLP 8192, 8 KV heads of 64), which cannot run here.
+                llama.cpp (when installed): RSS growth per extra adapter resident in the engine, which holds its
+                GGUF LoRA and its own chat context (KV cache of model.max_context tokens + compute buffers), and
+                the KV cache's size computed for the 1B-class config.
   (d) scaling   fresh homes with N = 1, 2, 4 users, each with the same amount of new data (--scaling-facts messages
                 each), rehearsal answers cached: consolidate() wall time, t(N) / (N * t(1)). Linear = 1.0.
                 --scaling-model runs it on another model (a local HF folder), e.g. a tiny one to time the
@@ -30,6 +33,7 @@ this run, on the product's defaults (rebuild, distillation, the default probe ga
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -153,7 +157,6 @@ def own_training_text(home: Path, cfg, users: list[str]) -> dict[str, str]:
 
 def switch(args, home: Path, users: list[str]) -> dict:
     """(b): time to first token, alternating users vs the same user twice, on each engine that runs here."""
-    import importlib.util
 
     from chatbot.runtime import open_runtime
 
@@ -238,10 +241,40 @@ def memory(args, home: Path, users: list[str], work: Path) -> dict:
     out = {"adapter_params": params, "adapter_mb_fp32": round(params * 4 / 2**20, 2),
            "resident_mb_per_adapter": round(resident, 2), "rss_per_adapter_mb": round(per, 2), "one_b_params": one_b,
            "one_b_mb_fp32": round(one_b * 4 / 2**20, 1), "lora_r": r, "target_modules": cfg.train.target_modules}
+    if importlib.util.find_spec("llama_cpp") is not None:
+        out["llamacpp"] = llamacpp_memory(cfg, gen.loaded, copies, prompt)
     print(f"(c) memory: {params:,} LoRA parameters ({out['adapter_mb_fp32']} MB fp32); each extra resident adapter "
           f"holds {resident:.1f} MB of tensors in the served model (RSS moved {per:+.1f} MB per adapter); a 1B-class "
           f"Llama with r={r} on all linear layers: {one_b:,} parameters "
           f"({out['one_b_mb_fp32']} MB fp32, half in bf16)", flush=True)
+    return out
+
+
+def llamacpp_memory(cfg, loaded, copies: list[tuple[str, str]], prompt) -> dict:
+    """RSS growth per extra adapter resident in the llama.cpp engine (its GGUF LoRA and its chat context)."""
+    from chatbot.serving.llamacpp import LlamaCppEngine, base_gguf
+
+    engine = LlamaCppEngine(base_gguf(cfg), loaded, cfg.decoding, cfg.model.max_context, max_adapters=16)
+    try:
+        for name, folder in copies:  # converted once (GGUF LoRA written next to each copy) before measuring
+            engine.use_adapter(name, folder)
+        engine.generate(prompt, adapter=copies[0], max_new_tokens=2)
+        before = rss_mb()
+        for name, folder in copies[1:]:
+            engine.generate(prompt, adapter=(name, folder), max_new_tokens=2)
+        per = (rss_mb() - before) / (len(copies) - 1)
+    finally:
+        engine.close()
+    c = loaded.model.config
+    kv_per_token = lambda layers, kv: layers * 2 * kv * 2  # keys and values, f16  # noqa: E731
+    tokens = cfg.model.max_context
+    kv = kv_per_token(c.num_hidden_layers, c.num_key_value_heads * (c.hidden_size // c.num_attention_heads))
+    one_b = kv_per_token(ONE_B["layers"], ONE_B["kv"])
+    out = {"rss_per_adapter_mb": round(per, 1), "kv_cache_mb": round(kv * tokens / 2**20, 1),
+           "one_b_kv_cache_mb": round(one_b * tokens / 2**20, 1), "context_tokens": tokens}
+    print(f"(c) memory, llama.cpp: RSS {per:+.1f} MB per extra resident adapter (GGUF LoRA + its chat context, "
+          f"whose KV cache of {tokens} tokens is {out['kv_cache_mb']} MB; {out['one_b_kv_cache_mb']} MB for the "
+          f"1B-class config)", flush=True)
     return out
 
 

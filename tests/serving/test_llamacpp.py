@@ -11,6 +11,7 @@ from chatbot.serving.engine import open_engine, resolve_engine
 from chatbot.serving.generate import Generator
 
 llama_cpp = pytest.importorskip("llama_cpp", reason="the llamacpp extra is installed by scripts/setup.sh")
+from llama_cpp import _internals  # noqa: E402
 from chatbot.serving import lora_gguf  # noqa: E402
 from chatbot.serving.llamacpp import LlamaCppEngine  # noqa: E402
 from chatbot.serving.model import embedded_gguf_path, load_model  # noqa: E402
@@ -59,11 +60,13 @@ def llama_logits(engine: LlamaCppEngine, tokens: list[int], adapter: str | None)
     if adapter is not None:
         name = adapter
         engine._ensure(name, adapter)
-    engine._apply(engine.llm._ctx, name)
-    engine.llm.reset()
-    engine.llm.eval(tokens)  # llama-cpp-python's own decode of the prompt on the chat context
-    engine._cached = []  # the engine's record of that context's KV cache is stale now
-    return np.ctypeslib.as_array(engine.llm._ctx.get_logits(), shape=(engine.llm.n_vocab(),)).copy()
+    chat = engine._chat(name)  # the adapter's chat context; the prompt decoded with llama-cpp-python's own batch
+    chat.ctx.kv_cache_seq_rm(-1, 0, -1)
+    chat.cached = []  # the engine's record of that context's KV cache is stale now
+    batch = _internals.LlamaBatch(n_tokens=len(tokens), embd=0, n_seq_max=1, verbose=False)
+    batch.set_batch(tokens, n_past=0, logits_all=False)
+    chat.ctx.decode(batch)
+    return np.ctypeslib.as_array(chat.ctx.get_logits(), shape=(engine.llm.n_vocab(),)).copy()
 
 
 def engine_on(embedded_fp32, max_adapters=8) -> LlamaCppEngine:
@@ -151,11 +154,12 @@ def test_each_adapter_keeps_its_own_conversation_cache_across_switches(embedded_
             engine.generate(engine.build_prompt([{"role": "user", "content": "Name a colour."}]), adapter=b)
         follow = [*first, {"role": "assistant", "content": reply}, {"role": "user", "content": "Another one."}]
         prompt = engine.build_prompt(follow)
-        if interleave:
-            assert set(engine._saved) == {"v0001"}  # a's cache put aside while b replied
+        held = engine._chats["v0001"].cached  # a's context still holds a's conversation so far
+        reused = next((i for i, (x, y) in enumerate(zip(held, prompt.tokens)) if x != y), len(held))
+        assert reused >= len(engine.build_prompt(first).tokens)
         out = engine.generate(prompt, adapter=a)
         if interleave:
-            assert set(engine._saved) == {"v0002"}  # a's cache was put back (and used); b's is aside now
+            assert set(engine._chats) == {"base", "v0001", "v0002"}  # one chat context per adapter
         return out, engine
 
     plain, e1 = conversation(engine_on(embedded_fp32), interleave=False)
