@@ -83,6 +83,7 @@ class LlamaCppEngine(Engine):
         self._chats: dict[str, _Chat] = {BASE: _Chat(self.llm._ctx)}  # adapter → its chat context
         self._batch_adapter = BASE  # the adapter set on the batch context
         self._batch_ctx = None  # a context for batches (probes, rehearsal), made when first needed
+        self.batch_tokens = 0  # prompt tokens decoded in batches (each batch's common prefix counts once)
         self._batch_shape = (0, 0)
         label = EMBEDDED_GGUF if self.gguf.name == EMBEDDED_GGUF else str(self.gguf)
         log.info("llama.cpp engine on %s, %d thread(s)", label, self.threads)
@@ -180,7 +181,7 @@ class LlamaCppEngine(Engine):
 
     def _decode(self, ctx, prompts: list[list[int]], settings: dict, stop: threading.Event | None = None,
                 cached: int = 0) -> Iterator[list[tuple[int, int]]]:
-        """Generate for every prompt at once on `ctx` (sequence i = prompt i; the first `cached` tokens of a single
+        """Generate for every prompt at once on `ctx` (sequence i = prompt i; the first `cached` tokens of each
         prompt are already in the KV cache): yields, per step, the (row, token) pairs picked. The caller holds the
         lock and has set the adapter."""
         import numpy as np
@@ -269,9 +270,27 @@ class LlamaCppEngine(Engine):
                 # what the KV cache now holds: the prompt and every reply token but the last (never decoded)
                 chat.cached = tokens + ids[:-1] if ids else list(tokens)
 
+    def _share_prefix(self, ctx, prompts: list[list[int]]) -> int:
+        """Decode the tokens every prompt starts with once, on sequence 0, and give each other sequence the same
+        cells (a unified KV buffer shares them): probe and rehearsal prompts share the chat template's system
+        prompt, two thirds of a general-QA prompt's tokens. Returns how many tokens are cached for every row (at
+        least one token of each prompt is left to decode, for its logits)."""
+        shared = min(len(p) for p in prompts) - 1
+        for p in prompts[1:]:
+            shared = next((i for i, (a, b) in enumerate(zip(prompts[0][:shared], p)) if a != b), shared)
+        if len(prompts) < 2 or shared < 1:
+            return 0
+        for _ in self._decode(ctx, [prompts[0][:shared]], {**self.decoding.__dict__, "max_new_tokens": 0}):
+            pass
+        for row in range(1, len(prompts)):
+            ctx.kv_cache_seq_cp(0, row, 0, shared)
+        self.batch_tokens += shared
+        return shared
+
     def generate_batch(self, conversations: list[list[dict]], max_new_tokens: int, batch_size: int = 16,
                        **overrides) -> list[str]:
-        """Up to `batch_size` sequences decoded together (one llama_decode call per step for all of them)."""
+        """Up to `batch_size` sequences decoded together (one llama_decode call per step for all of them), their
+        common prefix decoded once."""
         settings = {**self.decoding.__dict__, **overrides, "max_new_tokens": max_new_tokens}
         prompts = [self.encode(m)[0].tolist() for m in conversations]
         out: list[str] = []
@@ -285,8 +304,10 @@ class LlamaCppEngine(Engine):
                     self._set_adapter(ctx, name)
                     self._batch_adapter = name
                 ctx.kv_cache_clear()
+                shared = self._share_prefix(ctx, chunk)
+                self.batch_tokens += sum(len(p) - shared for p in chunk)
                 replies: list[list[int]] = [[] for _ in chunk]
-                for step in self._decode(ctx, chunk, settings):
+                for step in self._decode(ctx, chunk, settings, cached=shared):
                     for row, token in step:
                         replies[row].append(token)
                 out += [self.tokenizer.decode(r, skip_special_tokens=True).strip() for r in replies]

@@ -199,6 +199,29 @@ def test_greedy_batches_are_deterministic_and_sequences_do_not_mix(embedded_fp32
     engine.close()
 
 
+def test_a_batch_decodes_its_common_prefix_once_and_each_row_still_reads_its_own_prompt(embedded_fp32):
+    """The rows of a batch share the cells of their common prefix (a long document here): each reply still follows
+    its own question, and equals that question's reply beside another question (same rows, same kernels)."""
+    engine = engine_on(embedded_fp32)
+    doc = ("Here is a note. The red door is at the end of the hall. The cat sleeps on the blue chair. "
+           "The kettle is in the kitchen, next to the old radio. ") * 3
+
+    def asks(*questions):
+        return [[{"role": "user", "content": doc + q}] for q in questions]
+
+    before = engine.batch_tokens
+    prompts = [engine.encode(m)[0].tolist() for m in asks("Where is the cat?", "Where is the kettle?")]
+    first = engine.generate_batch(asks("Where is the cat?", "Where is the kettle?"), 12, do_sample=False)
+    common = next(i for i, (a, b) in enumerate(zip(*prompts)) if a != b)
+    assert common > 60 and engine.batch_tokens - before == sum(map(len, prompts)) - common  # the prefix once
+    assert engine.generate_batch(asks("Where is the cat?", "What colour is the door?"), 12,
+                                 do_sample=False)[0] == first[0]
+    alone = engine.generate(engine.build_prompt(asks("Where is the kettle?")[0]), max_new_tokens=12,
+                            do_sample=False)
+    assert first[1] != first[0] and first[1].split()[:2] == alone.split()[:2]  # its own question, not the other's
+    engine.close()
+
+
 def test_open_engine_names_what_to_do_without_a_gguf(tiny_model_dir, tiny_loaded):
     from chatbot.serving.engine import EngineError
 
