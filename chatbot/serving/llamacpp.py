@@ -123,7 +123,7 @@ class LlamaCppEngine(Engine):
 
     def _chat(self, name: str) -> _Chat:
         """The chat context of adapter `name` (or the base), made when its first reply comes: the KV cache of the
-        model's context length, e.g. 48 MB for the embedded model at 2048 tokens, and a few MB of compute buffers
+        model's context length, e.g. 45 MB for the embedded model at 2048 tokens, and a few MB of compute buffers
         (the LRU bound on resident adapters bounds them too)."""
         from llama_cpp import _internals
 
