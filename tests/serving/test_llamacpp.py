@@ -12,6 +12,7 @@ from chatbot.serving.generate import Generator
 
 llama_cpp = pytest.importorskip("llama_cpp", reason="the llamacpp extra is installed by scripts/setup.sh")
 from llama_cpp import _internals  # noqa: E402
+
 from chatbot.serving import lora_gguf  # noqa: E402
 from chatbot.serving.llamacpp import LlamaCppEngine  # noqa: E402
 from chatbot.serving.model import embedded_gguf_path, load_model  # noqa: E402
