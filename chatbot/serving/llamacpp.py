@@ -47,6 +47,15 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
+def _shared_prefix(prompts: list[list[int]]) -> int:
+    """How many tokens every prompt of a batch starts with, leaving at least one token of each to decode (for its
+    logits); 0 for a single prompt. Probe and rehearsal prompts share the chat template's system prompt: two thirds
+    of a general-QA prompt's tokens."""
+    if len(prompts) < 2:
+        return 0
+    return max(0, min(len(os.path.commonprefix(prompts)), min(map(len, prompts)) - 1))
+
+
 class _Chat:
     """A chat context whose adapter never changes, and the tokens whose keys and values it holds (sequence 0)."""
 
@@ -180,10 +189,12 @@ class LlamaCppEngine(Engine):
         return int(rng.choice(top[:keep], p=p[:keep] / p[:keep].sum()))
 
     def _decode(self, ctx, prompts: list[list[int]], settings: dict, stop: threading.Event | None = None,
-                cached: int = 0) -> Iterator[list[tuple[int, int]]]:
-        """Generate for every prompt at once on `ctx` (sequence i = prompt i; the first `cached` tokens of each
-        prompt are already in the KV cache): yields, per step, the (row, token) pairs picked. The caller holds the
-        lock and has set the adapter."""
+                cached: int = 0, shared: int = 0) -> Iterator[list[tuple[int, int]]]:
+        """Generate for every prompt at once on `ctx` (sequence i = prompt i): yields, per step, the (row, token)
+        pairs picked. A single prompt's first `cached` tokens are already in the KV cache; a batch (empty cache)
+        decodes the `shared` tokens every prompt starts with once, on sequence 0, and gives each other sequence
+        the same cells (the batch context's unified KV buffer shares them). The caller holds the lock and has set
+        the adapter."""
         import numpy as np
 
         lib = self._lib
@@ -210,8 +221,13 @@ class LlamaCppEngine(Engine):
                             logits[row] = np.ctypeslib.as_array(lib.llama_get_logits_ith(ctx.ctx, j),
                                                                 shape=(n_vocab,)).copy()
 
+            if shared:
+                run([(t, pos, 0, False) for pos, t in enumerate(prompts[0][:shared])])
+                for row in range(1, len(prompts)):
+                    ctx.kv_cache_seq_cp(0, row, 0, shared)
+            start = max(cached, shared)
             run([(t, pos, row, pos == len(p) - 1) for row, p in enumerate(prompts)
-                 for pos, t in enumerate(p) if pos >= cached])
+                 for pos, t in enumerate(p) if pos >= start])
             lengths = [len(p) for p in prompts]
             active = list(range(len(prompts)))
             for _ in range(settings["max_new_tokens"]):
@@ -250,11 +266,7 @@ class LlamaCppEngine(Engine):
             self._touch(name)
             # Reuse the KV cache of the previous prompt up to the first token that differs (at least one token of
             # the prompt is decoded again, for its logits).
-            cached = 0
-            for a, b in zip(chat.cached, tokens[:-1]):
-                if a != b:
-                    break
-                cached += 1
+            cached = len(os.path.commonprefix([chat.cached, tokens[:-1]]))  # (element-wise on any sequences)
             ctx.kv_cache_seq_rm(0, cached, -1)
             chat.cached = tokens[:cached]
             try:
@@ -269,23 +281,6 @@ class LlamaCppEngine(Engine):
             finally:
                 # what the KV cache now holds: the prompt and every reply token but the last (never decoded)
                 chat.cached = tokens + ids[:-1] if ids else list(tokens)
-
-    def _share_prefix(self, ctx, prompts: list[list[int]]) -> int:
-        """Decode the tokens every prompt starts with once, on sequence 0, and give each other sequence the same
-        cells (a unified KV buffer shares them): probe and rehearsal prompts share the chat template's system
-        prompt, two thirds of a general-QA prompt's tokens. Returns how many tokens are cached for every row (at
-        least one token of each prompt is left to decode, for its logits)."""
-        shared = min(len(p) for p in prompts) - 1
-        for p in prompts[1:]:
-            shared = next((i for i, (a, b) in enumerate(zip(prompts[0][:shared], p)) if a != b), shared)
-        if len(prompts) < 2 or shared < 1:
-            return 0
-        for _ in self._decode(ctx, [prompts[0][:shared]], {**self.decoding.__dict__, "max_new_tokens": 0}):
-            pass
-        for row in range(1, len(prompts)):
-            ctx.kv_cache_seq_cp(0, row, 0, shared)
-        self.batch_tokens += shared
-        return shared
 
     def generate_batch(self, conversations: list[list[dict]], max_new_tokens: int, batch_size: int = 16,
                        **overrides) -> list[str]:
@@ -304,10 +299,10 @@ class LlamaCppEngine(Engine):
                     self._set_adapter(ctx, name)
                     self._batch_adapter = name
                 ctx.kv_cache_clear()
-                shared = self._share_prefix(ctx, chunk)
-                self.batch_tokens += sum(len(p) - shared for p in chunk)
+                shared = _shared_prefix(chunk)
+                self.batch_tokens += shared + sum(len(p) - shared for p in chunk)
                 replies: list[list[int]] = [[] for _ in chunk]
-                for step in self._decode(ctx, chunk, settings, cached=shared):
+                for step in self._decode(ctx, chunk, settings, shared=shared):
                     for row, token in step:
                         replies[row].append(token)
                 out += [self.tokenizer.decode(r, skip_special_tokens=True).strip() for r in replies]
