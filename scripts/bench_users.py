@@ -33,7 +33,6 @@ this run, on the product's defaults (rebuild, distillation, the default probe ga
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -157,12 +156,12 @@ def own_training_text(home: Path, cfg, users: list[str]) -> dict[str, str]:
 
 def switch(args, home: Path, users: list[str]) -> dict:
     """(b): time to first token, alternating users vs the same user twice, on each engine that runs here."""
-
     from chatbot.runtime import open_runtime
+    from chatbot.serving.engine import llamacpp_installed
 
     out = {}
     for engine in ("transformers", "llamacpp"):
-        if engine == "llamacpp" and importlib.util.find_spec("llama_cpp") is None:
+        if engine == "llamacpp" and not llamacpp_installed():
             continue
         cfg = config(args.cache_dir)
         cfg.decoding.max_new_tokens = 8
@@ -207,6 +206,7 @@ def memory(args, home: Path, users: list[str], work: Path) -> dict:
 
     from chatbot.core.lines import AdapterLines
     from chatbot.core.paths import Paths
+    from chatbot.serving.engine import llamacpp_installed
     from chatbot.serving.generate import Generator
     from chatbot.serving.model import load_model
 
@@ -241,7 +241,7 @@ def memory(args, home: Path, users: list[str], work: Path) -> dict:
     out = {"adapter_params": params, "adapter_mb_fp32": round(params * 4 / 2**20, 2),
            "resident_mb_per_adapter": round(resident, 2), "rss_per_adapter_mb": round(per, 2), "one_b_params": one_b,
            "one_b_mb_fp32": round(one_b * 4 / 2**20, 1), "lora_r": r, "target_modules": cfg.train.target_modules}
-    if importlib.util.find_spec("llama_cpp") is not None:
+    if llamacpp_installed():
         out["llamacpp"] = llamacpp_memory(cfg, gen.loaded, copies, prompt)
     print(f"(c) memory: {params:,} LoRA parameters ({out['adapter_mb_fp32']} MB fp32); each extra resident adapter "
           f"holds {resident:.1f} MB of tensors in the served model (RSS moved {per:+.1f} MB per adapter); a 1B-class "

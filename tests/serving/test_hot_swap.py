@@ -1,7 +1,6 @@
 """Hot swap on every engine that runs here: a version promoted while people chat is served from the next reply on,
 without restart and without a failed request (the vLLM engine's version of this runs where CUDA exists:
 tests/serving/test_vllm.py)."""
-import importlib.util
 import threading
 import time
 
@@ -12,6 +11,7 @@ from conftest import line, tiny_config
 from chatbot.core.config import Config
 from chatbot.runtime import open_runtime
 from chatbot.serving.chat import Accepted, Done
+from chatbot.serving.engine import llamacpp_installed
 
 
 def save_random_adapter(loaded_dir, registry, seed: int) -> str:
@@ -31,7 +31,7 @@ def save_random_adapter(loaded_dir, registry, seed: int) -> str:
 
 def engines():
     yield "transformers"
-    if importlib.util.find_spec("llama_cpp") is not None:
+    if llamacpp_installed():
         yield "llamacpp"
 
 
