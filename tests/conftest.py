@@ -105,6 +105,27 @@ def tiny_config(tiny_model_dir: Path, **sections):
     return Config.from_dict(data)
 
 
+def random_lora(model_dir, folder: Path, seed: int, r: int = 4, alpha: int = 32, targets=("q_proj", "v_proj"),
+                b_std: float | None = None) -> str:
+    """A LoRA adapter with random non-zero weights (peft's init_lora_weights=False; `b_std`: lora_B drawn from
+    N(0, b_std) instead) on the model in `model_dir`, saved in `folder` like an adapter version."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from chatbot.serving.model import load_model
+
+    torch.manual_seed(seed)
+    model = get_peft_model(load_model(str(model_dir), quantization="none").model,
+                           LoraConfig(r=r, lora_alpha=alpha, target_modules=list(targets), init_lora_weights=False))
+    if b_std is not None:
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if "lora_B" in name:
+                    p.normal_(0.0, b_std)
+    model.save_pretrained(folder)
+    return str(folder)
+
+
 def line(home: Path, user: str = "me"):
     """`user`'s adapter line (chatbot.core.lines) in a test home; "me" is serve.default_user."""
     from chatbot.core.lines import AdapterLines

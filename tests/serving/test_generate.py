@@ -1,5 +1,7 @@
 import threading
 
+from conftest import random_lora
+
 from chatbot.core.config import DecodingConfig
 from chatbot.serving.generate import Generator
 
@@ -67,20 +69,7 @@ def test_history_dropped_before_the_current_message(tiny_loaded):
 
 def random_adapters(tiny_model_dir, folder, n: int) -> list[str]:
     """n LoRA adapters with random (non-zero) weights, saved like adapter versions."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    from chatbot.serving.model import load_model
-
-    paths = []
-    for i in range(n):
-        torch.manual_seed(100 + i)
-        model = get_peft_model(load_model(str(tiny_model_dir), quantization="none").model,
-                               LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"],
-                                          init_lora_weights=False))
-        model.save_pretrained(folder / f"v{i + 1:04d}")
-        paths.append(str(folder / f"v{i + 1:04d}"))
-    return paths
+    return [random_lora(tiny_model_dir, folder / f"v{i + 1:04d}", 100 + i, alpha=64) for i in range(n)]
 
 
 def test_several_users_adapters_stay_loaded_up_to_the_lru_bound(tiny_model_dir, tmp_path):

@@ -5,8 +5,7 @@ import threading
 import time
 
 import pytest
-import torch
-from conftest import line, tiny_config
+from conftest import line, random_lora, tiny_config
 
 from chatbot.core.config import Config
 from chatbot.runtime import open_runtime
@@ -16,16 +15,8 @@ from chatbot.serving.engine import llamacpp_installed
 
 def save_random_adapter(loaded_dir, registry, seed: int) -> str:
     """Commit a random non-zero LoRA adapter as the user's next version; returns its name."""
-    from peft import LoraConfig, get_peft_model
-
-    from chatbot.serving.model import load_model
-
-    torch.manual_seed(seed)
-    model = get_peft_model(load_model(str(loaded_dir), quantization="none").model,
-                           LoraConfig(r=4, lora_alpha=32, target_modules=["q_proj", "v_proj"],
-                                      init_lora_weights=False))
     staging = registry.staging()
-    model.save_pretrained(staging)
+    random_lora(loaded_dir, staging, seed)
     return registry.commit(staging).name
 
 

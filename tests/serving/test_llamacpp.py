@@ -5,6 +5,7 @@ import threading
 import numpy as np
 import pytest
 import torch
+from conftest import random_lora
 
 from chatbot.core.config import Config, DecodingConfig
 from chatbot.serving.engine import open_engine, resolve_engine
@@ -30,17 +31,7 @@ def embedded_fp32(embedded_dir):
 def random_adapter(embedded_dir, folder, seed: int, targets=("q_proj", "k_proj", "v_proj", "o_proj"),
                    scale: float = 0.02) -> str:
     """A LoRA adapter on the embedded model with random non-zero A and B, saved like an adapter version."""
-    from peft import LoraConfig, get_peft_model
-
-    torch.manual_seed(seed)
-    model = get_peft_model(load_model(str(embedded_dir), quantization="none").model,
-                           LoraConfig(r=8, lora_alpha=16, target_modules=list(targets), init_lora_weights=False))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0.0, scale)
-    model.save_pretrained(folder)
-    return str(folder)
+    return random_lora(embedded_dir, folder, seed, r=8, alpha=16, targets=targets, b_std=scale)
 
 
 def hf_logits(loaded, tokens: list[int], adapter: str | None) -> np.ndarray:
