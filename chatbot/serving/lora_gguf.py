@@ -20,7 +20,6 @@ import numpy as np
 
 from chatbot.core.registry import GGUF_LORA
 
-GGUF_NAME = GGUF_LORA  # in the version folder; withdrawing a version deletes it with the weights
 # HF model_type → (gguf architecture name, query/key rows permuted by llama.cpp's converter)
 ARCHITECTURES = {"llama": ("llama", True), "mistral": ("llama", True), "qwen2": ("qwen2", False),
                  "qwen3": ("qwen3", False)}
@@ -41,7 +40,7 @@ def _permute(rows: np.ndarray, n_head: int) -> np.ndarray:
 
 
 def gguf_path(adapter_dir: str | Path) -> Path:
-    return Path(adapter_dir) / GGUF_NAME
+    return Path(adapter_dir) / GGUF_LORA  # in the version folder: withdrawing a version deletes it with the weights
 
 
 def convert_adapter(adapter_dir: str | Path, model_config) -> Path:

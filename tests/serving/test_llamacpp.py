@@ -8,6 +8,7 @@ import torch
 from conftest import random_lora
 
 from chatbot.core.config import Config, DecodingConfig
+from chatbot.core.registry import GGUF_LORA
 from chatbot.serving.engine import open_engine, resolve_engine
 from chatbot.serving.generate import Generator
 
@@ -129,7 +130,7 @@ def test_replies_follow_each_named_adapter_with_an_lru_bound(embedded_dir, embed
         assert engine.generate(engine.build_prompt(ask(step)), adapter=adapter(name)) == reference[step], name
         assert len(engine.loaded_adapters) <= 2
     assert engine.loaded_adapters == ["v0003", "v0001"] and set(engine._adapters) == {"v0003", "v0001"}
-    assert (tmp_path / "v0001" / lora_gguf.GGUF_NAME).exists()  # converted once, next to the adapter
+    assert (tmp_path / "v0001" / GGUF_LORA).exists()  # converted once, next to the adapter
     engine.close()
 
 
