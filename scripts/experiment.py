@@ -7,7 +7,7 @@ its own) tell the bot ~10 facts per round over 5 rounds, in everyday phrasings (
 parties, facts inside chit-chat, messages with no fact, questions); rounds 3-5 correct earlier facts.
 After each round every strategy consolidates with the product's job and the product's DEFAULT GATE (the probe gate
 with the thresholds of [probes]), exactly as `chatbot consolidate` does. Then, closed book (retrieval off), greedy,
-with what is served (4-bit base + the promoted adapter, if any):
+with what is served (the served engine, serve.engine: the base + the promoted adapter, if any):
   - recall: the fact's key in the answer to the scenario's own questions (paraphrases nobody trained on);
   - corrections: for a corrected fact, new value given / old value given;
   - retention: the held-out general probes (chatbot/evaluation/probe_suites/general-qa-v1.jsonl) as a share of the
@@ -17,7 +17,8 @@ with what is served (4-bit base + the promoted adapter, if any):
 Strategies: rebuild (the product default: a fresh LoRA on every current ledger fact + rehearsal each round, with
 distillation to the base on the rehearsal prompts), continue (the previous default: the served adapter trained
 further on the new turns + replay, no distillation), rebuild-sft (the default without distillation: rehearsal as
-SFT on the base's greedy answers only), rebuild-ewc (the default + EWC, lambda EWC_LAMBDA).
+SFT on the base's greedy answers only), rebuild-sft-distill (the previous default: rehearsal both as SFT targets and
+distilled), rebuild-ewc (the default + EWC, lambda EWC_LAMBDA).
 
 Writes OUT/results.csv, OUT/results.md, OUT/results.json (every pinned setting) and OUT/recall.png.
 
@@ -42,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-STRATEGIES = ("rebuild", "continue", "rebuild-ewc", "rebuild-sft")
+STRATEGIES = ("rebuild", "continue", "rebuild-ewc", "rebuild-sft", "rebuild-sft-distill")
 FACTS = ROOT / "data" / "experiments" / "facts-v2-test.jsonl"
 GENERAL = ROOT / "chatbot" / "evaluation" / "probe_suites" / "general-qa-v1.jsonl"
 # Measured on the embedded model (Fisher on 16 rehearsal examples at v0001, distance to a round-2 replay update):
@@ -55,7 +56,8 @@ REPLY = "Thanks for telling me."  # the bot's reply in the imported conversation
 def strategy_train(name: str) -> dict:
     """TrainConfig overrides per strategy (on top of the product defaults)."""
     return {"rebuild": {}, "continue": {"strategy": "continue", "distill_weight": 0.0},
-            "rebuild-ewc": {"ewc_lambda": EWC_LAMBDA}, "rebuild-sft": {"distill_weight": 0.0}}[name]
+            "rebuild-ewc": {"ewc_lambda": EWC_LAMBDA}, "rebuild-sft": {"distill_weight": 0.0},
+            "rebuild-sft-distill": {"rehearsal_sft": True}}[name]
 
 
 def scenario(rows: list[dict], rounds: int, max_personas: int = 0) -> list[dict]:
@@ -102,36 +104,33 @@ def accepted(answer: str, accept: list[str]) -> bool:
 
 
 class Evaluator:
-    """Greedy answers from the served model: the 4-bit base plus, if any, the promoted adapter (unmerged)."""
+    """Greedy answers from what is served: the product's engine (serve.engine, "auto" by default: llama.cpp on a
+    CPU where it is installed) on the base plus, if any, a user's promoted adapter, decoded as the gate decodes
+    its probes (greedy, the served repetition penalty)."""
 
     def __init__(self, config, max_new_tokens: int = 32, batch: int = 16):
-        self.config, self.max_new_tokens, self.batch = config, max_new_tokens, batch
-
-    def answers(self, adapter: Path | None, questions: list[str]) -> list[str]:
-        import torch
-        from peft import PeftModel
-
+        from chatbot.serving.engine import open_engine
         from chatbot.serving.model import load_model
 
-        m = self.config.model
-        loaded = load_model(m.source, m.quantization, m.compute_dtype, m.cache_dir)
-        model = PeftModel.from_pretrained(loaded.model, str(adapter)) if adapter else loaded.model
-        model.eval()
-        tok = loaded.tokenizer
-        tok.padding_side = "left"  # batched generation: prompts end where the answer starts
-        if tok.pad_token is None:
-            tok.pad_token = tok.eos_token
-        out: list[str] = []
-        for i in range(0, len(questions), self.batch):
-            texts = [tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
-                                             add_generation_prompt=True) for q in questions[i:i + self.batch]]
-            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-            with torch.no_grad():
-                ids = model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                     pad_token_id=tok.pad_token_id)
-            out += [t.strip() for t in tok.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
-        del model, loaded
-        return out
+        self.config, self.max_new_tokens, self.batch = config, max_new_tokens, batch
+        m = config.model
+        self.loaded = load_model(m.source, m.quantization, m.compute_dtype, m.cache_dir)
+        self.engine = open_engine(config, self.loaded)
+
+    def answers(self, adapter: Path | None, questions: list[str]) -> list[str]:
+        from chatbot.core.registry import BASE
+
+        # a version folder is immutable once promoted: its path names it across users' lines
+        if adapter is None:
+            self.engine.use_adapter(BASE, None)
+        else:
+            self.engine.use_adapter(str(adapter), str(adapter))
+        return self.engine.generate_batch([[{"role": "user", "content": q}] for q in questions], self.max_new_tokens,
+                                          self.batch, do_sample=False,
+                                          repetition_penalty=self.config.decoding.repetition_penalty)
+
+    def close(self) -> None:
+        self.engine.close()
 
 
 def import_round(home: Path, config, messages: list[dict]) -> None:
@@ -250,6 +249,7 @@ def run(args: argparse.Namespace) -> dict:
             result = build_result(args, started, model_cfg, train_base, probes_cfg, strategies, evaluator, facts,
                                   rounds, general, base_score, rows, matrices, seconds)
             write_outputs(result, Path(args.out))  # after every round: a run cut short keeps what it measured
+    evaluator.close()
     if args.keep:
         print(f"data homes kept in {work}")
     else:
@@ -272,7 +272,9 @@ def build_result(args, started, model_cfg, train_base, probes_cfg, strategies, e
         "model": dataclasses.asdict(model_cfg), "train_defaults": dataclasses.asdict(train_base),
         "probes": dataclasses.asdict(probes_cfg),
         "strategies": {s: strategy_train(s) for s in strategies},
-        "decoding": {"do_sample": False, "max_new_tokens": evaluator.max_new_tokens},
+        "decoding": {"do_sample": False, "max_new_tokens": evaluator.max_new_tokens,
+                     "repetition_penalty": evaluator.config.decoding.repetition_penalty,
+                     "engine": evaluator.engine.name},
         "facts_file": {"path": (str(facts_path.relative_to(ROOT)) if facts_path.is_relative_to(ROOT)
                                 else str(facts_path)),
                        "sha256_12": sha(facts_path), "facts": len(facts),

@@ -216,7 +216,10 @@ class _Job:
                  _guards_note(mix))
         if rebuild and not mix.fact_ids:
             return self._nothing_to_learn(registry, mix)
-        if not mix.examples:  # continue, with rehearsal off and nothing trainable in the new turns
+        trained = mix.examples
+        if t.distill_weight > 0 and not t.rehearsal_sft:  # rehearsal feeds the distillation only
+            trained = [e for e in mix.examples if e.source != "rehearsal"]
+        if not trained:  # continue, with nothing trainable in the new turns (rehearsal off or distilled only)
             return RunResult(RunStatus.NOOP, "nothing to learn in the new turns", counts=mix.counts)
 
         served = registry.current_path()
@@ -230,7 +233,7 @@ class _Job:
         replay_part = [e for e in mix.examples if e.source == "rehearsal" or (e.source == "replay" and not rebuild)]
         run.progress({"stage": Stage.TRAINING, "step": 0, "max_steps": None})
         m = config.model
-        result = train_adapter(loaded.model, loaded.tokenizer, mix.examples, t, run.dir, previous=previous,
+        result = train_adapter(loaded.model, loaded.tokenizer, trained, t, run.dir, previous=previous,
                                quantized=m.quantization != "none", hooks=hooks,
                                hook_examples=replay_part or None, report=run.progress,
                                show_progress=self.show_progress)

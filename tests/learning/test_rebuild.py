@@ -169,3 +169,32 @@ def test_facts_cli_lists_corrects_and_refuses_bad_input(tmp_path):
                       (["correct", str(rex["id"]), ""], "")):
         out = chatbot(home, "facts", *bad, check=False)
         assert out.returncode == 2 and says in out.stderr, out.stderr
+
+
+def test_rehearsal_can_feed_the_distillation_only(tmp_path, tiny_model_dir, embedder, spy_training, monkeypatch):
+    """train.rehearsal_sft = false: the rehearsal answers are no SFT targets (the run's steps follow the facts
+    alone), yet every rehearsal example still reaches the distillation to the base."""
+    from chatbot.learning.distill import Distill
+
+    distilled: list[int] = []
+    real = Distill.before_training
+
+    def recording(self, model, batches):
+        batches = list(batches)
+        distilled.append(sum(int(b["input_ids"].shape[0]) for b in batches))
+        return real(self, model, batches)
+
+    monkeypatch.setattr(Distill, "before_training", recording)
+    home = tmp_path / "home"
+    import_facts(home, ROUND1[:2], tmp_path)
+    r = consolidate(home, cfg(tiny_model_dir, epochs=1, rehearsal_sft=False, distill_weight=1.0), gate=None,
+                    embedder=embedder, show_progress=False)
+    assert r.status == "promoted", r.message
+    assert spy_training[-1] and {e.source for e in spy_training[-1]} == {"augment"}
+    assert distilled == [2]  # rehearsal_count 2
+
+    # the default (rehearsal_sft = true) trains them as SFT targets too
+    import_facts(home, [conv("ann", "My sister is called Ana.")], tmp_path)
+    consolidate(home, cfg(tiny_model_dir, epochs=1, distill_weight=1.0), gate=None, embedder=embedder,
+                show_progress=False)
+    assert sum(e.source == "rehearsal" for e in spy_training[-1]) == 2
