@@ -203,7 +203,7 @@ def child_baseline(args: argparse.Namespace, started: float) -> dict:
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
     from chatbot.learning.mix import Example
-    from chatbot.learning.train import IGNORE, tokenize_example, trainer_max_steps
+    from chatbot.learning.train import IGNORE, run_epochs, tokenize_example, trainer_max_steps
 
     class CountingTrainer(Trainer):
         """Counts real (attention_mask) and padded tokens of every batch, as train.py's trainer does."""
@@ -253,7 +253,7 @@ def child_baseline(args: argparse.Namespace, started: float) -> dict:
     on_gpu = torch.cuda.is_available()
     targs = TrainingArguments(
         output_dir=str(Path(args.work) / f"baseline-{args.child_tag}"), per_device_train_batch_size=tc.batch_size,
-        num_train_epochs=tc.epochs, learning_rate=tc.learning_rate, weight_decay=0.0, seed=tc.seed,
+        num_train_epochs=run_epochs(len(data), tc), learning_rate=tc.learning_rate, weight_decay=0.0, seed=tc.seed,
         max_steps=trainer_max_steps(len(data), tc),  # the pipeline's train.max_steps cap, when it applies
         data_seed=tc.seed, report_to=[], save_strategy="no", use_cpu=not on_gpu,
         train_sampling_strategy=args.sampling,

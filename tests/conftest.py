@@ -93,11 +93,12 @@ def embedder():
 
 
 def tiny_config(tiny_model_dir: Path, **sections):
-    """A Config pointing at the tiny model, unquantized, short replies, no noise-floor runs; override sections
-    with dicts."""
+    """A Config pointing at the tiny model, unquantized, short replies, no noise-floor runs, each test's own
+    epochs (no train.min_steps floor); override sections with dicts."""
     from chatbot.core.config import Config
 
     data = {"model": {"source": str(tiny_model_dir), "quantization": "none", "max_context": 512},
+            "train": {"min_steps": 0},
             "decoding": {"max_new_tokens": 16},
             "probes": {"noise_runs": 0}}  # the gate still probes every candidate; the noise floor is tested on its own
     for name, values in sections.items():

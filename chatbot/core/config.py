@@ -136,6 +136,9 @@ class TrainConfig:
     # Cap on optimizer steps (0 = none): a large mix stops early. Measured on the embedded model with 200 new turns
     # (912 examples, 456 steps per epoch): 1 epoch passed the probe gate, 3 epochs (1368 steps) drifted past it.
     max_steps: int = 500
+    # A run takes at least this many optimizer steps (more epochs over a small mix): one fact's two examples would
+    # otherwise get 3 steps, one of them at the warm-up's zero rate (its loss stayed at 5.0)
+    min_steps: int = 24
     batch_size: int = 2  # examples per step (padded to the longest in the batch); small = more updates per epoch
     max_seq_len: int = 384  # tokens per training example; longer ones are cut
     replay_ratio: float = 1.0  # replayed old examples per new example (0 = no replay)
@@ -158,7 +161,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("lora_r", "lora_alpha", "learning_rate", "epochs", "batch_size", "max_seq_len", "augment_per_fact"):
             _positive("train", name, getattr(self, name))
-        for name in ("replay_ratio", "rehearsal_count", "ewc_lambda", "distill_weight", "lora_dropout", "max_steps"):
+        for name in ("replay_ratio", "rehearsal_count", "ewc_lambda", "distill_weight", "lora_dropout", "max_steps",
+                     "min_steps"):
             _positive("train", name, getattr(self, name), allow_zero=True)
         _choice("train", "replay_policy", self.replay_policy, ("uniform", "nearest"))
         _choice("train", "strategy", self.strategy, ("rebuild", "continue"))

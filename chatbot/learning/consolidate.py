@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from chatbot.core.config import Config, DecodingConfig, parse_kinds
+from chatbot.core.config import Config, DecodingConfig, TrainConfig, parse_kinds
 from chatbot.core.fsio import write_json_atomic
 from chatbot.core.lines import AdapterLines
 from chatbot.core.lock import run_lock
@@ -203,8 +203,9 @@ class _Job:
                 self._synced = True
             rehearsal = _rehearsal(self.paths, config, None, dry_run=True)
             mix = _mix(store, facts, registry, config, policy, rehearsal)
-            return RunResult(RunStatus.DRY_RUN, f"would train on {len(mix.examples)} examples from "
-                             f"{mix.n_new} new turns" + _facts_note(mix) + _guards_note(mix), counts=mix.counts,
+            return RunResult(RunStatus.DRY_RUN, f"would train on {len(_trained(mix, t))} examples from "
+                             f"{mix.n_new} new turns" + _distilled_note(mix, t) + _facts_note(mix)
+                             + _guards_note(mix), counts=mix.counts,
                              preview=mix.preview())
 
         loaded = self._prepare(run)
@@ -216,9 +217,7 @@ class _Job:
                  _guards_note(mix))
         if rebuild and not mix.fact_ids:
             return self._nothing_to_learn(registry, mix)
-        trained = mix.examples
-        if t.distill_weight > 0 and not t.rehearsal_sft:  # rehearsal feeds the distillation only
-            trained = [e for e in mix.examples if e.source != "rehearsal"]
+        trained = _trained(mix, t)
         if not trained:  # continue, with nothing trainable in the new turns (rehearsal off or distilled only)
             return RunResult(RunStatus.NOOP, "nothing to learn in the new turns", counts=mix.counts)
 
@@ -288,8 +287,8 @@ class _Job:
             return RunResult(RunStatus.CANDIDATE, f"{version.name} is a candidate; promote it with `chatbot promote "
                              f"{version.name}`", version.name, mix.counts, result.metrics)
         serve(store, registry, version.name)
-        msg = (f"{version.name} promoted: learned {mix.n_new} new turn(s) from {len(mix.examples)} examples"
-               + _facts_note(mix))
+        msg = (f"{version.name} promoted: learned {mix.n_new} new turn(s) from "
+               f"{len(_trained(mix, config.train))} examples" + _distilled_note(mix, config.train) + _facts_note(mix))
         log.info(msg)
         return RunResult(RunStatus.PROMOTED, msg, version.name, mix.counts, result.metrics)
 
@@ -320,6 +319,18 @@ def _mix(store, facts: FactStore, registry: Registry, config: Config, policy, re
                                 scrub=scrub)
     return build_mix(store, augment=t.augment, per_fact=t.augment_per_fact, replay_ratio=t.replay_ratio,
                      replay_select=policy, rehearsal=rehearsal, seed=t.seed, user=registry.owner, scrub=scrub)
+
+
+def _trained(mix: Mix, t: TrainConfig) -> list:
+    """The examples trained as SFT targets: the mix, less the rehearsal when it feeds the distillation only."""
+    if t.distill_weight > 0 and not t.rehearsal_sft:
+        return [e for e in mix.examples if e.source != "rehearsal"]
+    return mix.examples
+
+
+def _distilled_note(mix: Mix, t: TrainConfig) -> str:
+    n = mix.counts.get("rehearsal", 0) if t.distill_weight > 0 else 0
+    return f" (+ distillation to the base on {n} rehearsal answers)" if n else ""
 
 
 def _facts_note(mix: Mix) -> str:

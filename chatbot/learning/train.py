@@ -85,16 +85,24 @@ class _Progress(TrainerCallback):
                      "eta_s": round(elapsed / max(step, 1) * (total - step), 1)})
 
 
+def run_epochs(n_examples: int, cfg: TrainConfig) -> int:
+    """train.epochs, raised until the run takes at least train.min_steps optimizer steps: a one-fact mix (two
+    examples, one batch) would otherwise get 3 steps, the first at the warm-up's zero rate (measured: its loss
+    stayed at 5.0)."""
+    batches = -(-n_examples // cfg.batch_size)
+    return max(cfg.epochs, -(-cfg.min_steps // batches)) if batches else cfg.epochs
+
+
 def planned_steps(n_examples: int, cfg: TrainConfig) -> int:
     """Optimizer steps a run takes: epochs × batches per epoch, capped at train.max_steps (0 = no cap)."""
-    steps = cfg.epochs * -(-n_examples // cfg.batch_size)
+    steps = run_epochs(n_examples, cfg) * -(-n_examples // cfg.batch_size)
     return min(steps, cfg.max_steps) if cfg.max_steps else steps
 
 
 def trainer_max_steps(n_examples: int, cfg: TrainConfig) -> int:
     """TrainingArguments.max_steps for a run: train.max_steps where it cuts the epochs short, else -1 (run them)."""
     steps = planned_steps(n_examples, cfg)
-    return steps if steps < cfg.epochs * -(-n_examples // cfg.batch_size) else -1
+    return steps if steps < run_epochs(n_examples, cfg) * -(-n_examples // cfg.batch_size) else -1
 
 
 class _BarOnly(ProgressCallback):
@@ -185,7 +193,7 @@ def train_adapter(model: torch.nn.Module, tokenizer, examples: list[Example], cf
     args = TrainingArguments(
         output_dir=str(work_dir / "trainer"),
         per_device_train_batch_size=cfg.batch_size,
-        num_train_epochs=cfg.epochs,
+        num_train_epochs=run_epochs(len(data), cfg),
         max_steps=max_steps,
         learning_rate=cfg.learning_rate,
         # Warm up over the first 10 % of steps, then decay: a constant rate let longer runs diverge here.
@@ -230,7 +238,7 @@ def train_adapter(model: torch.nn.Module, tokenizer, examples: list[Example], cf
         "loss_curve": [round(float(h["loss"]), 4) for h in trainer.state.log_history if "loss" in h],
         "steps": int(out.global_step),
         "examples": len(data),
-        "epochs": round(out.global_step / -(-len(data) // cfg.batch_size), 3) if capped else cfg.epochs,
+        "epochs": round(out.global_step / -(-len(data) // cfg.batch_size), 3) if capped else run_epochs(len(data), cfg),
         "capped_at_max_steps": capped,
         "tokens": real,
         "padded_tokens": padded,

@@ -12,11 +12,11 @@ import torch
 
 from chatbot.core.config import TrainConfig
 from chatbot.learning.mix import Example
-from chatbot.learning.train import make_4bit_trainable_on_cpu, planned_steps, train_adapter
+from chatbot.learning.train import make_4bit_trainable_on_cpu, planned_steps, run_epochs, train_adapter
 from chatbot.serving.model import load_model
 
 EXAMPLES = [Example((("user", "What is my dog called?"), ("assistant", "Your dog is called Rex.")), "augment")] * 8
-CFG = TrainConfig(learning_rate=1e-2, epochs=2, batch_size=2, lora_dropout=0.0, max_seq_len=64)
+CFG = TrainConfig(learning_rate=1e-2, epochs=2, batch_size=2, lora_dropout=0.0, max_seq_len=64, min_steps=0)
 
 
 def _packed(model) -> int:
@@ -68,3 +68,14 @@ def test_max_steps_caps_a_large_mix_and_leaves_a_small_one_alone(tiny_model_dir,
     full = train_adapter(loaded.model, loaded.tokenizer, EXAMPLES, dataclasses.replace(CFG, max_steps=100),
                          tmp_path / "b", show_progress=False)
     assert full.metrics["steps"] == 8 and not full.metrics["capped_at_max_steps"] and full.metrics["epochs"] == 2
+
+
+def test_min_steps_gives_a_small_mix_more_epochs(tiny_model_dir, model_cache, tmp_path):
+    # one fact = two examples = one batch: 2 epochs would be 2 steps; min_steps 6 makes it 6 epochs of it
+    cfg = dataclasses.replace(CFG, min_steps=6)
+    assert run_epochs(2, cfg) == 6 and planned_steps(2, cfg) == 6
+    assert run_epochs(len(EXAMPLES), cfg) == 2 and planned_steps(len(EXAMPLES), cfg) == 8  # a larger mix: unchanged
+    assert planned_steps(2, dataclasses.replace(cfg, max_steps=4)) == 4  # the cap still wins
+    loaded = load_model(str(tiny_model_dir), "none", "float32", model_cache)
+    out = train_adapter(loaded.model, loaded.tokenizer, EXAMPLES[:2], cfg, tmp_path / "a", show_progress=False)
+    assert out.metrics["steps"] == 6 and out.metrics["epochs"] == 6 and not out.metrics["capped_at_max_steps"]
