@@ -11,8 +11,9 @@ every measured run copies it, so all runs see the same data. Each run is its own
                 functions on the live modules and classes (open_buffer, _rehearsal, build_mix, train_adapter,
                 tokenize_example, attach_adapter, write_json_atomic, PeftModel.save_pretrained, Registry.commit,
                 ProbeGate.__call__, Registry.promote, Store.set_consolidated); calls pass through unchanged. The wrapper
-                on build_mix keeps the exact examples the run trained on.
-  (b) baseline  the same examples (from (a)'s build_mix call), tokenized with chatbot.learning.train.tokenize_example,
+                on train_adapter keeps the exact examples the run trained on (the mix, less rehearsal answers that
+                feed the distillation only: train.rehearsal_sft).
+  (b) baseline  the same examples (from (a)'s train_adapter call), tokenized with learning.train.tokenize_example,
                 on a freshly loaded base with the same quantization, trained by a plain transformers.Trainer on a
                 peft.get_peft_model LoRA (same r / alpha / dropout / targets / lr / epochs / batch size / seed;
                 prepare_model_for_kbit_training without gradient checkpointing, as the pipeline does), random
@@ -122,10 +123,8 @@ def child_pipeline(args: argparse.Namespace, started: float) -> dict:
     captured: dict = {}
     mem: dict = {}
 
-    def keep_mix(mix) -> None:
-        captured["mix"] = mix
-
     def train_start(a, k) -> None:
+        captured["trained"] = list(a[2])  # train_adapter(model, tokenizer, examples, ...): the SFT examples
         mem["rss_train_start"] = rss_status()["VmRSS"]
         mem["reset"] = reset_peak()
 
@@ -140,7 +139,7 @@ def child_pipeline(args: argparse.Namespace, started: float) -> dict:
 
     w_runtime = Timed(cons, "open_buffer")
     w_rehearsal = Timed(cons, "_rehearsal")
-    w_mix = Timed(cons, "build_mix", on_return=keep_mix)
+    w_mix = Timed(cons, "build_mix")
     w_json = Timed(cons, "write_json_atomic")
     w_train = Timed(cons, "train_adapter", on_call=train_start, on_return=train_end)
     w_tok = Timed(train, "tokenize_example")
@@ -159,8 +158,7 @@ def child_pipeline(args: argparse.Namespace, started: float) -> dict:
     if result.status != "promoted":
         raise SystemExit(f"consolidation ended with status {result.status}: {result.message}")
 
-    mix = captured["mix"]
-    dicts = [example_to_dict(e) for e in mix.examples]
+    dicts = [example_to_dict(e) for e in captured["trained"]]  # the mix less what feeds the distillation only
     examples_file = Path(args.work) / "examples.json"
     if not examples_file.exists():
         examples_file.write_text(json.dumps(dicts), encoding="utf-8")
@@ -271,13 +269,14 @@ def child_baseline(args: argparse.Namespace, started: float) -> dict:
     real, padded = trainer.real_tokens, trainer.padded_tokens
     out.update(
         metrics={"train_loss": round(float(res.training_loss), 5), "steps": int(res.global_step),
-                 "examples": len(data), "epochs": tc.epochs, "tokens": real, "padded_tokens": padded,
+                 "examples": len(data), "epochs": run_epochs(len(data), tc), "tokens": real, "padded_tokens": padded,
                  "padding_waste": round(1 - real / padded, 4) if padded else 0.0, "seconds": round(seconds, 2),
                  "tokens_per_s": round(real / seconds, 1) if seconds else None},
         stages={"tokenize": tokenize_s, "attach adapter": attach_s, "Trainer setup": setup_s,
                 "trainer.train()": seconds},
         n_examples=len(examples), examples_sha1=examples_digest(dicts),
-        tokenized_tokens=sum(len(d["input_ids"]) for d in data) * tc.epochs if targs.max_steps < 0 else None,
+        tokenized_tokens=(sum(len(d["input_ids"]) for d in data) * run_epochs(len(data), tc)
+                          if targs.max_steps < 0 else None),
         trainer=trainer_report(trainer_rec),
         peak_rss_train=peak,
     )

@@ -17,8 +17,9 @@ with what is served (the served engine, serve.engine: the base + the promoted ad
 Strategies: rebuild (the product default: a fresh LoRA on every current ledger fact + rehearsal each round, with
 distillation to the base on the rehearsal prompts), continue (the previous default: the served adapter trained
 further on the new turns + replay, no distillation), rebuild-sft (the default without distillation: rehearsal as
-SFT on the base's greedy answers only), rebuild-sft-distill (the previous default: rehearsal both as SFT targets and
-distilled), rebuild-ewc (the default + EWC, lambda EWC_LAMBDA).
+SFT on the base's greedy answers only), rebuild-distill-only (rehearsal distilled only, not SFT targets,
+with at least 24 steps per run: train.rehearsal_sft false, train.min_steps 24), rebuild-ewc (the default + EWC,
+lambda EWC_LAMBDA).
 
 Writes OUT/results.csv, OUT/results.md, OUT/results.json (every pinned setting) and OUT/recall.png.
 
@@ -43,7 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-STRATEGIES = ("rebuild", "continue", "rebuild-ewc", "rebuild-sft", "rebuild-sft-distill")
+STRATEGIES = ("rebuild", "continue", "rebuild-ewc", "rebuild-sft", "rebuild-distill-only")
 FACTS = ROOT / "data" / "experiments" / "facts-v2-test.jsonl"
 GENERAL = ROOT / "chatbot" / "evaluation" / "probe_suites" / "general-qa-v1.jsonl"
 # Measured on the embedded model (Fisher on 16 rehearsal examples at v0001, distance to a round-2 replay update):
@@ -57,7 +58,7 @@ def strategy_train(name: str) -> dict:
     """TrainConfig overrides per strategy (on top of the product defaults)."""
     return {"rebuild": {}, "continue": {"strategy": "continue", "distill_weight": 0.0},
             "rebuild-ewc": {"ewc_lambda": EWC_LAMBDA}, "rebuild-sft": {"distill_weight": 0.0},
-            "rebuild-sft-distill": {"rehearsal_sft": True}}[name]
+            "rebuild-distill-only": {"rehearsal_sft": False, "min_steps": 24}}[name]
 
 
 def scenario(rows: list[dict], rounds: int, max_personas: int = 0) -> list[dict]:
@@ -321,7 +322,8 @@ def write_outputs(result: dict, out: Path) -> None:
         w.writerows(result["rows"])
     num = lambda x, sign="": "n/a" if x is None else f"{x:{sign}.2f}"  # noqa: E731
     lines = [f"Command: `{result['command']}`" + (" (merged)" if result.get("merged_from") else "")
-             + f" · model {result['model']['source']} ({result['model']['quantization']}) · default gate on · "
+             + f" · model {result['model']['source']} ({result['model']['quantization']}) · answers through "
+             f"{result['decoding'].get('engine', 'transformers')} · default gate on · "
              f"{result['wall_seconds'] / 60:.1f} min · base general score {result['base_general']:.3f}", "",
              "| strategy | round | gate | consolidation s | facts | recall (all) | recall (new) | corrected: new "
              "| corrected: old | general | retention |", "|---|---|---|---|---|---|---|---|---|---|---|"]

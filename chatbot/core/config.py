@@ -136,9 +136,9 @@ class TrainConfig:
     # Cap on optimizer steps (0 = none): a large mix stops early. Measured on the embedded model with 200 new turns
     # (912 examples, 456 steps per epoch): 1 epoch passed the probe gate, 3 epochs (1368 steps) drifted past it.
     max_steps: int = 500
-    # A run takes at least this many optimizer steps (more epochs over a small mix): one fact's two examples would
-    # otherwise get 3 steps, one of them at the warm-up's zero rate (its loss stayed at 5.0)
-    min_steps: int = 24
+    # A run takes at least this many optimizer steps (more epochs over a small mix; 0 = off). With rehearsal_sft
+    # false a one-fact mix is one batch: 3 steps, the first at the warm-up's zero rate (its loss stayed at 5.0)
+    min_steps: int = 0
     batch_size: int = 2  # examples per step (padded to the longest in the batch); small = more updates per epoch
     max_seq_len: int = 384  # tokens per training example; longer ones are cut
     replay_ratio: float = 1.0  # replayed old examples per new example (0 = no replay)
@@ -150,11 +150,10 @@ class TrainConfig:
     # weight of KL(base || model) on the rehearsal answers' next-token distributions (0 = off). Measured (13 facts,
     # dev split): 1.0 took KL to the base 0.96 → 0.64 and perplexity ×1.25 → ×1.04, acquisition 77 % → 54 %
     distill_weight: float = 1.0
-    # With distillation on, also train the rehearsal answers as SFT targets (true), or only distil on them (false):
-    # then each step is the facts' batch + one rehearsal batch's KL, and a run's steps follow the facts alone.
-    # Measured (dev split, round 1, 3 users): false took 18 steps instead of 42 for 3 facts (2.5x less training
-    # time), every version promoted, the same acquisition on the user measured both ways (docs/experiment)
-    rehearsal_sft: bool = False
+    # With distillation on, also train the rehearsal answers as SFT targets (true), or only distil on them (false:
+    # each step is the facts' batch + one rehearsal batch's KL, a run's steps follow the facts alone; 2.5x less
+    # training for 3 facts on the dev split, but with min_steps 24 one-fact users drifted past max_kl: docs/experiment)
+    rehearsal_sft: bool = True
     gradient_checkpointing: bool = False  # trade compute for memory on large models
     seed: int = 0  # data order, replay choice, LoRA init
 

@@ -7,7 +7,6 @@ hook penalties) → save. Forgetting mitigations are hooks with `before_training
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -180,9 +179,7 @@ def train_adapter(model: torch.nn.Module, tokenizer, examples: list[Example], cf
 
     if hooks:
         hook_data = [tokenize_example(tokenizer, e.as_chat(), cfg.max_seq_len) for e in (hook_examples or examples)]
-        hook_data.sort(key=lambda d: len(d["input_ids"]))  # batches of similar length: little padding to compute
         batches = [collator(hook_data[i:i + cfg.batch_size]) for i in range(0, len(hook_data), cfg.batch_size)]
-        random.Random(cfg.seed).shuffle(batches)  # a short run still meets long and short ones (distillation cycles)
         for hook in hooks:
             hook.before_training(model, batches)
 

@@ -29,7 +29,8 @@ def dashboard_server(tmp_path_factory, tiny_model_dir):
     (home / "config.toml").write_text(
         f'[model]\nsource = "{tiny_model_dir}"\nquantization = "none"\n[decoding]\nmax_new_tokens = 8\n'
         # continue: v0002 trains further on v0001's adapter, so the answer diff between them is never empty
-        "[train]\nstrategy = \"continue\"\nepochs = 1\nbatch_size = 4\nrehearsal_count = 1\nmax_seq_len = 64\n"
+        "[train]\nstrategy = \"continue\"\nepochs = 1\nmin_steps = 0\nbatch_size = 4\nrehearsal_count = 1\n"
+        "max_seq_len = 64\n"
         "[probes]\nnoise_runs = 0\n")
     first = home.parent / "first.jsonl"
     first.write_text(conversations(0, 3))

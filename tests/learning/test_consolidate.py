@@ -37,7 +37,8 @@ def tiny_cfg(tiny_model_dir, **train) -> Config:
 def write_toml(path, tiny_model_dir, quantization="4bit", epochs=1, extra=""):
     path.write_text(f'[model]\nsource = "{tiny_model_dir}"\nquantization = "{quantization}"\n'
                     f'[decoding]\nmax_new_tokens = 8\n'
-                    f'[train]\nepochs = {epochs}\nbatch_size = 4\nrehearsal_count = 2\nmax_seq_len = 128\n{extra}'
+                    f'[train]\nepochs = {epochs}\nmin_steps = 0\nbatch_size = 4\nrehearsal_count = 2\n'
+                    f'max_seq_len = 128\n{extra}'
                     '[probes]\nnoise_runs = 0\n')
     return path
 
