@@ -32,11 +32,12 @@ def _emit(args: argparse.Namespace, text: str, data: dict) -> None:
         print(text)
 
 
-def _runtime(args: argparse.Namespace, with_model: bool):
+def _runtime(args: argparse.Namespace, with_model: bool, start_server: bool = False):
     from chatbot.runtime import open_runtime
 
     return open_runtime(args.home, args.cfg, with_model=with_model,
-                        config_file=str(Path(args.config).resolve()) if args.config else None)
+                        config_file=str(Path(args.config).resolve()) if args.config else None,
+                        start_server=start_server)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -56,7 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from chatbot.app import build_app, launch
     from chatbot.learning.schedule import start_nightly
 
-    rt = _runtime(args, with_model=True)
+    rt = _runtime(args, with_model=True, start_server=True)
     schedule = args.schedule if args.schedule is not None else rt.config.consolidate.schedule
     scheduler = start_nightly(rt.paths.home, schedule, rt.config_file) if schedule else None
     try:
@@ -739,9 +740,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         # chatbot.model imports torch (seconds): commands that never load a model do not import it just to
         # name its error class; if it was never imported, its error cannot have been raised.
-        model = sys.modules.get("chatbot.serving.model")
+        model, engine = sys.modules.get("chatbot.serving.model"), sys.modules.get("chatbot.serving.engine")
         expected = (UsageError, ConfigError, StoreError, EmbedderError, PathRefused, AccountError,
-                    *((model.ModelError,) if model else ()))
+                    *((model.ModelError,) if model else ()), *((engine.EngineError,) if engine else ()))
         if not isinstance(e, expected):
             raise
         print(f"chatbot {args.command}: error: {e}", file=sys.stderr)

@@ -17,6 +17,7 @@ from chatbot.memory.store import Store
 if TYPE_CHECKING:  # torch-heavy: imported only when a model is loaded, so model-free commands start fast
     from chatbot.serving.chat import ChatService
     from chatbot.serving.model import LoadedModel
+    from chatbot.serving.vllm_server import VllmServer
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,13 @@ class Runtime:
     loaded: LoadedModel | None = None
     chat: ChatService | None = None
     config_file: str | None = None  # the --config file, passed on to background consolidations
+    vllm: VllmServer | None = None  # the vLLM server this runtime started (serve.engine = "vllm", no vllm_url)
 
     def close(self) -> None:
         if self.chat is not None:
             self.chat.generator.close()
+        if self.vllm is not None:
+            self.vllm.stop()
         self.buffer.close()
         self.store.close()
 
@@ -43,20 +47,31 @@ def open_store(home: Path) -> Store:
 
 
 def open_runtime(home: Path, config: Config, with_model: bool = True, loaded: LoadedModel | None = None,
-                 embedder: Embedder | None = None, config_file: str | None = None) -> Runtime:
+                 embedder: Embedder | None = None, config_file: str | None = None,
+                 start_server: bool = False) -> Runtime:
     """Open the buffer (reconciling the index with SQLite) and, if asked, load the model and chat service.
-    `loaded`/`embedder` let tests and benchmarks inject a tiny or shared model."""
+    `loaded`/`embedder` let tests and benchmarks inject a tiny or shared model. `start_server` (the app): with
+    serve.engine = "vllm" and no serve.vllm_url, start a vLLM server for this home and stop it on close."""
     paths = Paths(Path(home))
     buffer = open_buffer(paths, config.memory.embedder, config.buffer.index_kind, config.buffer.index_save_every,
                          embedder)
     rt = Runtime(config, paths, buffer.store, buffer, config_file=config_file)
     if with_model or loaded is not None:
         from chatbot.serving.chat import ChatService  # lazy: torch-heavy, model-free commands start fast
-        from chatbot.serving.engine import open_engine
+        from chatbot.serving.engine import open_engine, resolve_engine
         from chatbot.serving.model import load_model
 
         m = config.model
         rt.loaded = loaded or load_model(m.source, m.quantization, m.compute_dtype, m.cache_dir or paths.models)
-        rt.chat = ChatService(config, rt.store, buffer, open_engine(config, rt.loaded),
-                              AdapterLines(paths.adapters, config.serve.default_user))
+        try:
+            if start_server and resolve_engine(config) == "vllm" and not config.serve.vllm_url:
+                from chatbot.serving.vllm_server import VllmServer
+
+                rt.vllm = VllmServer(paths.home, rt.loaded.path, config)
+                rt.vllm.start()
+            rt.chat = ChatService(config, rt.store, buffer, open_engine(config, rt.loaded, home=paths.home),
+                                  AdapterLines(paths.adapters, config.serve.default_user))
+        except BaseException:
+            rt.close()
+            raise
     return rt

@@ -106,15 +106,14 @@ class ServeConfig:
     engine: str = "auto"  # what generates replies, probes and rehearsal: "transformers", "llamacpp", "vllm" or "auto" (llamacpp when installed and a GGUF of the base is known; docs/engines.md)
     threads: int = 0  # llamacpp: CPU threads per generation (0 = half the cores, at least 1)
     gguf: str = ""  # llamacpp: a GGUF of model.source when it is not "embedded" or a .gguf file ("" = none)
-    vllm_url: str = ""  # vllm: base URL of an OpenAI-compatible vLLM server started with --enable-lora (e.g. http://127.0.0.1:8000)
+    vllm_url: str = ""  # vllm: base URL of an OpenAI-compatible vLLM server started with --enable-lora (e.g. http://127.0.0.1:8000); "" = `chatbot serve` starts one (docs/engines.md)
+    vllm_args: str = ""  # vllm: extra arguments for the server `chatbot serve` starts, e.g. "--gpu-memory-utilization 0.5"
 
     def __post_init__(self) -> None:
         _positive("serve", "port", self.port)
         _positive("serve", "max_loaded_adapters", self.max_loaded_adapters)
         _choice("serve", "engine", self.engine, ENGINES)
         _positive("serve", "threads", self.threads, allow_zero=True)
-        if self.engine == "vllm" and not self.vllm_url:
-            raise ConfigError("serve.engine = \"vllm\" needs serve.vllm_url (the vLLM server's address; docs/engines.md)")
         if not self.default_user.strip():
             raise ConfigError("serve.default_user is empty")
 

@@ -350,7 +350,7 @@ def probe_version(home: Path, config: Config, version: str | None = None, loaded
     m = config.model
     loaded = loaded or load_model(m.source, m.quantization, m.compute_dtype, m.cache_dir or paths.models)
     generator = Generator(loaded, config.decoding, m.max_context)
-    engine = generator if resolve_engine(config) == "transformers" else open_engine(config, loaded)
+    engine = generator if resolve_engine(config) == "transformers" else open_engine(config, loaded, home=paths.home)
     store, results = Store(paths.db), ResultStore(paths.db)
     try:
         return Prober(store, results, registry, generator, config, report, engine).run(version)

@@ -356,7 +356,7 @@ def _rehearsal(paths: Paths, config: Config, loaded: LoadedModel | None, dry_run
         return rehearsal_examples(t.rehearsal_count, t.seed, None,
                                   lambda prompts: ["(the base model's answer, generated when training)"] * len(prompts))
     # The base's answers through the served engine (what people are served is what is rehearsed), in batches
-    engine = open_engine(config, loaded, decoding=DecodingConfig(**decoding))
+    engine = open_engine(config, loaded, decoding=DecodingConfig(**decoding), home=paths.home)
 
     def answer_all(prompts: list[str]) -> list[str]:
         return engine.generate_batch([[{"role": "user", "content": p}] for p in prompts], decoding["max_new_tokens"],

@@ -18,6 +18,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -211,9 +212,11 @@ def resolve_engine(config: Config) -> str:
     return "transformers"
 
 
-def open_engine(config: Config, loaded, engine: str | None = None, decoding: DecodingConfig | None = None) -> Engine:
+def open_engine(config: Config, loaded, engine: str | None = None, decoding: DecodingConfig | None = None,
+                home: Path | None = None) -> Engine:
     """The engine config.serve.engine (or `engine`) names, on the base model `loaded` (a serving.model.LoadedModel:
-    its tokenizer, and for transformers its weights)."""
+    its tokenizer, and for transformers its weights). vllm without serve.vllm_url uses the server that
+    `chatbot serve` started for `home` (serving/vllm_server.py)."""
     name = engine or resolve_engine(config)
     decoding = decoding or config.decoding
     m, s = config.model, config.serve
@@ -232,6 +235,12 @@ def open_engine(config: Config, loaded, engine: str | None = None, decoding: Dec
         return LlamaCppEngine(gguf, loaded, decoding, m.max_context, s.max_loaded_adapters, s.threads)
     if name == "vllm":
         from chatbot.serving.vllm import VllmEngine
+        from chatbot.serving.vllm_server import running_url
 
-        return VllmEngine(s.vllm_url, loaded, decoding, m.max_context, s.max_loaded_adapters)
+        url = s.vllm_url or (running_url(home) if home is not None else None)
+        if not url:
+            raise EngineError("serve.engine = \"vllm\" with no serve.vllm_url: start the app (`chatbot serve` starts "
+                              "a vLLM server for this home) or set serve.vllm_url to a running server "
+                              "(docs/engines.md)")
+        return VllmEngine(url, loaded, decoding, m.max_context, s.max_loaded_adapters)
     raise EngineError(f"serve.engine {name!r}: choose one of {', '.join(ENGINES)}")

@@ -59,3 +59,29 @@ def test_vllm_serves_each_adapter_by_name_and_hot_swaps(vllm_server, embedded_di
     batch = engine.generate_batch([[{"role": "user", "content": "What is the capital of France?"}]] * 3, 16,
                                   do_sample=False)
     assert len(set(batch)) == 1
+
+
+def test_the_app_starts_its_own_server_and_other_processes_find_it(embedded_dir, tmp_path, embedder):
+    """serve.engine = "vllm" without a URL: the app's runtime starts vLLM for its home (as `chatbot serve` does),
+    a second process on the home (the consolidation job) reaches the same server, and closing the app stops it."""
+    from chatbot.runtime import open_runtime
+    from chatbot.serving.vllm_server import running_url
+
+    config = Config.from_dict({"model": {"source": str(embedded_dir), "quantization": "none"},
+                               "serve": {"engine": "vllm", "max_loaded_adapters": 4,
+                                         "vllm_args": "--gpu-memory-utilization 0.3"},
+                               "decoding": {"max_new_tokens": 8}})
+    loaded = load_model(str(embedded_dir), quantization="none")
+    rt = open_runtime(tmp_path, config, loaded=loaded, embedder=embedder, start_server=True)
+    try:
+        url = running_url(tmp_path)
+        assert url and rt.chat.generator.url == url
+        other = open_engine(config, loaded, home=tmp_path)
+        prompt = other.build_prompt([{"role": "user", "content": "Say hello."}])
+        assert other.generate(prompt)
+        pid = rt.vllm.proc.pid
+    finally:
+        rt.close()
+    assert running_url(tmp_path) is None and not (tmp_path / "vllm.json").exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
