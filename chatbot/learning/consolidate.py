@@ -288,7 +288,7 @@ class _Job:
                              f"{version.name}`", version.name, mix.counts, result.metrics)
         serve(store, registry, version.name)
         msg = (f"{version.name} promoted: learned {mix.n_new} new turn(s) from "
-               f"{len(_trained(mix, config.train))} examples" + _distilled_note(mix, config.train) + _facts_note(mix))
+               f"{result.metrics['examples']} examples" + _distilled_note(mix, config.train) + _facts_note(mix))
         log.info(msg)
         return RunResult(RunStatus.PROMOTED, msg, version.name, mix.counts, result.metrics)
 

@@ -84,24 +84,28 @@ class _Progress(TrainerCallback):
                      "eta_s": round(elapsed / max(step, 1) * (total - step), 1)})
 
 
+def batches_per_epoch(n_examples: int, cfg: TrainConfig) -> int:
+    return -(-n_examples // cfg.batch_size)
+
+
 def run_epochs(n_examples: int, cfg: TrainConfig) -> int:
     """train.epochs, raised until the run takes at least train.min_steps optimizer steps: a one-fact mix (two
     examples, one batch) would otherwise get 3 steps, the first at the warm-up's zero rate (measured: its loss
     stayed at 5.0)."""
-    batches = -(-n_examples // cfg.batch_size)
+    batches = batches_per_epoch(n_examples, cfg)
     return max(cfg.epochs, -(-cfg.min_steps // batches)) if batches else cfg.epochs
 
 
 def planned_steps(n_examples: int, cfg: TrainConfig) -> int:
     """Optimizer steps a run takes: epochs × batches per epoch, capped at train.max_steps (0 = no cap)."""
-    steps = run_epochs(n_examples, cfg) * -(-n_examples // cfg.batch_size)
+    steps = run_epochs(n_examples, cfg) * batches_per_epoch(n_examples, cfg)
     return min(steps, cfg.max_steps) if cfg.max_steps else steps
 
 
 def trainer_max_steps(n_examples: int, cfg: TrainConfig) -> int:
     """TrainingArguments.max_steps for a run: train.max_steps where it cuts the epochs short, else -1 (run them)."""
     steps = planned_steps(n_examples, cfg)
-    return steps if steps < run_epochs(n_examples, cfg) * -(-n_examples // cfg.batch_size) else -1
+    return steps if steps < run_epochs(n_examples, cfg) * batches_per_epoch(n_examples, cfg) else -1
 
 
 class _BarOnly(ProgressCallback):
@@ -235,7 +239,8 @@ def train_adapter(model: torch.nn.Module, tokenizer, examples: list[Example], cf
         "loss_curve": [round(float(h["loss"]), 4) for h in trainer.state.log_history if "loss" in h],
         "steps": int(out.global_step),
         "examples": len(data),
-        "epochs": round(out.global_step / -(-len(data) // cfg.batch_size), 3) if capped else run_epochs(len(data), cfg),
+        "epochs": (round(out.global_step / batches_per_epoch(len(data), cfg), 3) if capped
+                   else run_epochs(len(data), cfg)),
         "capped_at_max_steps": capped,
         "tokens": real,
         "padded_tokens": padded,
