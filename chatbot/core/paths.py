@@ -38,6 +38,10 @@ class Paths:
         return self.home / "rehearsal"
 
     @property
+    def vllm_state(self) -> Path:
+        return self.home / "vllm.json"  # the vLLM server `chatbot serve` started: url, pid, owner
+
+    @property
     def lock(self) -> Path:
         return self.home / "consolidate.lock"
 

@@ -70,7 +70,7 @@ def _alive(pid: int) -> bool:
 
 def _state(home: Path) -> dict | None:
     """HOME/vllm.json: the server's url and pid, and the pid of the app that started it."""
-    info = read_json(Paths(home).home / "vllm.json", {})
+    info = read_json(Paths(home).vllm_state, {})
     try:
         return {"url": str(info["url"]), "pid": int(info["pid"]), "owner": int(info.get("owner", 0))}
     except (ValueError, KeyError, TypeError, AttributeError):
@@ -103,7 +103,7 @@ class VllmServer:
 
     def __init__(self, home: Path, model_path: str, config: Config):
         self.paths = Paths(home)
-        self.state = self.paths.home / "vllm.json"
+        self.state = self.paths.vllm_state
         self.log_path = self.paths.runs / "vllm.log"
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
