@@ -149,6 +149,8 @@ class TrainConfig:
     # weight of KL(base || model) on the rehearsal answers' next-token distributions (0 = off). Measured (13 facts,
     # dev split): 1.0 took KL to the base 0.96 → 0.64 and perplexity ×1.25 → ×1.04, acquisition 77 % → 54 %
     distill_weight: float = 1.0
+    # rehearsal examples in each step's distillation batch (0 = train.batch_size)
+    distill_batch_size: int = 0
     # With distillation on, also train the rehearsal answers as SFT targets (true), or only distil on them (false:
     # each step is the facts' batch + one rehearsal batch's KL, a run's steps follow the facts alone; 2.5x less
     # training for 3 facts on the dev split, but with min_steps 24 one-fact users drifted past max_kl: docs/experiment)
@@ -159,8 +161,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("lora_r", "lora_alpha", "learning_rate", "epochs", "batch_size", "max_seq_len", "augment_per_fact"):
             _positive("train", name, getattr(self, name))
-        for name in ("replay_ratio", "rehearsal_count", "ewc_lambda", "distill_weight", "lora_dropout", "max_steps",
-                     "min_steps"):
+        for name in ("replay_ratio", "rehearsal_count", "ewc_lambda", "distill_weight", "distill_batch_size",
+                     "lora_dropout", "max_steps", "min_steps"):
             _positive("train", name, getattr(self, name), allow_zero=True)
         _choice("train", "replay_policy", self.replay_policy, ("uniform", "nearest"))
         _choice("train", "strategy", self.strategy, ("rebuild", "continue"))

@@ -183,9 +183,9 @@ def train_adapter(model: torch.nn.Module, tokenizer, examples: list[Example], cf
 
     if hooks:
         hook_data = [tokenize_example(tokenizer, e.as_chat(), cfg.max_seq_len) for e in (hook_examples or examples)]
-        batches = [collator(hook_data[i:i + cfg.batch_size]) for i in range(0, len(hook_data), cfg.batch_size)]
-        for hook in hooks:
-            hook.before_training(model, batches)
+        for hook in hooks:  # in batches of the hook's own size (distillation: train.distill_batch_size), if it has one
+            size = getattr(hook, "batch_size", None) or cfg.batch_size
+            hook.before_training(model, [collator(hook_data[i:i + size]) for i in range(0, len(hook_data), size)])
 
     on_gpu = torch.cuda.is_available()
     steps = planned_steps(len(data), cfg)

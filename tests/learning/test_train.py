@@ -79,3 +79,25 @@ def test_min_steps_gives_a_small_mix_more_epochs(tiny_model_dir, model_cache, tm
     loaded = load_model(str(tiny_model_dir), "none", "float32", model_cache)
     out = train_adapter(loaded.model, loaded.tokenizer, EXAMPLES[:2], cfg, tmp_path / "a", show_progress=False)
     assert out.metrics["steps"] == 6 and out.metrics["epochs"] == 6 and not out.metrics["capped_at_max_steps"]
+
+
+def test_distillation_batches_follow_distill_batch_size(tiny_model_dir, model_cache, tmp_path):
+    # train.distill_batch_size: the rehearsal examples of each step's KL penalty, apart from the SFT batch size
+    from chatbot.learning.distill import Distill
+
+    rehearsal = [Example((("user", f"Name a colour, please ({i})."), ("assistant", "Blue, like the sky.")),
+                         "rehearsal") for i in range(5)]
+    loaded = load_model(str(tiny_model_dir), "none", "float32", model_cache)
+    sizes = {}
+    for size in (None, 1):
+        hook = Distill(1.0, size, top_k=8)
+        seen = []
+        hook.penalty = lambda model, hook=hook, seen=seen: (  # record what each step's penalty is computed on
+            seen.append(int(hook.targets[hook.calls % len(hook.targets)][0]["input_ids"].shape[0])),
+            Distill.penalty(hook, model))[1]
+        out = train_adapter(loaded.model, loaded.tokenizer, EXAMPLES, CFG, tmp_path / str(size), quantized=False,
+                            hooks=[hook], hook_examples=rehearsal, show_progress=False)
+        out.model.unload()
+        sizes[size] = seen
+    assert sizes[None][:3] == [2, 2, 1] and len(sizes[None]) == 8 + 1  # CFG.batch_size 2: 3 batches of 5 examples
+    assert set(sizes[1]) == {1} and len(sizes[1]) == 8 + 1  # one example per step (8 steps + the final penalty)
