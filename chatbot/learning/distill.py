@@ -6,7 +6,8 @@ base on general text), and so does this penalty. The base's distributions are co
 the adapter switched off, and kept as their top TOP_K tokens plus one bucket for the rest of the vocabulary (the KL
 between these k+1-way distributions is zero when the model is the base and counts mass that moves off the base's
 top tokens): 16 prompts × ~120 answer tokens × 65 entries, a few MB instead of the 49k-token vocabulary. Each
-training step then costs one more forward and backward pass, on one rehearsal batch (they are cycled)."""
+training step then costs one more forward and backward pass, on one rehearsal batch of train.distill_batch_size
+examples (they are cycled)."""
 from __future__ import annotations
 
 import contextlib

@@ -160,11 +160,35 @@ def attach_adapter(model: torch.nn.Module, cfg: TrainConfig, previous: Path | No
         model.gradient_checkpointing_enable()
     if previous is not None:
         return PeftModel.from_pretrained(model, str(previous), is_trainable=True)
-    targets = cfg.target_modules if cfg.target_modules == "all-linear" else [
-        t.strip() for t in cfg.target_modules.split(",") if t.strip()]
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=targets, task_type="CAUSAL_LM")
+                      target_modules=lora_targets(model, cfg.target_modules), task_type="CAUSAL_LM")
     return get_peft_model(model, lora)
+
+
+MLP_BLOCKS = ("mlp", "feed_forward", "ffn")  # what Hugging Face causal LMs call a layer's feed-forward block
+
+
+def lora_targets(model: torch.nn.Module, spec: str) -> str | list[str]:
+    """peft target_modules for train.target_modules: "all-linear", "mlp" (the linear layers of every feed-forward
+    block: e.g. gate_proj, up_proj and down_proj on Llama-family models) or a comma-separated list of names.
+
+    "mlp" is resolved here because peft has no such option: its layer names differ by architecture, and a name can
+    also occur outside the block (GPT-2's c_proj), so the result is the block's layer names where they are
+    unambiguous, else their full paths. A model without such a block gets "all-linear" (logged)."""
+    if spec != "mlp":
+        return spec if spec == "all-linear" else [t.strip() for t in spec.split(",") if t.strip()]
+    from transformers.pytorch_utils import Conv1D
+
+    linear = {name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear | Conv1D)}
+    inside = sorted(n for n in linear if set(n.split(".")[:-1]) & set(MLP_BLOCKS))
+    if not inside:
+        log.warning("train.target_modules = \"mlp\": no feed-forward block (%s) in this model; training all linear "
+                    "layers", ", ".join(MLP_BLOCKS))
+        return "all-linear"
+    leaves = {n.rsplit(".", 1)[-1] for n in inside}
+    if any(n.rsplit(".", 1)[-1] in leaves for n in linear.difference(inside)):
+        return inside
+    return sorted(leaves)
 
 
 def train_adapter(model: torch.nn.Module, tokenizer, examples: list[Example], cfg: TrainConfig, work_dir: Path,

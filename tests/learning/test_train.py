@@ -101,3 +101,27 @@ def test_distillation_batches_follow_distill_batch_size(tiny_model_dir, model_ca
         sizes[size] = seen
     assert sizes[None][:3] == [2, 2, 1] and len(sizes[None]) == 8 + 1  # CFG.batch_size 2: 3 batches of 5 examples
     assert set(sizes[1]) == {1} and len(sizes[1]) == 8 + 1  # one example per step (8 steps + the final penalty)
+
+
+def test_mlp_targets_the_feed_forward_layers_of_any_architecture(tiny_model_dir, model_cache):
+    # train.target_modules = "mlp": peft has no such option, so lora_targets resolves it per architecture
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from chatbot.learning.train import attach_adapter, lora_targets
+
+    loaded = load_model(str(tiny_model_dir), "none", "float32", model_cache)
+    assert lora_targets(loaded.model, "mlp") == ["down_proj", "gate_proj", "up_proj"]  # Llama family
+    assert lora_targets(loaded.model, "q_proj, v_proj") == ["q_proj", "v_proj"]
+    assert lora_targets(loaded.model, "all-linear") == "all-linear"
+    model = attach_adapter(loaded.model, dataclasses.replace(CFG, target_modules="mlp"), None, quantized=False)
+    trained = {n.split(".lora_")[0] for n, p in model.named_parameters() if p.requires_grad}
+    assert trained and all(".mlp." in n for n in trained)
+    assert len(trained) == 3 * loaded.model.config.num_hidden_layers
+    model.unload()
+
+    # GPT-2 also names a projection of its attention c_proj: the block's layers are named by their full paths
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=64, n_positions=32))
+    assert lora_targets(gpt2, "mlp") == ["transformer.h.0.mlp.c_fc", "transformer.h.0.mlp.c_proj",
+                                         "transformer.h.1.mlp.c_fc", "transformer.h.1.mlp.c_proj"]
+    # a model without a feed-forward block of that name: every linear layer
+    assert lora_targets(torch.nn.Sequential(torch.nn.Linear(4, 4)), "mlp") == "all-linear"
