@@ -201,7 +201,7 @@ def child_baseline(args: argparse.Namespace, started: float) -> dict:
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
     from chatbot.learning.mix import Example
-    from chatbot.learning.train import IGNORE, run_epochs, tokenize_example, trainer_max_steps
+    from chatbot.learning.train import IGNORE, lora_targets, run_epochs, tokenize_example, trainer_max_steps
 
     class CountingTrainer(Trainer):
         """Counts real (attention_mask) and padded tokens of every batch, as train.py's trainer does."""
@@ -241,10 +241,9 @@ def child_baseline(args: argparse.Namespace, started: float) -> dict:
     t = time.perf_counter()
     if cfg.model.quantization != "none":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=tc.gradient_checkpointing)
-    targets = tc.target_modules if tc.target_modules == "all-linear" else [
-        s.strip() for s in tc.target_modules.split(",") if s.strip()]
     model = get_peft_model(model, LoraConfig(r=tc.lora_r, lora_alpha=tc.lora_alpha, lora_dropout=tc.lora_dropout,
-                                             target_modules=targets, task_type="CAUSAL_LM"))
+                                             target_modules=lora_targets(model, tc.target_modules),
+                                             task_type="CAUSAL_LM"))
     attach_s = time.perf_counter() - t
 
     t = time.perf_counter()
