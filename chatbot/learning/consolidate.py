@@ -227,7 +227,7 @@ class _Job:
         if t.ewc_lambda > 0:
             hooks.append(EWC(t.ewc_lambda))
         if t.distill_weight > 0:
-            hooks.append(Distill(t.distill_weight, t.distill_batch_size or None))
+            hooks.append(Distill(t.distill_weight, t.distill_batch_size))
         # the hooks' data: rehearsal (rebuild: "replay" are the facts themselves), plus replayed turns (continue)
         replay_part = [e for e in mix.examples if e.source == "rehearsal" or (e.source == "replay" and not rebuild)]
         run.progress({"stage": Stage.TRAINING, "step": 0, "max_steps": None})

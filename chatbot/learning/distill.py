@@ -22,9 +22,9 @@ TOP_K = 64
 class Distill:
     name = "distill"
 
-    def __init__(self, weight: float, batch_size: int | None = None, top_k: int = TOP_K):
+    def __init__(self, weight: float, batch_size: int = 0, top_k: int = TOP_K):
         self.weight = float(weight)
-        self.batch_size = batch_size  # rehearsal examples per step's penalty (None: the training batch size)
+        self.batch_size = batch_size  # rehearsal examples per step's penalty (0: the training batch size)
         self.top_k = top_k
         self.targets: list[tuple[dict, torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self.calls = 0

@@ -87,19 +87,27 @@ def test_distillation_batches_follow_distill_batch_size(tiny_model_dir, model_ca
 
     rehearsal = [Example((("user", f"Name a colour, please ({i})."), ("assistant", "Blue, like the sky.")),
                          "rehearsal") for i in range(5)]
+    class Recording(Distill):
+        """Records how many rehearsal examples each penalty (each step's, then the final one) is computed on."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.seen: list[int] = []
+
+        def penalty(self, model):
+            if self.targets:
+                self.seen.append(int(self.targets[self.calls % len(self.targets)][0]["input_ids"].shape[0]))
+            return super().penalty(model)
+
     loaded = load_model(str(tiny_model_dir), "none", "float32", model_cache)
     sizes = {}
-    for size in (None, 1):
-        hook = Distill(1.0, size, top_k=8)
-        seen = []
-        hook.penalty = lambda model, hook=hook, seen=seen: (  # record what each step's penalty is computed on
-            seen.append(int(hook.targets[hook.calls % len(hook.targets)][0]["input_ids"].shape[0])),
-            Distill.penalty(hook, model))[1]
+    for size in (0, 1):
+        hook = Recording(1.0, size, top_k=8)
         out = train_adapter(loaded.model, loaded.tokenizer, EXAMPLES, CFG, tmp_path / str(size), quantized=False,
                             hooks=[hook], hook_examples=rehearsal, show_progress=False)
         out.model.unload()
-        sizes[size] = seen
-    assert sizes[None][:3] == [2, 2, 1] and len(sizes[None]) == 8 + 1  # CFG.batch_size 2: 3 batches of 5 examples
+        sizes[size] = hook.seen
+    assert sizes[0][:3] == [2, 2, 1] and len(sizes[0]) == 8 + 1  # CFG.batch_size 2: 3 batches of 5 examples
     assert set(sizes[1]) == {1} and len(sizes[1]) == 8 + 1  # one example per step (8 steps + the final penalty)
 
 
