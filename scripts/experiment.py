@@ -340,7 +340,9 @@ def write_outputs(result: dict, out: Path) -> None:
                      f"{num(v['forgetting'], '+')} | {v['max_consolidation_s']:.0f} | {v['seconds']:.0f} |")
     rejected = [r for r in result["rows"] if r["status"] == "rejected"]
     if rejected:
-        lines += ["", "Rejections:"] + [f"- {r['strategy']} round {r['round']}: {r['reasons']}" for r in rejected]
+        # the job's message has a line per user: each becomes an item of its own under the round
+        lines += ["", "Rejections:"] + [f"- {r['strategy']} round {r['round']}:\n"
+                                        + "\n".join(f"  - {m}" for m in r["reasons"].splitlines()) for r in rejected]
     (out / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     plot(result, out / "recall.png")
 
