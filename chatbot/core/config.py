@@ -157,6 +157,9 @@ class TrainConfig:
     # each step is the facts' batch + one rehearsal batch's KL, a run's steps follow the facts alone; 2.5x less
     # training for 3 facts on the dev split, but with min_steps 24 one-fact users drifted past max_kl: docs/experiment)
     rehearsal_sft: bool = True
+    # how a batch's SFT loss averages: over its answer tokens ("token", the usual), or over each example's tokens
+    # and then the examples ("example": a short fact answer weighs as much as a long rehearsal answer beside it)
+    loss_average: str = "token"
     gradient_checkpointing: bool = False  # trade compute for memory on large models
     seed: int = 0  # data order, replay choice, LoRA init
 
@@ -169,6 +172,7 @@ class TrainConfig:
         _choice("train", "replay_policy", self.replay_policy, ("uniform", "nearest"))
         _choice("train", "strategy", self.strategy, ("rebuild", "continue"))
         _choice("train", "extractor", self.extractor, ("auto", "rules", "model"))
+        _choice("train", "loss_average", self.loss_average, ("token", "example"))
 
 
 PII_KINDS = ("email", "iban", "card", "phone")  # the scrubber applies them in this order (a card is no phone)

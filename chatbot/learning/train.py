@@ -54,9 +54,10 @@ def tokenize_example(tokenizer, messages: list[dict], max_len: int) -> dict:
 class _HookedTrainer(Trainer):
     """Trainer whose loss adds every hook's penalty (EWC …); it also counts real vs padded tokens."""
 
-    def __init__(self, *args, hooks: Sequence[Hook] = (), **kwargs):
+    def __init__(self, *args, hooks: Sequence[Hook] = (), per_example: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.hooks = list(hooks)
+        self.per_example = per_example
         self.real_tokens = 0
         self.padded_tokens = 0
 
@@ -64,10 +65,29 @@ class _HookedTrainer(Trainer):
         mask = inputs["attention_mask"]
         self.real_tokens += int(mask.sum())
         self.padded_tokens += int(mask.numel())
-        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, **kwargs)
+        if self.per_example:
+            loss, outputs = example_mean_loss(model, inputs)
+        else:
+            loss, outputs = super().compute_loss(model, inputs, return_outputs=True, **kwargs)
         for hook in self.hooks:
             loss = loss + hook.penalty(model).to(loss.device)
         return (loss, outputs) if return_outputs else loss
+
+
+def example_mean_loss(model: torch.nn.Module, inputs: dict) -> tuple[torch.Tensor, object]:
+    """Cross-entropy averaged over each example's answer tokens, then over the batch (train.loss_average =
+    "example"). The usual token mean weighs an example by its length: a 12-token fact answer batched with a
+    128-token rehearsal answer gets a tenth of the gradient it gets alone."""
+    labels = inputs["labels"]
+    outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
+    logits = outputs.logits[:, :-1].float()
+    target = labels[:, 1:]
+    per_token = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=IGNORE,
+                                                  reduction="none")
+    counts = (target != IGNORE).sum(dim=1)
+    has = counts > 0
+    per_example = per_token.sum(dim=1)[has] / counts[has]
+    return per_example.mean(), outputs
 
 
 class _Progress(TrainerCallback):
@@ -240,7 +260,8 @@ def train_adapter(model: torch.nn.Module, tokenizer, examples: list[Example], cf
     )
     callbacks = [_Progress(report)] if report else []
     trainer = _HookedTrainer(model=model, args=args, train_dataset=data, data_collator=collator,
-                             processing_class=tokenizer, callbacks=callbacks, hooks=hooks)
+                             processing_class=tokenizer, callbacks=callbacks, hooks=hooks,
+                             per_example=cfg.loss_average == "example")
     # With logging every step, transformers' own callbacks print every step's log dict to stdout (1368 lines for
     # 200 turns), which also broke `consolidate --json`. The loss goes to progress.json and the metrics instead.
     trainer.remove_callback(PrinterCallback)

@@ -133,3 +133,35 @@ def test_mlp_targets_the_feed_forward_layers_of_any_architecture(tiny_model_dir,
                                          "transformer.h.1.mlp.c_fc", "transformer.h.1.mlp.c_proj"]
     # a model without a feed-forward block of that name: every linear layer
     assert lora_targets(torch.nn.Sequential(torch.nn.Linear(4, 4)), "mlp") == "all-linear"
+
+
+def test_example_mean_loss_weighs_every_example_alike(sharp_tiny_model_dir, model_cache):
+    # A short answer batched with a long one: the token mean is dominated by the long answer, the example mean
+    # is the mean of the two examples' own losses (each computed alone), and one example gives the token mean.
+    from transformers import DataCollatorForSeq2Seq
+
+    from chatbot.learning.train import IGNORE, example_mean_loss, tokenize_example
+
+    loaded = load_model(str(sharp_tiny_model_dir), "none", "float32", model_cache)
+    tok, model = loaded.tokenizer, loaded.model
+    short = [{"role": "user", "content": "Dog?"}, {"role": "assistant", "content": "Rex."}]
+    long = [{"role": "user", "content": "Tell me about rivers."},
+            {"role": "assistant", "content": " ".join(["Rivers carry water from hills to the sea."] * 8)}]
+    data = [tokenize_example(tok, m, 256) for m in (short, long)]
+    collate = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=IGNORE, return_tensors="pt")
+    with torch.no_grad():
+        alone = [float(model(**collate([d])).loss) for d in data]
+        batch = collate(data)
+        token_mean = float(model(**batch).loss)
+        example_mean = float(example_mean_loss(model, batch)[0])
+        assert float(example_mean_loss(model, collate([data[0]]))[0]) == pytest.approx(alone[0], rel=1e-5)
+    assert example_mean == pytest.approx(sum(alone) / 2, rel=1e-4)
+    assert abs(token_mean - example_mean) > 1e-3  # the two averages differ when the lengths do
+
+
+def test_train_config_loss_average_is_a_choice():
+    from chatbot.core.config import ConfigError
+
+    assert TrainConfig(loss_average="example").loss_average == "example"
+    with pytest.raises(ConfigError, match="loss_average"):
+        TrainConfig(loss_average="batch")
