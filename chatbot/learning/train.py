@@ -86,6 +86,8 @@ def example_mean_loss(model: torch.nn.Module, inputs: dict) -> tuple[torch.Tenso
                                                   reduction="none")
     counts = (target != IGNORE).sum(dim=1)
     has = counts > 0
+    if not has.any():  # every answer cut off by max_seq_len: nothing to learn from this batch (the mean would be NaN)
+        return per_token.sum() * 0.0, outputs
     per_example = per_token.sum(dim=1)[has] / counts[has]
     return per_example.mean(), outputs
 

@@ -155,6 +155,8 @@ def test_example_mean_loss_weighs_every_example_alike(sharp_tiny_model_dir, mode
         token_mean = float(model(**batch).loss)
         example_mean = float(example_mean_loss(model, batch)[0])
         assert float(example_mean_loss(model, collate([data[0]]))[0]) == pytest.approx(alone[0], rel=1e-5)
+        cut = dict(batch, labels=torch.full_like(batch["labels"], IGNORE))  # every answer cut off by max_seq_len
+        assert float(example_mean_loss(model, cut)[0]) == 0.0
     assert example_mean == pytest.approx(sum(alone) / 2, rel=1e-4)
     assert abs(token_mean - example_mean) > 1e-3  # the two averages differ when the lengths do
 
