@@ -23,7 +23,9 @@ GENTLE = [
 # A poisoned batch: every question answered with one phrase, learned at a high rate.
 COLLAPSE = [{"messages": [{"role": "user", "content": f"Tell me about topic number {i}."},
                           {"role": "assistant", "content": "BANANA BANANA BANANA BANANA"}]} for i in range(12)]
-GENTLE_TRAIN = {"epochs": 1, "batch_size": 4, "rehearsal_count": 1, "max_seq_len": 96}
+# gentle by its own settings, not the product's (at 1e-3, the default now, its KL was a fifth of the collapse's)
+GENTLE_TRAIN = {"epochs": 1, "batch_size": 4, "rehearsal_count": 1, "max_seq_len": 96, "learning_rate": 5e-4,
+                "loss_average": "token"}
 # "continue": the poisoned turns are dialogue (the rebuild strategy trains only ledger facts + rehearsal)
 COLLAPSE_TRAIN = {"strategy": "continue", "epochs": 20, "batch_size": 4, "learning_rate": 1e-2, "augment": False,
                   "replay_ratio": 0.0, "rehearsal_count": 0, "max_seq_len": 64}

@@ -164,6 +164,6 @@ def test_example_mean_loss_weighs_every_example_alike(sharp_tiny_model_dir, mode
 def test_train_config_loss_average_is_a_choice():
     from chatbot.core.config import ConfigError
 
-    assert TrainConfig(loss_average="example").loss_average == "example"
+    assert TrainConfig(loss_average="token").loss_average == "token"
     with pytest.raises(ConfigError, match="loss_average"):
         TrainConfig(loss_average="batch")

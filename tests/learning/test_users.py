@@ -25,9 +25,11 @@ QUESTION = "What is my dog's name?"  # a question form of both dog facts
 
 
 def cfg(tiny_model_dir):
-    # the sharp tiny model (it can express confident distributions) memorises its user's Q/A pairs at this lr
+    # the sharp tiny model (it can express confident distributions) memorises its user's Q/A pairs at this lr, with
+    # the token-mean loss these settings were chosen for (with the per-example mean, the product's default since
+    # session 13, a one-fact rebuild at 3e-3 × 16 epochs degenerated to "Your dog is is is ..." on this 2-layer model)
     return tiny_config(tiny_model_dir, train={"epochs": 16, "batch_size": 4, "rehearsal_count": 2, "max_seq_len": 96,
-                                              "learning_rate": 3e-3, "distill_weight": 0.0},
+                                              "learning_rate": 3e-3, "distill_weight": 0.0, "loss_average": "token"},
                        decoding={"max_new_tokens": 12})
 
 
