@@ -61,14 +61,20 @@ def strategy_train(name: str) -> dict:
             "rebuild-distill-only": {"rehearsal_sft": False, "min_steps": 24}}[name]
 
 
-def scenario(rows: list[dict], rounds: int, max_personas: int = 0) -> list[dict]:
+def scenario(rows: list[dict], rounds: int, max_personas: int = 0, users: list[str] | None = None) -> list[dict]:
     """The messages of the personas with at least two facts in every one of the first `rounds` rounds (the first
-    `max_personas` of them by name, 0 = all)."""
+    `max_personas` of them by name, 0 = all), or of exactly the personas named in `users`."""
     per: dict[str, Counter] = {}
     for r in rows:
         per.setdefault(r["persona"], Counter())[r["round"]] += len(r["facts"])
-    chosen = sorted(p for p, c in per.items() if all(c[k] >= 2 for k in range(1, rounds + 1)))
-    chosen = chosen[:max_personas] if max_personas else chosen
+    if users:
+        unknown = sorted(set(users) - set(per))
+        if unknown:
+            raise SystemExit(f"--users: no persona {', '.join(unknown)} in the scenario file")
+        chosen = sorted(set(users))
+    else:
+        chosen = sorted(p for p, c in per.items() if all(c[k] >= 2 for k in range(1, rounds + 1)))
+        chosen = chosen[:max_personas] if max_personas else chosen
     return [r for r in rows if r["persona"] in chosen and r["round"] <= rounds]
 
 
@@ -180,7 +186,8 @@ def run(args: argparse.Namespace) -> dict:
     from chatbot.evaluation.gate import default_gate
     from chatbot.learning.consolidate import consolidate
 
-    messages = scenario(load_jsonl(Path(args.facts)), args.rounds, args.personas)
+    messages = scenario(load_jsonl(Path(args.facts)), args.rounds, args.personas,
+                        [u for u in args.users.split(",") if u])
     facts = gold_facts(messages)
     general = load_jsonl(Path(args.general))[: args.max_general or None]
     rounds = sorted({m["round"] for m in messages})
@@ -406,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--facts", default=str(FACTS), help="scenario file (facts-v2 format, docs/extraction.md)")
     p.add_argument("--personas", type=int, default=0,
                    help="use only the first N personas that qualify (0 = all: five on the test split)")
+    p.add_argument("--users", default="",
+                   help="comma-separated personas to use instead of those that qualify (e.g. the ones whose "
+                        "corrections fall within --rounds)")
     p.add_argument("--general", default=str(GENERAL), help="held-out general probes (JSONL: question, accept)")
     p.add_argument("--max-general", type=int, default=0, help="use only the first N general probes (0 = all)")
     p.add_argument("--train", default="", help='JSON overrides of the train defaults, e.g. \'{"epochs": 1}\'')

@@ -34,6 +34,16 @@ def test_scenario_is_five_rounds_of_about_ten_facts_with_corrections_late():
     assert len({m["persona"] for m in MESSAGES}) == 5
 
 
+def test_named_users_replace_the_qualifying_personas():
+    rows = experiment.load_jsonl(experiment.FACTS.with_name("facts-v2-dev.jsonl"))
+    chosen = experiment.scenario(rows, 3, users=["q03", "q01"])
+    assert {m["persona"] for m in chosen} == {"q01", "q03"} and max(m["round"] for m in chosen) == 3
+    assert any(m["kind"] == "correction" for m in chosen)  # q01's and q03's corrections fall in round 3
+    assert "q01" not in {m["persona"] for m in experiment.scenario(rows, 3)}  # q01 does not qualify by itself
+    with pytest.raises(SystemExit, match="no persona q99"):
+        experiment.scenario(rows, 3, users=["q99"])
+
+
 @pytest.mark.parametrize("fact", FACTS, ids=[f["id"] for f in FACTS])
 def test_questions_never_contain_the_answer(fact):
     assert len(fact["questions"]) >= 3
