@@ -12,15 +12,19 @@ FACTS = [
     ("By the way, my cat is called Luna and my dog is named Bobby.",
      [("Your cat is called Luna.", "Luna"), ("Your dog is called Bobby.", "Bobby")]),
     ("Hi! I'm Anna. I live in Lisbon with my wife.",
-     [("Your name is Anna.", "Anna"), ("You live in Lisbon with your wife.", "Lisbon")]),
+     [("Your name is Anna.", "Anna"), ("You live in Lisbon with your wife.", "Lisbon"),
+      ("You live in Lisbon with your wife.", "wife")]),
     ("Actually, I’m from Porto but I live in Berlin now.",
      [("You’re from Porto.", "Porto"), ("You live in Berlin now.", "Berlin")]),
     ("I was born in 1990. I grew up in a small town in Norway.",
      [("You were born in 1990.", "1990"), ("You grew up in a small town in Norway.", "Norway")]),
     ("I was born in Porto, Portugal.", [("You were born in Porto, Portugal.", "Porto")]),
-    ("Well, I work as a nurse at St. Mary's Hospital.", [("You work as a nurse at St. Mary's Hospital.", "nurse")]),
+    ("Well, I work as a nurse at St. Mary's Hospital.", [("You work as a nurse at St. Mary's Hospital.", "nurse"),
+                                                         ("You work as a nurse at St. Mary's Hospital.",
+                                                          "St. Mary's Hospital")]),
     ("I’m a software engineer at Google, and I’ve got three kids.",
-     [("You’re a software engineer at Google.", "software engineer"), ("You’ve got three kids.", "three kids")]),
+     [("You’re a software engineer at Google.", "software engineer"),
+      ("You’re a software engineer at Google.", "Google"), ("You’ve got three kids.", "three kids")]),
     ("My job is teaching kids to swim.", [("Your job is teaching kids to swim.", "teaching kids to swim")]),
     ("I work for a small startup.", [("You work for a small startup.", "small startup")]),
     ("My favourite colour is blue, by the way.", [("Your favourite colour is blue.", "blue")]),
@@ -37,7 +41,8 @@ FACTS = [
     ("I play the piano every evening. I drive a Tesla.",
      [("You play the piano every evening.", "piano"), ("You drive a Tesla.", "Tesla")]),
     ("I'm studying medicine at the University of Porto.",
-     [("You're studying medicine at the University of Porto.", "medicine")]),
+     [("You're studying medicine at the University of Porto.", "medicine"),
+      ("You're studying medicine at the University of Porto.", "University of Porto")]),
     ("My birthday is on May 3rd.", [("Your birthday is on May 3rd.", "May 3rd")]),
     ("My kids are called Tom and Anna.", [("Your kids are called Tom and Anna.", "Tom and Anna")]),
     ("I'm 34 years old and I'm allergic to peanuts.",
@@ -269,6 +274,29 @@ NEW_FORMS = [
     ("Sorry, the nursery is Little Oaks, not Little Acorns.", [("Little Oaks", "What is the nursery called?")]),
     ("my locker is 17C, not 42B", [("17C", "What is my locker?")]),
     ("I was wrong about my PIN hint — it's Bramble.", [("Bramble", "What is my PIN hint?")]),
+    # any verb lemminflect knows, not only the closed list's (written before facts-v2-devb was read)
+    ("I inherited my grandfather's piano from my uncle in Bergen.",
+     [("Bergen", "Where did I inherit my grandfather's piano?")]),
+    ("We've been fostering kittens for the Ashby shelter.",
+     [("Ashby", "What have we been fostering kittens for?")]),
+    ("My landlord repainted the hallway in April.", [("April", "When did my landlord repaint the hallway?")]),
+    # every phrase of a statement is a fact of its own, also beside the rule that matched it
+    ("I moved to Edinburgh from Tampere in 2019.",
+     [("Edinburgh", "Where did I move to?"), ("Tampere", "Where did I move from?"), ("2019", "When did I move?")]),
+    ("I taught French at a girls' school in Harrogate for thirty-two years.",
+     [("Harrogate", "Where did I teach French?"), ("thirty-two years", "How long did I teach French?")]),
+    ("I retired from Panasonic in 2015 after thirty-eight years on the line.",
+     [("Panasonic", "Where did I retire from?"), ("2015", "When did I retire?")]),
+    ("I work as a mechanical engineer at Bosch in Feuerbach.",
+     [("mechanical engineer", "What do I do for a living?"), ("Bosch", "Where do I work as a mechanical engineer?")]),
+    # where someone is what they are
+    ("I'm an architect at a small firm in Gastown.",
+     [("architect", "What do I do for a living?"), ("Gastown", "Where am I an architect?")]),
+    ("I'm at Malmö Borgarskola.", [("Malmö Borgarskola", "Where am I?")]),
+    # a habit said before the subject, and counts that stand
+    ("Every Sunday I run with the Cubbon Park Runners.", [("Cubbon Park Runners", "What do I run with?")]),
+    ("My dad keeps 40 hives near Ronda.",
+     [("Ronda", "Where does my dad keep 40 hives?"), ("40", "How many hives does my dad keep?")]),
 ]
 
 
@@ -326,6 +354,10 @@ NEW_NOT_FACTS = [
     "Students are more engaged than we were.",
     "Frankly, I find opera overrated.",
     "The restaurant is called La Bodega.",  # "the ..." without "remember" or a correction is about the world
+    "I think I left my keys at Jo's.",  # verbs the open rule leaves alone, and what it reads as no fact
+    "I just bike everywhere.",
+    "Every time I visit, it rains.",
+    "I ate two pizzas.",
 ]
 
 

@@ -9,10 +9,13 @@ the form it will be queried. Pure text: no model, no I/O, deterministic given a 
 extract_facts() splits a message into sentences and clauses, strips fillers, labels and lead-ins ("Oh, by the
 way, ...", "New job: ...", "Remember this for me: ..."), skips questions, requests, hypotheticals, negations and
 chit-chat, then reads the names given in passing (`rules._names`: "my sister Ines", "our accountant, Priya,") and
-tries `rules._RULES`, a table of (regex, builder) pairs in priority order; a statement about the user that no rule
-knows still becomes a Fact through `_fallback`. A forced choice ("if I had to pick one pastry, it'd be ...") is the
-one hypothetical that states a fact (`rules._hedged`). Statements in the "we" voice are asked about in that voice
-("What did we call our caravan?"), statements about someone of the user's in theirs ("Where did my sister move?").
+tries `rules._RULES`, a table of (regex, builder) pairs in priority order; after the rule that matched, the general
+rules (`rules._MORE_RULES`: any verb with its object and each of its phrases, "I'm <role> at/in <place>") add the
+facts it left out ("I moved to Edinburgh from Tampere in 2019": where from, when). A statement about the user that
+no rule knows still becomes a Fact through `_fallback`. A forced choice ("if I had to pick one pastry, it'd be
+...") is the one hypothetical that states a fact (`rules._hedged`). Statements in the "we" voice are asked about
+in that voice ("What did we call our caravan?"), statements about someone of the user's in theirs ("Where did my
+sister move?").
 
 Matching runs on a copy of the text with typographic apostrophes replaced by "'": the replacement is one
 character for one, so every span of a match is also a span of the text as said, and values keep their exact
@@ -28,7 +31,7 @@ import re
 from dataclasses import dataclass
 
 from chatbot.learning.augment.person import to_second_person
-from chatbot.learning.augment.rules import _RULES, _Draft, _fallback, _hedged, _names, _Said
+from chatbot.learning.augment.rules import _MORE_RULES, _RULES, _Draft, _fallback, _hedged, _names, _Said
 from chatbot.learning.augment.text import (
     _CORRECTING,
     _GREETING,
@@ -121,6 +124,7 @@ def _facts(clause: str, borrowed: str, greeted: bool, correcting: bool) -> list[
             continue
         if built := build(_Said(m, said, greeted)):
             drafts += built if isinstance(built, list) else [built]
+            drafts += _more(core, said, greeted, build, drafts)
             break
     else:  # the fallback only for a clause with a subject of its own: "... but moved away as a kid" is too little
         if not names and not borrowed and (draft := _fallback(said, core)):
@@ -129,6 +133,18 @@ def _facts(clause: str, borrowed: str, greeted: bool, correcting: bool) -> list[
     named = {d.key.lower() for d in drafts if any(q.endswith(" called?") for q in d.questions)}
     drafts = [d for d in names if d.key.lower() not in named] + drafts
     return [fact for draft in drafts if (fact := _finish(clause, draft))]
+
+
+def _more(core: str, said: str, greeted: bool, matched, drafts: list[_Draft]) -> list[_Draft]:
+    """Facts of the clause that the rule which matched it left out (`rules._MORE_RULES`), with keys not yet read."""
+    keys = [d.key.lower() for d in drafts]
+    for pattern, build in _MORE_RULES:
+        if build is matched or not (m := pattern.fullmatch(core)) or _about_the(m):
+            continue
+        if built := build(_Said(m, said, greeted)):
+            built = built if isinstance(built, list) else [built]
+            return [d for d in built if not any(d.key.lower() in k or k in d.key.lower() for k in keys)]
+    return []
 
 
 def _about_the(m: re.Match) -> bool:

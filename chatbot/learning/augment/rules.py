@@ -6,13 +6,19 @@ statements no rule knows.
 Who a statement is about decides how its questions are asked: the user ("Where do I live?"), the user's household
 ("Where do we live?", "What did we call our caravan?") or someone or something of theirs ("Where did my sister
 move to?"). Rules match that subject (`_SUBJ`) and write their questions as templates over it (`_Subject.say`),
-so one rule serves all three voices."""
+so one rule serves all three voices.
+
+Most rules know their verbs by a closed list; the last ones (`_did_any`, `_be_where`) take any English verb that
+lemminflect's dictionary knows and ask about each phrase of the statement in its own words ("I inherited the piano
+from my uncle in Bergen" -> "Where did I inherit the piano?"), for phrasing the table was not written for."""
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
+
+from lemminflect import getAllInflections, getAllLemmas
 
 from chatbot.learning.augment.person import to_second_person
 from chatbot.learning.augment.text import (
@@ -853,6 +859,8 @@ _DOUBLED = frozenset("shop jog chat plan drop skip ship travel".split())
 
 def _forms(base: str) -> list[tuple[str, str]]:
     """Every form of a verb with its kind (base, third, past, pp: past participle, ing); "stayed" is past and pp."""
+    if base not in _VERBS and (tags := getAllInflections(base, upos="VERB")):
+        return _dictionary_forms(base, tags)
     if re.search(r"(?:s|sh|ch|x|z|o)$", base):
         third = base + "es"
     elif re.search(r"[^aeiou]y$", base):
@@ -880,6 +888,37 @@ def _forms(base: str) -> list[tuple[str, str]]:
     return forms
 
 
+_TAGS = {"VB": "base", "VBZ": "third", "VBD": "past", "VBN": "pp", "VBG": "ing"}
+
+
+def _dictionary_forms(base: str, tags: dict[str, tuple[str, ...]]) -> list[tuple[str, str]]:
+    """A verb outside the closed list, inflected by lemminflect's dictionary (its regular past stands for the past
+    participle it does not list: "inherited")."""
+    tags = {**tags, "VB": (base,)}
+    tags.setdefault("VBN", tags.get("VBD", ()))
+    return [(forms[0], kind) for tag, kind in _TAGS.items() if (forms := tags.get(tag))]
+
+
+# Verbs that say nothing to remember on their own ("I think ...", "I said ...", "I tried ...", "I woke up ...") or
+# whose statements other rules read ("have", "like"): the open rule (`_did_any`) leaves them alone.
+_NOT_DONE = frozenset("""
+    be have do get go say tell ask think know guess mean feel hope want need wish wonder suppose believe reckon
+    remember forget see hear try bet doubt agree promise love like hate prefer enjoy adore dislike can will shall
+    may must let seem look sound appear happen wait realise realize notice find thank apologise apologize
+    mind care bother matter laugh cry sleep wake plan intend expect decide
+""".split())
+
+
+def _verb_kinds(word: str) -> dict[str, str]:
+    """{kind: base} of a verb form: the closed list's forms, else any English verb in lemminflect's dictionary."""
+    if word in _VERB_FORMS:
+        return {k: b for b, k in _VERB_FORMS[word]}
+    lemmas = getAllLemmas(word, upos="VERB").get("VERB")
+    if not lemmas:
+        return {}
+    return {k: lemmas[0] for f, k in _forms(lemmas[0]) if f == word}
+
+
 _VERB_FORMS: dict[str, list[tuple[str, str]]] = {}
 for _base in _VERBS:
     for _form, _kind in _forms(_base):
@@ -892,7 +931,7 @@ _ING = "|".join(_kinds["ing"])
 
 _PREP = re.compile(
     r"^(?P<obj>.*?)\s*\b(?P<prep>(?:in|back|over|out|up|down) (?:from|to)|at|in|for|with|on|from|near|to|outside|"
-    r"around|above|into|under|by)\s+(?P<x>\S.*)$", re.I)
+    r"around|above|into|under|by|since)\s+(?P<x>\S.*)$", re.I)
 _TEAM_VERBS = frozenset("support follow".split())
 _FOR_WHOM = frozenset("cook build design deliver serve sell write edit manage fly race ride compete captain represent "
                       "perform produce direct publish record".split())  # "for <a name>" is who they do it for
@@ -904,17 +943,48 @@ _PARTICLE_ONLY = re.compile(r"(?:off|out|up|away|back|down|over|around|about)\b"
 _PARTICLE = re.compile(r"(up|out|off|back|down|over|away)\s+(?=(?:for|to|with|at|in|on|from)\b)", re.I)
 
 
+_PLACE_PREPS = frozenset("at in on near by outside around above into under".split())
+_NEXT_PREP = re.compile(r"\s+(?=(?:from|to|in|at|for|with|on|since|near|after|during)\s)", re.I)
+_DURATION = re.compile(rf"(?:(?:over|almost|nearly|about|around) )?(?:{_NUM}|a few|a couple of|several|many|\d+)"
+                       r"[\s-]+(?:\w+[\s-]+)?(?:years?|months?|weeks?|days?|decades?)\b", re.I)
+
+
+def _phrases(prep: str, x: str) -> list[tuple[str, str]]:
+    """The prepositional phrases of what follows a verb's object, one per thing to ask: "to Edinburgh", "from
+    Tampere", "in 2019" (a place phrase with the places after it: "at a girls' school in Harrogate" is one place).
+    Nothing when there is no phrase."""
+    if not x:
+        return []
+    phrases: list[tuple[str, str]] = []
+    for part in _NEXT_PREP.split(f"{prep} {x}"):
+        p, _, rest = part.partition(" ")
+        p = p.lower()
+        if phrases and p in _PLACE_PREPS and phrases[-1][0] in _PLACE_PREPS and not _DATE.match(rest) \
+                and not _DATE.match(phrases[-1][1]):
+            phrases[-1] = (phrases[-1][0], f"{phrases[-1][1]} {part}")
+        elif p in ("after", "during") and not _DATE.match(rest):
+            break  # "after thirty-eight years on the line": how it came about; what follows belongs to it
+        elif rest and not _PRONOUN_VALUE.match(rest) and not (p == "to" and _INFINITIVE.match(rest)):
+            phrases.append((p, rest))
+    return phrases
+
+
+_COUNTED_OBJECT = re.compile(rf"(?P<n>\d{{1,3}}(?:,\d{{3}})+|{_NUM})\s+(?P<rest>[a-z][\w'-]*(?:\s+.*)?)", re.I)
+
+
 def _did(g: _Said) -> list[_Draft] | None:
     """A statement of what someone does, did or has done, with its object and where, when, for or with whom."""
     rest = _value(g["rest"])
     if not rest:
         return None
     v, aux = g.norm("v").lower(), g.norm("aux").lower().lstrip("'").strip()
-    kinds = {k: b for b, k in _VERB_FORMS[v]}
+    kinds = _verb_kinds(v)
     base = next(iter(kinds.values()))
     forms = {k: f for f, k in _forms(base)}
     be = aux in ("m", "am", "re", "are", "s", "is", "was", "were")
-    if be and "ing" in kinds:  # "we're spending the summer at ..."
+    if aux.endswith(" been") and "ing" in kinds:  # "we've been fostering kittens for ..."
+        do, main, finite = ("had" if aux.startswith("had") else "{have|has}"), "been " + forms["ing"], None
+    elif be and "ing" in kinds:  # "we're spending the summer at ..."
         was = aux in ("was", "were")
         do, main, finite = ("{was|were|was}" if was else "{am|are|is}"), forms["ing"], None
     elif be or aux in ("got", "get", "gets"):  # "my fiddle is insured with ...", "my project got picked for ..."
@@ -945,11 +1015,17 @@ def _did(g: _Said) -> list[_Draft] | None:
     drafts: list[_Draft] = []
     o = f" {obj}" if obj else ""
     bare = not obj or base in _INTRANSITIVE
-    if x:
+    said_x, said_prep = x, prep
+    for prep, x in _phrases(said_prep, said_x):
         dated = bool(_DATE.match(x))
         proper = _proper_run(x)
         person = _whom(x, base)
-        if dated:
+        if prep == "since" or (prep == "for" and _DURATION.match(x)):  # "since 1996", "for thirty-two years"
+            qs = [f"How long {do} {{S}} {main}{o}?", f"For how long {do} {{S}} {main}{o}?",
+                  f"Do you remember how long {{S}} {finite}{o}?"]
+            if prep == "since":
+                qs.insert(1, f"Since when {do} {{S}} {main}{o}?")
+        elif dated:
             qs = [f"When {do} {{S}} {main}{o}?", f"Do you remember when {{S}} {finite}{o}?",
                   f"When did I say {{S}} {finite}{o}?"]
             if prep in ("for", "until"):
@@ -978,17 +1054,90 @@ def _did(g: _Said) -> list[_Draft] | None:
                   f"Where did I say {{S}} {finite}{o}?"]
             if obj and bare:
                 qs.insert(1, f"Where {do} {{S}} {main}?")
-        drafts.append(_Draft(answer, g.ask(*qs), _key(x) if dated else proper or _key(x)))
-    named = _proper_run(obj) or (x and _DATE.match(x))
+        drafts.append(_Draft(answer, g.ask(*qs), _key(x) if dated or prep == "since" else proper or _key(x)))
+    x = said_x
+    # "we milk 118 cows", "my dad keeps 40 hives": a count that stands; "I ate two pizzas" is an episode
+    counted = _COUNTED_OBJECT.fullmatch(obj) if obj and do != "did" else None
+    named = _proper_run(obj) or (x and _DATE.match(x)) or counted
     if do == "did" and not x and not named:
         return drafts or None  # "I just finished a really long run": an episode, not something to remember
-    if obj and (not x or _DATE.match(x) or _proper_run(obj)) and not _POINTING.match(obj):
+    if obj and (not x or _DATE.match(x) or _proper_run(obj) or counted) and not _POINTING.match(obj):
         qs = [f"What {do} {{S}} {main}?", f"Do you remember what {{S}} {finite}?", f"What did I say {{S}} {finite}?"]
         proper = _proper_run(obj)
         if proper and base in _TEAM_VERBS:
             qs = [f"Which team {do} {{S}} {main}?", f"Who {do} {{S}} {main}?", *qs]
-        drafts.append(_Draft(answer, g.ask(*qs), proper or _head_key(obj)))
+        if counted and not proper:  # "we bottled 14,000 bottles of ...": how many
+            what = " ".join(re.split(r"\s+(?:of|in|at|on|for|with|from|to|near|by|last|this|next|every|and)\b",
+                                     counted.group("rest"), flags=re.I)[0].split()[:3])
+            qs = [f"How many {what} {do} {{S}} {main}?", f"Do you remember how many {what} {{S}} {finite}?", *qs]
+            drafts.append(_Draft(answer, g.ask(*qs), counted.group("n")))
+        else:
+            drafts.append(_Draft(answer, g.ask(*qs), proper or _head_key(obj)))
     return drafts or None
+
+
+def _did_any(g: _Said) -> list[_Draft] | None:
+    """`_did` for a verb outside its closed list ("I inherited my grandfather's piano", "we've been fostering
+    kittens for the shelter"): any verb form lemminflect knows, in the form the auxiliary before it asks for, but
+    not the verbs of `_NOT_DONE`. The questions come from the statement's own verb, object and prepositional
+    phrase, so they do not depend on the phrasing being one the rules were written for."""
+    v, aux = g.norm("v").lower(), g.norm("aux").lower().lstrip("'").strip()
+    kinds = _verb_kinds(v)
+    if not kinds or next(iter(kinds.values())) in _NOT_DONE:
+        return None
+    if not any(_content_word(w) for w in re.findall(r"[\w'-]+", g.norm("rest").lower())):
+        return None  # "I just bike everywhere", "we moved away": how, not what or where
+    if re.match(r"\s*(?:me|you|us|myself|ourselves)\b", g.norm("rest"), re.I):
+        return None  # "my kids are driving me mad": about the speaker's mood, not a fact
+    if (inf := re.match(r"\s*to (\w+)", g.norm("rest"), re.I)) and "VB" in getAllInflections(inf.group(1).lower()):
+        return None  # "I used to live in London", "we started to ...": the verb that matters comes after "to"
+    if aux in ("ve", "s", "have", "has", "had"):
+        fits = "pp" in kinds
+    elif aux:  # "I'm", "we were", "I've been": only the progressive ("we're fostering"), not "I'm tired"
+        fits = "ing" in kinds
+    elif g.subject.person == "third" and not g.subject.plural:
+        fits = bool({"third", "past"} & kinds.keys())
+    else:
+        fits = bool({"base", "past"} & kinds.keys())
+    return _did(g) if fits else None
+
+
+def _be_where(g: _Said) -> list[_Draft] | None:
+    """Where, when or for whom someone is what they are: "I'm an architect at a small firm in Gastown", "I'm the
+    headmaster of a secondary school in Kumasi", "I'm in my last year at Malmö Borgarskola"."""
+    rest = _value(g["rest"])
+    m = _PREP.match(rest) if rest else None
+    if not m or _POINTING.match(rest):
+        return None
+    role, first = m.group("obj").strip(), m.group("prep").lower().split()[-1]
+    be = "{was|were|was}" if g.norm("be").lower() in ("was", "were") else "{am|are|is}"
+    r = f" {role}" if role else ""
+    answer = _sentence(to_second_person(g.said[:g.m.start("rest")].rstrip() + " " + rest))
+    drafts = []
+    for prep, x in _phrases(first, m.group("x")):
+        proper = _proper_run(x)
+        if _DATE.match(x) or prep == "since" or (not role and not proper):
+            continue  # "I'm in Lisbon until March", "we're at the beach": a stay, not where someone is
+        if prep in ("for", "with") and proper:
+            qs = [f"Who {be} {{S}}{r} {prep}?", f"Which company {be} {{S}}{r} {prep}?",
+                  f"Do you remember who {{S}} {be}{r} {prep}?"]
+        elif prep in _PLACE_PREPS or prep == "from":
+            frm = " from" if prep == "from" else ""
+            qs = [f"Where {be} {{S}}{r}{frm}?", f"Do you remember where {{S}} {be}{r}{frm}?",
+                  f"Where did I say {{S}} {be}{r}{frm}?"]
+        else:
+            continue
+        drafts.append(_Draft(answer, g.ask(*qs), proper or _place_key(x)))
+    return drafts or None
+
+
+def _content_word(word: str) -> bool:
+    """Not a stopword, and not a word the dictionary knows only as an adverb ("everywhere", "abroad"); a name it
+    does not know ("Kumasi") counts."""
+    if word in _STOPWORDS:
+        return False
+    lemmas = getAllLemmas(word)
+    return not lemmas or not lemmas.keys() <= {"ADV"}
 
 
 def _whom(x: str, base: str) -> bool:
@@ -1098,9 +1247,21 @@ _RULES: list[tuple[re.Pattern, Callable[[_Said], _Draft | list[_Draft] | None]]]
     (_rx(rf"{_SUBJ}(?P<aux>{_BE}| was| were| got| get| gets) {_ADV}(?P<v>{_PP})(?P<rest> \w.*)"), _did),
     (_rx(rf"{_SUBJ} {_ADV}(?P<aux>ended up|wound up) (?P<v>{_ING})(?P<rest> \w.*)"), _did),
     (_rx(rf"{_SUBJ} {_ADV}(?P<v>{_SIMPLE})(?P<rest> \w.*)"), _did),
+    (_rx(rf"{_SUBJ}(?P<aux>'ve|'s| have| has| had) {_ADV}(?P<v>[a-z]+)(?P<rest> \w.*)"), _did_any),
+    (_rx(rf"{_SUBJ}(?P<aux>{_BE}| was| were|(?:'ve| have| has| had) {_ADV}been) {_ADV}(?P<v>[a-z]+ing)"
+         r"(?P<rest> \w.*)"), _did_any),
+    (_rx(rf"{_SUBJ} {_ADV}(?P<v>[a-z]+)(?P<rest> \w.*)"), _did_any),
     (_rx(rf"(?:.* )?(?P<pos>my|our) (?P<np>{_NP})\s*:\s*(?P<x>\S.*)"), _my_np_is),
     (_rx(rf"{_POS} (?P<np>{_NP})(?P<v> is| are| was| were|{_IS_S}) (?P<x>.+)"), _my_np_is),
+    (_rx(rf"{_SUBJ}(?P<be>{_BE}|{_WAS}) {_ADV}(?P<rest>\w.*)"), _be_where),
 ]
+
+
+# Read after the rule that matched a clause, for what that rule leaves out: the other phrases of "I moved to
+# Edinburgh from Tampere in 2019" (from where, when), of "I work as a mechanical engineer at Bosch in Feuerbach"
+# (where) or "I'm an architect at a small firm in Gastown". Their facts are kept when their keys are new.
+_MORE_RULES: list[tuple[re.Pattern, Callable[[_Said], _Draft | list[_Draft] | None]]] = [
+    (pattern, build) for pattern, build in _RULES if build in (_did, _did_any, _be_where)]
 
 
 # --- names said in passing: "my sister Ines", "our accountant, Priya,", "Thea Brandt, my oldest friend," -------

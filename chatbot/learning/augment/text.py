@@ -127,6 +127,12 @@ _LEAD_IN = re.compile(
     r"|i\s+(?:meant|mean)(?:\s+(?:to say|that))?[\s,:]+(?=i\b|my\b|we\b|our\b)|to correct myself[\s,:]+"
     r"|i\s+(?:got|had)\s+(?:it|that|this)\s+wrong[\s,:—–-]+|i\s+(?:misspoke|mixed (?:it|that|them) up|"
     r"told you wrong|wrote wrong|got (?:muddled|confused|mixed up))(?:\s+(?:before|earlier))?[\s,:—–-]+", re.I)
+# Habits said before the subject: "Every Sunday I run with ...", "These days I work nights ...", "For work I drive ...".
+_HABIT_LEAD = re.compile(
+    r"(?:every|each|most)\s+(?:other\s+)?(?!time\b)\w+(?:\s+(?:morning|evening|night|afternoon))?|these days|nowadays|"
+    r"(?:on|at) (?:the )?(?:weekends?|weekdays)|for work|in the (?:mornings?|evenings?|summers?|winters?)|"
+    r"during the week|(?:once|twice|three times) a (?:week|month|year)"
+    r"(?=[\s,]+(?:i|we)\s)[\s,]+", re.I)
 _GREETING = re.compile(
     r"(?:hi|hey|hello|hiya|howdy|bonjour|hola|ciao|hallo|salut|g'day|good (?:morning|afternoon|evening))\b", re.I)
 _TRAILING_PUNCT = " \t.!?…,;:\"”»)]"
@@ -150,7 +156,8 @@ def _core_span(norm: str) -> tuple[int, int]:
     while True:
         while start < end and _decoration(norm[start]):
             start += 1
-        m = _FILLER.match(norm, start) or _LEAD_IN.match(norm, start) or _LABEL.match(norm, start)
+        m = (_FILLER.match(norm, start) or _LEAD_IN.match(norm, start) or _LABEL.match(norm, start)
+             or _HABIT_LEAD.match(norm, start))
         if not m or m.end() == start:
             break
         start = m.end()
