@@ -36,11 +36,14 @@ from chatbot.learning.augment.text import (
     _CORRECTING,
     _GREETING,
     _HYPOTHETICAL_START,
+    CASELESS,
+    _caseless,
     _clauses,
     _core_span,
     _is_statement,
     _norm,
     _remembered,
+    _repair,
     _sentences,
     _without_correction,
 )
@@ -60,6 +63,15 @@ class Fact:
 
 def extract_facts(text: str) -> list[Fact]:
     """The factual statements about the user (and theirs) in a user's message, in message order."""
+    text = _repair(text)  # "im", "ive", "u": statements and answers quote the repaired text
+    caseless = CASELESS.set(_caseless(text))  # names typed in lowercase ("we moved to leeds"): text._truecase
+    try:
+        return _extract(text)
+    finally:
+        CASELESS.reset(caseless)
+
+
+def _extract(text: str) -> list[Fact]:
     # "Hi, I'm Anna" / "I'm Ravi, nice to meet you" introduce a name; "I'm Canadian" does not
     greeted = bool(_GREETING.match(text.strip()) or re.search(r"\b(?:nice|pleased|good) to meet you\b", text, re.I))
     correcting = bool(_CORRECTING.search(_norm(text)))  # "Sorry, I got that wrong: the rabbits are ..."
@@ -75,7 +87,9 @@ def extract_facts(text: str) -> list[Fact]:
         norm = _norm(sentence)
         start, end = _core_span(norm)
         # "If I had to pick one pastry, it'd be ...", "I'd go with pistachio if I had to choose one flavour"
-        if draft := _hedged(sentence[start:end], norm[start:end]) or _hedged(sentence[:end], norm[:end]):
+        before = _norm(text[:text.find(sentence)]) if n else ""  # "favourite club? if I had to pick one ..."
+        if draft := (_hedged(sentence[start:end], norm[start:end], before + norm[:start])
+                     or _hedged(sentence[:end], norm[:end], before)):
             keep(_finish(sentence, draft))
             continue
         if _HYPOTHETICAL_START.match(norm[start:end]):

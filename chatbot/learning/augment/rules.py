@@ -34,6 +34,7 @@ from chatbot.learning.augment.text import (
     _norm,
     _place_key,
     _sentence,
+    _truecase,
     _value,
     _without_correction,
 )
@@ -327,8 +328,9 @@ def _renamed(g: _Said) -> _Draft | None:
 def _name_run(value: str) -> str:
     """The name a value starts with: "Spoke & Chain in Widcombe" -> "Spoke & Chain", "the Wet Fiddles" -> ..."""
     value = re.sub(r"^(?:the|a|an)\s+", "", value, flags=re.I)
-    m = _CAPITALISED_RUN.match(value)
-    return _name_key(m.group(0).rstrip(".")) if m and _is_name(m.group(0)) else ""
+    m = _CAPITALISED_RUN.match(_truecase(value))
+    run = value[:m.end()] if m else ""
+    return _name_key(run.rstrip(".")) if m and _is_name(m.group(0)) else ""
 
 
 def _have_named(g: _Said) -> list[_Draft] | None:
@@ -355,7 +357,7 @@ def _have_np_name(g: _Said) -> list[_Draft] | None:
     plural = g.norm("det").lower() not in ("a", "an", "one", "1") or " and " in name or "&" in name
     drafts = [_name_of(np, name, plural, subject.p)]
     where = g["where"]
-    if where and _CAPITALISED_RUN.search(where):
+    if where and _CAPITALISED_RUN.search(_truecase(where)):
         person = _third(subject.p, np, plural)
         drafts.append(_Draft(_sentence(to_second_person(g.said[:g.m.end("where")])),
                              person.ask("Where {do|does} {S} live?", "Where {am|are|is} {S} based?",
@@ -389,7 +391,7 @@ def _work_place(g: _Said) -> _Draft | None:
     x = _value(g["x"])
     if not x:
         return None
-    if g.norm("prep").lower() == "in" and not _CAPITALISED_RUN.search(x):
+    if g.norm("prep").lower() == "in" and not _CAPITALISED_RUN.search(_truecase(x)):
         qs = ["Where {do|does} {S} work?", "What field {do|does} {S} work in?",
               "Do you remember where {S} {work|works}?", "What did I say about {P} work?"]
     else:
@@ -776,7 +778,7 @@ def _event(g: _Said) -> list[_Draft] | None:
                           f"When is {pos} {np} happening?")
             drafts.append(_Draft(g.answer(part if prep.lower() in ("this", "next") else part), qs,
                                  _key(part if prep.lower() in ("this", "next") else rest)))
-        elif _CAPITALISED_RUN.search(rest):
+        elif _CAPITALISED_RUN.search(_truecase(rest)):
             qs = [f"Where {v} {pos} {np}?", f"Do you remember where {pos} {np} {v}?",
                   f"Where did I say {pos} {np} {v}?"]
             if np.lower() == "wedding":
@@ -1154,8 +1156,8 @@ _TO_PEOPLE = frozenset("dedicate send lend write speak sell mentor tutor coach v
 
 def _proper_run(text: str) -> str:
     """The first capitalised run that is not a weekday or a month: "the Hollins Park track on Sundays"."""
-    for m in _CAPITALISED_RUN.finditer(text):
-        run = m.group(0).rstrip(".")
+    for m in _CAPITALISED_RUN.finditer(_truecase(text)):  # a name typed in lowercase is kept as typed
+        run = text[m.start():m.end()].rstrip(".")
         if run.lower() not in _NOT_NAME_WORDS | _MONTHS and not (run.isupper() and " " not in run and len(run) > 4):
             return _name_key(run)  # not "AGAIN" shouted; "ICU", "KV 48 211" and "UKA" are kept
     return ""
@@ -1291,7 +1293,7 @@ def _names(said: str, core: str) -> list[_Draft]:
             groups = m.groupdict()
             np = " ".join((groups.get("np") or groups.get("np2") or "").split())
             pos = (groups.get("pos") or "").lower() or ("our" if (groups.get("pos2") or "").lower() == "ours" else "my")
-            if not np or not _is_name(name) or name in seen:
+            if not np or not _is_name(core[m.start("name"):m.end("name")]) or name in seen:  # "tomasz" typed lowercase
                 continue
             seen.add(name)
             plural = bool(re.search(r"\b(?:and|&)\b|,", name)) or (np.endswith("s") and not np.endswith("ss"))
@@ -1315,9 +1317,10 @@ _HEDGED = _rx(
     r"if (?P<subj>i|we) (?:really |absolutely |only )?(?:had to|have to|must|could only|can only|"
     r"(?:were|was) (?:forced|made|asked) to|were to|got to|only got to|needed to)(?: only)? "
     r"(?P<verb>choose|pick|name|go with|keep|eat|have|listen to|watch|read|drink|take|select|save|play|visit)"
-    r"(?: just| only)? (?:(?:one|a|an|a single|only one|just one|my|our|the|single|favou?rite|fave|all-time) )*"
+    r"(?: just| only)? (?:(?:one|1|a|an|a single|only one|just one|my|our|the|single|favou?rite|fave|all-time) )*"
     r"(?P<np>[\w' -]+?)(?: (?:for (?:the rest of (?:my|our) li(?:fe|ves)|ever|life|good)|forever|ever again|again))?"
-    r",? (?:it(?:'d| would)(?: have to| probably| definitely)? be|(?:i|we)(?:'d| would)(?: (?:probably|definitely|"
+    r",? (?:then )?(?:it(?:'d|d| would| will)(?: have to| probably| definitely)? be|it'?s|"
+    r"(?:i|we)(?:'d| would)(?: (?:probably|definitely|"
     r"have to|honestly|just))* (?:say|go with|go for|pick|choose|take|keep|eat|have)|that(?:'d| would) be|easily|"
     r"probably|definitely|hands down)(?: it'd be)? (?P<x>.+)")
 
@@ -1330,15 +1333,22 @@ _HEDGED_AFTER = _rx(
     r"my|our|the|single|favou?rite|fave) )*(?P<np>[\w' -]+?)")
 
 
-def _hedged(said: str, core: str) -> _Draft | None:
+_TOPIC_BEFORE = _rx(r"(?:.*\W)?(?:favou?rite|favorite|fave|fav|best) (?P<np>[a-z][\w' -]{1,30}?)"
+                    r"(?:\?|\.| is\b| would\b| on\b| of\b)")
+
+
+def _hedged(said: str, core: str, before: str = "") -> _Draft | None:
     """ "If I had to choose one dessert, it'd be tiramisu" (or "I'd go with tiramisu if I had to choose one
-    dessert"): a favourite, said as a forced choice. Other hypotheticals ("If I had a dog I'd call it Rex") are no
-    facts; the caller skips them."""
+    dessert"): a favourite, said as a forced choice; "favourite club? if I had to pick one it'd be Chelsea" names
+    the kind in the text `before` it. Other hypotheticals ("If I had a dog I'd call it Rex") are no facts; the
+    caller skips them."""
     m = _HEDGED.fullmatch(core) or _HEDGED_AFTER.fullmatch(core)
     if not m:
         return None
     x = _value(said[m.start("x"):m.end("x")])
     np = _fav_np(m.group("np"))
+    if np.lower() in ("one", "1", "thing", "only one", "only 1") and (topic := _TOPIC_BEFORE.match(before)):
+        np = _fav_np(topic.group("np"))
     if not x or not np or len(np.split()) > 4 or np.lower() in ("one", "thing", "of them", "one of them"):
         return None  # "if I had to pick one, it'd be Naples": a favourite what?
     voice = _US if m.group("subj").lower() == "we" else _ME

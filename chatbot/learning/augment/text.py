@@ -4,6 +4,8 @@ what is not a fact (questions, requests, hypotheticals, negations, chit-chat and
 and keys a rule reads from a match."""
 from __future__ import annotations
 
+import contextvars
+import functools
 import re
 import unicodedata
 
@@ -11,7 +13,84 @@ _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'", "´":
 
 
 def _norm(text: str) -> str:
-    return text.translate(_APOSTROPHES)
+    """The matching copy of a text: typographic apostrophes as "'", and names typed in lowercase capitalised
+    (`_truecase`); one character for one, so spans of it are spans of the text as said."""
+    return _truecase(text.translate(_APOSTROPHES))
+
+
+# --- chat as typed: "im", "ive", "dont"; names in lowercase ("we moved to leeds last yr") -------------------------
+
+_CONTRACTIONS = {
+    "im": "I'm", "ive": "I've", "id've": "I'd've", "dont": "don't", "doesnt": "doesn't", "didnt": "didn't",
+    "cant": "can't", "wont": "won't", "isnt": "isn't", "arent": "aren't", "wasnt": "wasn't", "werent": "weren't",
+    "havent": "haven't", "hasnt": "hasn't", "hadnt": "hadn't", "couldnt": "couldn't", "wouldnt": "wouldn't",
+    "shouldnt": "shouldn't", "thats": "that's", "whats": "what's", "theyre": "they're", "youre": "you're",
+    "weve": "we've", "theyve": "they've", "u": "you", "ur": "your", "yr": "year", "yrs": "years",
+    "bc": "because", "cuz": "because", "coz": "because", "w/": "with", "bf": "boyfriend", "gf": "girlfriend",
+}
+# Chat words a dictionary does not know that are no names: never capitalised as one in a lowercase message.
+_SLANG = frozenset("""
+    lol lmao lmfao rofl omg omfg ngl tbh tbf imo imho idk idc btw fyi rn atm irl smh fr ikr pls plz thx ty np nvm
+    ok okay kk ya yea yeah yep yup nah nope haha hahaha hehe aww ugh meh hmm hm wow yay oops brb gonna wanna gotta
+    kinda sorta dunno lemme gimme bestie hubby wifey bro sis fam mate mum mom dad grandma grandpa nan gran
+    xx xoxo pic pics vid vids uni abt bday tmrw tmr tho thru cos
+""".split())
+
+
+def _repair(text: str) -> str:
+    """Chat as typed, made readable to the rules: contractions without their apostrophe ("im" -> "I'm", "dont")
+    and common abbreviations ("yr", "bc", "w/"). Statements and answers quote the repaired text."""
+    def fix(m: re.Match) -> str:
+        word = m.group(0)
+        low = word.lower()
+        return _CONTRACTIONS[low] if low in _CONTRACTIONS and word.islower() else word
+
+    return re.sub(r"[\w'’]+(?:/(?=\s))?", fix, text)
+
+
+# Whether the message being read was typed without capitals (set by extract_facts for the message as a whole: a
+# clause of a well-cased message has no capitals either, and its lowercase words are no names).
+CASELESS: contextvars.ContextVar[bool] = contextvars.ContextVar("caseless", default=False)
+
+
+def _caseless(text: str) -> bool:
+    """No capitals but "I" and sentence starts: "my dog is called bruno. we moved to leeds"."""
+    return not re.search(r"[A-Z]", re.sub(r"(?:^|[.!?]\s+)[A-Z]|\bI(?:'\w+)?\b", "", text))
+
+
+def _truecase(text: str) -> str:
+    """In a message typed without capitals (`CASELESS`), the words no dictionary knows capitalised, as the names
+    they mostly are ("my dog is called bruno", "we moved to leeds"), so that the rules that look for a name see
+    one. Only the matching copy (`_norm`) and name searches use it: one character for one, so keys and answers
+    keep the user's spelling."""
+    if not CASELESS.get():
+        return text
+    # right after a possessive or an article comes a noun, however spelt ("my roomate, joana"), not a name
+    return re.sub(r"(?<![\w'-])(?<!\bmy )(?<!\bour )(?<!\byour )(?<!\bhis )(?<!\bher )(?<!\ba )(?<!\ban )"
+                  r"(?<!favourite )(?<!favorite )[a-z]{3,}(?![\w'-])",
+                  lambda m: m.group(0).capitalize() if _unknown(m.group(0)) else m.group(0), text)
+
+
+@functools.lru_cache(maxsize=65536)
+def _unknown(word: str) -> bool:
+    """Not in lemminflect's dictionary (nouns, verbs, adjectives, adverbs), nor a function word or chat slang."""
+    from lemminflect import getAllLemmas  # the dictionary loads on first use
+
+    return word not in _SLANG and word not in _FUNCTION_WORDS and not getAllLemmas(word)
+
+
+# Words a dictionary of content words leaves out (lemminflect has nouns, verbs, adjectives and adverbs only).
+_FUNCTION_WORDS = frozenset("""
+    the a an and or but nor for yet so of in on at to from by with about into onto over under after before since
+    until while because although though if unless than that this these those there here who whom whose which what
+    when where why how my your his her its our their mine yours hers ours theirs me him them us myself yourself
+    himself herself ourselves themselves itself you he she it we they i am is are was were be been being have has
+    had do does did will would shall should can could may might must not no yes all any some each every both
+    either neither few many much more most other another such own same too very just also only even still already
+    again ever never always sometimes often usually one two three four five six seven eight nine ten eleven twelve
+    thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty
+    ninety hundred thousand million first second third
+""".split())
 
 
 _ABBREVIATION_END = re.compile(r"\b(?:mr|mrs|ms|dr|st|jr|sr|prof|mt|vs|etc|e\.g|i\.e|no)\.$", re.I)
@@ -291,7 +370,7 @@ _VALUE_TAIL = re.compile(
     r"though|you know|thanks|thank you|is|was|every|each|most|since|until|no contest|hands down)\b.*$", re.I)
 # Trailing time and degree words belong in the answer but not in the key: "tennis every Sunday" -> "tennis".
 _KEY_TAIL = re.compile(
-    r"\s+(?:now|too|also|as well|these days|nowadays|at the moment|right now|currently|actually|anyway|though|"
+    r"\s+(?:now|too|also|only|as well|these days|nowadays|at the moment|right now|currently|actually|anyway|though|"
     r"lately|recently|anymore|a lot|so much|very much|quite a bit|sometimes|often|usually|always|fluently|well|"
     r"by the way|btw|every \w+|each \w+|on \w+days|on (?:the )?weekends?|at (?:the )?weekends?|"
     r"in my (?:free|spare) time|for (?:\w+ )?(?:years|months|weeks|days)|since \w+|last \w+|this \w+|next \w+|"
@@ -335,8 +414,8 @@ def _key(value: str) -> str:
 
 def _place_key(value: str) -> str:
     """The place itself: the first proper name ("a small town in Norway" -> "Norway"), else the plain key."""
-    m = _CAPITALISED_RUN.search(value)
-    return m.group(0).rstrip(".") if m else _key(value)
+    m = _CAPITALISED_RUN.search(_truecase(value))
+    return value[m.start():m.end()].rstrip(".") if m else _key(value)
 
 
 def _sentence(text: str) -> str:
