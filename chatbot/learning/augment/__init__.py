@@ -30,6 +30,8 @@ import random
 import re
 from dataclasses import dataclass
 
+from lemminflect import getAllInflections, getAllLemmas
+
 from chatbot.learning.augment.person import to_second_person
 from chatbot.learning.augment.rules import _MORE_RULES, _RULES, _Draft, _fallback, _hedged, _names, _Said
 from chatbot.learning.augment.text import (
@@ -122,6 +124,10 @@ def _facts(clause: str, borrowed: str, greeted: bool, correcting: bool) -> list[
     core, said = norm[start:end], clause[start:end]
     if not core:
         return []
+    if not borrowed and (dropped := _dropped_subject(core)):  # "left infosys last month, now joined razorpay"
+        borrowed = dropped
+        if said[1:2].islower():  # "Bought a new car" -> "I bought a new car"
+            core, said = core[:1].lower() + core[1:], said[:1].lower() + said[1:]
     if borrowed:
         core, said = _norm(borrowed) + core, borrowed + said
     # "the boat licence renews on 14 March" is a fact when the user asked to remember it, or corrects it
@@ -159,6 +165,18 @@ def _more(core: str, said: str, greeted: bool, matched, drafts: list[_Draft]) ->
             built = built if isinstance(built, list) else [built]
             return [d for d in built if not any(d.key.lower() in k or k in d.key.lower() for k in keys)]
     return []
+
+
+def _dropped_subject(core: str) -> str:
+    """The subject chat leaves out before a verb in the past ("moved to leeds in 2019", "been farming all my
+    life"): "I " or "I've "; nothing for a verb in its base form ("tell me ...", "run a bath": requests)."""
+    first = core.split(maxsplit=1)[0].lower() if core.split() else ""
+    if first == "been":
+        return "I've "
+    tags = getAllInflections(lemmas[0], upos="VERB") if (lemmas := getAllLemmas(first, upos="VERB").get("VERB")) else {}
+    if first in tags.get("VBD", ()) and first not in tags.get("VB", ()) and len(core.split()) > 1:
+        return "I "
+    return ""
 
 
 def _about_the(m: re.Match) -> bool:

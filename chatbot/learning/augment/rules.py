@@ -436,7 +436,8 @@ _OCCUPATIONS = frozenset("""
     receptionist reporter researcher salesman saleswoman scientist secretary singer soldier student surgeon tailor
     teacher technician therapist trader translator tutor vet veterinarian waiter waitress writer registrar diplomat
     curator illustrator paralegal sonographer radiographer optician surveyor welder courier postman postwoman miner
-    firmware sous
+    firmware sous caregiver carer housekeeper shopkeeper bookkeeper beekeeper cabbie trucker headmaster
+    headteacher principal shepherd fisherman labourer laborer contractor auditor adviser advisor instructor
 """.split())
 _OCCUPATION_SUFFIX = re.compile(r"(?:grapher|ologist|ician|iatrist|apist|wright|smith|monger|ineer)$", re.I)
 
@@ -447,6 +448,7 @@ def _a_something(g: _Said) -> _Draft | None:
     if not x:
         return None
     role, *where = re.split(r"\s+(?:at|in|for|with|from|on)\s+", x, maxsplit=1, flags=re.I)
+    role = re.sub(r"\s+(?:here|there|now)$", "", role, flags=re.I)  # "a caregiver here in Mississauga"
     head = role.split()[-1].lower()
     named = _called(x)
     if named and g.subject.person == "third":  # "Our dog is a spaniel called Rolo": the dog's name
@@ -470,7 +472,7 @@ def _a_something(g: _Said) -> _Draft | None:
     else:
         qs = ["What {am|are|is} {S}?", "Do you remember what {S} {am|are|is}?", "What did I tell you {S} {am|are|is}?",
               "What did I tell you about {myself|ourselves|{S}}?"]
-    return _Draft(g.answer(x), g.ask(*qs), _key(x))
+    return _Draft(g.answer(x), g.ask(*qs), _key(role) if where else _key(x))  # where is a fact of its own
 
 
 def _place(*questions: str) -> Callable[[_Said], _Draft | None]:
@@ -893,6 +895,9 @@ def _forms(base: str) -> list[tuple[str, str]]:
 _TAGS = {"VB": "base", "VBZ": "third", "VBD": "past", "VBN": "pp", "VBG": "ing"}
 
 
+_ENDED = frozenset("leave quit".split())
+
+
 def _dictionary_forms(base: str, tags: dict[str, tuple[str, ...]]) -> list[tuple[str, str]]:
     """A verb outside the closed list, inflected by lemminflect's dictionary (its regular past stands for the past
     participle it does not list: "inherited")."""
@@ -1020,6 +1025,8 @@ def _did(g: _Said) -> list[_Draft] | None:
     said_x, said_prep = x, prep
     for prep, x in _phrases(said_prep, said_x):
         dated = bool(_DATE.match(x))
+        if base in _ENDED and not dated:
+            continue  # "I quit the pub in Rathmines": what no longer holds is no fact; when it ended is
         proper = _proper_run(x)
         person = _whom(x, base)
         if prep == "since" or (prep == "for" and _DURATION.match(x)):  # "since 1996", "for thirty-two years"
@@ -1063,7 +1070,8 @@ def _did(g: _Said) -> list[_Draft] | None:
     named = _proper_run(obj) or (x and _DATE.match(x)) or counted
     if do == "did" and not x and not named:
         return drafts or None  # "I just finished a really long run": an episode, not something to remember
-    if obj and (not x or _DATE.match(x) or _proper_run(obj) or counted) and not _POINTING.match(obj):
+    if obj and (not x or _DATE.match(x) or _proper_run(obj) or counted) and not _POINTING.match(obj) \
+            and base not in _ENDED:
         qs = [f"What {do} {{S}} {main}?", f"Do you remember what {{S}} {finite}?", f"What did I say {{S}} {finite}?"]
         proper = _proper_run(obj)
         if proper and base in _TEAM_VERBS:
