@@ -28,6 +28,7 @@ from chatbot.learning.augment.text import (
     _KEY_TAIL,
     _PRONOUN_VALUE,
     _UNFINISHED,
+    CASELESS,
     _episode,
     _head_key,
     _key,
@@ -328,7 +329,10 @@ def _renamed(g: _Said) -> _Draft | None:
 def _name_run(value: str) -> str:
     """The name a value starts with: "Spoke & Chain in Widcombe" -> "Spoke & Chain", "the Wet Fiddles" -> ..."""
     value = re.sub(r"^(?:the|a|an)\s+", "", value, flags=re.I)
-    m = _CAPITALISED_RUN.match(_truecase(value))
+    if CASELESS.get():  # what follows "named"/"called" is a name, even a word: "a cavoodle named biscuit"
+        m = _CAPITALISED_RUN.match(_truecase(value[:1].upper() + value[1:]))
+    else:
+        m = _CAPITALISED_RUN.match(value)
     run = value[:m.end()] if m else ""
     return _name_key(run.rstrip(".")) if m and _is_name(m.group(0)) else ""
 
@@ -1322,7 +1326,8 @@ def _names(said: str, core: str) -> list[_Draft]:
 
 _HEDGED = _rx(
     r"(?:(?:i suppose|i guess|i think|i reckon|honestly|to be honest|tbh|well|ok|okay|hmm+)[,\s]+)*"
-    r"if (?P<subj>i|we) (?:really |absolutely |only )?(?:had to|have to|must|could only|can only|"
+    r"(?:[^,]{1,40}?,\s*)?"  # "guinness obviously, if I had to pick one it's guinness"
+    r"if (?P<subj>i|we) (?:really |absolutely |only )?(?:had to|have to|gotta|must|could only|can only|"
     r"(?:were|was) (?:forced|made|asked) to|were to|got to|only got to|needed to)(?: only)? "
     r"(?P<verb>choose|pick|name|go with|keep|eat|have|listen to|watch|read|drink|take|select|save|play|visit)"
     r"(?: just| only)? (?:(?:one|1|a|an|a single|only one|just one|my|our|the|single|favou?rite|fave|all-time) )*"

@@ -45,7 +45,19 @@ def _repair(text: str) -> str:
         low = word.lower()
         return _CONTRACTIONS[low] if low in _CONTRACTIONS and word.islower() else word
 
-    return re.sub(r"[\w'’]+(?:/(?=\s))?", fix, text)
+    text = re.sub(r"[\w'’]+(?:/(?=\s))?", fix, text)
+    # "me mam runs a b&b", "the husband huw does ...", "wife's name is carol", "son tyler is a mechanic": my
+    text = re.sub(rf"\b(?:me|the) (?={_RELATIONS}\b)", "my ", text)
+    return re.sub(rf"(^|[.!?,;:]\s+|\b(?:and|but|so) )({_RELATIONS}(?:'?s)?)"
+                  r"(?= (?:[a-z]+ )?(?:is|are|was|were|name|names|just|also|still|[a-z]+s|[a-z]+ed)\b)",
+                  lambda m: f"{m.group(1)}my {m.group(2)}", text)
+
+
+# People (and pets) chat names without "my": "wife's name is carol", "son tyler is a mechanic", "me mam".
+_RELATIONS = (r"(?:mum|mom|mam|ma|dad|da|mother|father|wife|husband|hubby|wifey|son|daughter|kids|twins|brother|"
+              r"sister|bro|sis|partner|boyfriend|girlfriend|bf|gf|fiance|fiancee|grandma|grandpa|nan|gran|granny|"
+              r"cousin|uncle|aunt|auntie|niece|nephew|boss|landlord|landlady|neighbour|neighbor|flatmate|roommate|"
+              r"dog|cat|puppy|kitten)")
 
 
 # Whether the message being read was typed without capitals (set by extract_facts for the message as a whole: a
@@ -65,6 +77,7 @@ def _truecase(text: str) -> str:
     keep the user's spelling."""
     if not CASELESS.get():
         return text
+    text = re.sub(r"(?<=\bnamed )[a-z]+|(?<=\bcalled )[a-z]+", lambda m: m.group(0).capitalize(), text)
     # right after a possessive or an article comes a noun, however spelt ("my roomate, joana"), not a name
     return re.sub(r"(?<![\w'-])(?<!\bmy )(?<!\bour )(?<!\byour )(?<!\bhis )(?<!\bher )(?<!\ba )(?<!\ban )"
                   r"(?<!favourite )(?<!favorite )[a-z]{3,}(?![\w'-])",
