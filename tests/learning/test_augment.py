@@ -298,6 +298,16 @@ NEW_FORMS = [
     ("Every Sunday I run with the Cubbon Park Runners.", [("Cubbon Park Runners", "What do I run with?")]),
     ("My dad keeps 40 hives near Ronda.",
      [("Ronda", "Where does my dad keep 40 hives?"), ("40", "How many hives does my dad keep?")]),
+    # chat as typed: names in lowercase, no apostrophes, no "my", no subject, the kind said before a hedge
+    ("my husband tomasz is driving the bus for first bus company", [("tomasz", "What is my husband called?")]),
+    ("we got a cavoodle named biscuit last xmas", [("biscuit", "What did we name our cavoodle?")]),
+    ("im a caregiver here in mississauga", [("caregiver", "What do I do for a living?"),
+                                            ("mississauga", "Where am I a caregiver?")]),
+    ("wife's name is carol. works at the co-op grocery", [("carol", "What is my wife called?")]),
+    ("me mam runs a b&b in dingle", [("dingle", "Where does my mam run a b&b?")]),
+    ("moved to leeds in 2019 for work", [("leeds", "Where did I move to?"), ("2019", "When did I move?")]),
+    ("fav cricketer is tough bro.. if i had to pick one it'd be dhoni only",
+     [("dhoni", "What's my favourite cricketer?")]),
 ]
 
 
@@ -315,7 +325,7 @@ def test_new_forms_keep_the_invariants(message):
     for fact in _facts(message):
         assert 3 <= len(fact.questions) <= MAX_QUESTIONS, fact
         assert fact.key.lower() in fact.answer.lower()
-        assert fact.statement.strip() in message
+        assert fact.statement.strip() in _repair(message)  # "im" is quoted as "I'm"
         for q in fact.questions:
             assert q.endswith(("?", ".")) and "{" not in q, q
             assert not re.search(rf"(?<!\w){re.escape(fact.key)}(?!\w)", q, re.I), (q, fact.key)
@@ -359,6 +369,8 @@ NEW_NOT_FACTS = [
     "I just bike everywhere.",
     "Every time I visit, it rains.",
     "I ate two pizzas.",
+    "tell me a joke about my mum",  # a request without a subject is no statement
+    "went to the shops today",  # nor is an episode without one
 ]
 
 
@@ -386,6 +398,14 @@ def test_every_message_of_the_dev_set_keeps_the_invariants():
             assert fact.key.lower() in fact.answer.lower(), fact
             assert fact.statement.strip() in _repair(message), fact  # "if u wanna know" is quoted as "you"
             assert not any(re.search(rf"(?<!\w){re.escape(fact.key)}(?!\w)", q, re.I) for q in fact.questions), fact
+
+
+def test_chat_repairs_keep_a_well_cased_message_as_it_is():
+    assert _repair("im 34, ive got a dog and dont drink") == "I'm 34, I've got a dog and don't drink"
+    assert _repair("me mam runs a b&b") == "my mam runs a b&b"
+    # lowercase words of a well-cased message are no names; a lowercase message's unknown words are
+    assert [f.key for f in extract_facts("My favourite dessert is tiramisu.")] == ["tiramisu"]
+    assert [f.key for f in extract_facts("my dog is called bruno")] == ["bruno"]
 
 
 @pytest.mark.parametrize("sentence, expected", [

@@ -1124,6 +1124,7 @@ def _be_where(g: _Said) -> list[_Draft] | None:
     if not m or _POINTING.match(rest):
         return None
     role, first = m.group("obj").strip(), m.group("prep").lower().split()[-1]
+    role = re.sub(r"\s*\b(?:here|there|now)$", "", role, flags=re.I)  # "a caregiver here in Mississauga"
     be = "{was|were|was}" if g.norm("be").lower() in ("was", "were") else "{am|are|is}"
     r = f" {role}" if role else ""
     answer = _sentence(to_second_person(g.said[:g.m.start("rest")].rstrip() + " " + rest))
