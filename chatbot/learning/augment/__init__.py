@@ -30,10 +30,17 @@ import random
 import re
 from dataclasses import dataclass
 
-from lemminflect import getAllInflections, getAllLemmas
-
 from chatbot.learning.augment.person import to_second_person
-from chatbot.learning.augment.rules import _MORE_RULES, _RULES, _Draft, _fallback, _hedged, _names, _Said
+from chatbot.learning.augment.rules import (
+    _MORE_RULES,
+    _RULES,
+    _Draft,
+    _fallback,
+    _hedged,
+    _names,
+    _Said,
+    _verb_kinds,
+)
 from chatbot.learning.augment.text import (
     _CORRECTING,
     _GREETING,
@@ -85,11 +92,12 @@ def _extract(text: str) -> list[Fact]:
             seen.add((fact.answer.lower(), fact.key.lower()))
             facts.append(fact)
 
-    for n, sentence in enumerate(_sentences(text)):
+    sentences = _sentences(text)
+    for n, sentence in enumerate(sentences):
         norm = _norm(sentence)
         start, end = _core_span(norm)
         # "If I had to pick one pastry, it'd be ...", "I'd go with pistachio if I had to choose one flavour"
-        before = _norm(text[:text.find(sentence)]) if n else ""  # "favourite club? if I had to pick one ..."
+        before = _norm(" ".join(sentences[:n]) + " ") if n else ""  # "favourite club? if I had to pick one ..."
         if draft := (_hedged(sentence[start:end], norm[start:end], before + norm[:start])
                      or _hedged(sentence[:end], norm[:end], before)):
             keep(_finish(sentence, draft))
@@ -170,13 +178,12 @@ def _more(core: str, said: str, greeted: bool, matched, drafts: list[_Draft]) ->
 def _dropped_subject(core: str) -> str:
     """The subject chat leaves out before a verb in the past ("moved to leeds in 2019", "been farming all my
     life"): "I " or "I've "; nothing for a verb in its base form ("tell me ...", "run a bath": requests)."""
-    first = core.split(maxsplit=1)[0].lower() if core.split() else ""
+    words = core.split()
+    first = words[0].lower() if words else ""
     if first == "been":
         return "I've "
-    tags = getAllInflections(lemmas[0], upos="VERB") if (lemmas := getAllLemmas(first, upos="VERB").get("VERB")) else {}
-    if first in tags.get("VBD", ()) and first not in tags.get("VB", ()) and len(core.split()) > 1:
-        return "I "
-    return ""
+    kinds = _verb_kinds(first)
+    return "I " if "past" in kinds and "base" not in kinds and len(words) > 1 else ""
 
 
 def _about_the(m: re.Match) -> bool:

@@ -899,9 +899,6 @@ def _forms(base: str) -> list[tuple[str, str]]:
 _TAGS = {"VB": "base", "VBZ": "third", "VBD": "past", "VBN": "pp", "VBG": "ing"}
 
 
-_ENDED = frozenset("leave quit".split())
-
-
 def _dictionary_forms(base: str, tags: dict[str, tuple[str, ...]]) -> list[tuple[str, str]]:
     """A verb outside the closed list, inflected by lemminflect's dictionary (its regular past stands for the past
     participle it does not list: "inherited")."""
@@ -980,6 +977,7 @@ def _phrases(prep: str, x: str) -> list[tuple[str, str]]:
     return phrases
 
 
+_ENDED = frozenset("leave quit".split())  # "I left Infosys": only when it ended is a fact
 _COUNTED_OBJECT = re.compile(rf"(?P<n>\d{{1,3}}(?:,\d{{3}})+|{_NUM})\s+(?P<rest>[a-z][\w'-]*(?:\s+.*)?)", re.I)
 
 
@@ -1103,7 +1101,7 @@ def _did_any(g: _Said) -> list[_Draft] | None:
         return None  # "I just bike everywhere", "we moved away": how, not what or where
     if re.match(r"\s*(?:me|you|us|myself|ourselves)\b", g.norm("rest"), re.I):
         return None  # "my kids are driving me mad": about the speaker's mood, not a fact
-    if (inf := re.match(r"\s*to (\w+)", g.norm("rest"), re.I)) and "VB" in getAllInflections(inf.group(1).lower()):
+    if (inf := re.match(r"\s*to (\w+)", g.norm("rest"), re.I)) and "base" in _verb_kinds(inf.group(1).lower()):
         return None  # "I used to live in London", "we started to ...": the verb that matters comes after "to"
     if aux in ("ve", "s", "have", "has", "had"):
         fits = "pp" in kinds

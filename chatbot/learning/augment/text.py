@@ -9,6 +9,8 @@ import functools
 import re
 import unicodedata
 
+from lemminflect import getAllLemmas
+
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'", "´": "'"})  # one char for one: spans map
 
 
@@ -87,8 +89,6 @@ def _truecase(text: str) -> str:
 @functools.lru_cache(maxsize=65536)
 def _unknown(word: str) -> bool:
     """Not in lemminflect's dictionary (nouns, verbs, adjectives, adverbs), nor a function word or chat slang."""
-    from lemminflect import getAllLemmas  # the dictionary loads on first use
-
     return word not in _SLANG and word not in _FUNCTION_WORDS and not getAllLemmas(word)
 
 
