@@ -152,7 +152,8 @@ def run_chat(chat, text: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quantization", default="4bit", choices=["4bit", "8bit", "none"])
-    ap.add_argument("--compute-dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    ap.add_argument("--compute-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                    help="as model.compute_dtype (auto: bfloat16 on a CPU with bf16 instructions, else float32)")
     ap.add_argument("--source", default="embedded", help="model.source (default: the embedded SmolLM2-135M)")
     ap.add_argument("--cache-dir", default="", help="converted-model cache (model.cache_dir); '' = the package default")
     ap.add_argument("--reps", type=int, default=3, help="timed repetitions of each path, interleaved")
@@ -280,7 +281,7 @@ def main() -> None:
 
     meta = {
         "model": loaded.name, "model_path": loaded.path, "quantization": loaded.quantization,
-        "compute_dtype": args.compute_dtype, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+        "compute_dtype": loaded.compute_dtype, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
         "torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version(),
         "seed": args.seed, "decoding": settings, "prompt_tokens": prompt.n_tokens, "new_tokens": n_new,
         "memories": len(mem_ids), "memory": cfg.memory.__dict__, "prefill_turns": n_prefill,
@@ -290,7 +291,7 @@ def main() -> None:
     breakdown = {name: {"calls_per_send": len(p.times) / args.reps, "ms_per_send": sum(p.times) * 1e3 / args.reps,
                         "max_ms": max(p.times, default=0.0) * 1e3} for name, p in parts.items()}
     print()
-    print(f"Chat path overhead: {meta['model']} {meta['quantization']} ({args.compute_dtype}), torch threads "
+    print(f"Chat path overhead: {meta['model']} {meta['quantization']} ({meta['compute_dtype']}), torch threads "
           f"{meta['torch_threads']}, greedy, max_new_tokens={args.max_new_tokens} (decoded {n_new}), "
           f"repetition_penalty={settings['repetition_penalty']}, seed {args.seed}; prompt {prompt.n_tokens} tokens "
           f"incl. {len(mem_ids)} memories from {n_prefill} pre-filled turns; medians of {args.reps} interleaved reps")

@@ -344,7 +344,8 @@ def main() -> None:
     ap.add_argument("--replay-ratio", type=float, default=None, help="train.replay_ratio (default: the config's)")
     ap.add_argument("--rehearsal", type=int, default=None, help="train.rehearsal_count (default: the config's)")
     ap.add_argument("--quantization", default="4bit", choices=["4bit", "8bit", "none"])
-    ap.add_argument("--compute-dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    ap.add_argument("--compute-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                    help="as model.compute_dtype (auto: bfloat16 on a CPU with bf16 instructions, else float32)")
     ap.add_argument("--source", default="embedded", help="model.source (default: the embedded SmolLM2-135M)")
     ap.add_argument("--cache-dir", default="",
                     help="converted + pre-quantized model cache (model.cache_dir); '' = load_model's temp-dir cache")
@@ -367,6 +368,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args, started)))
         return
+    from chatbot.serving.model import resolve_compute_dtype  # the children and the report get what "auto" means here
+    args.compute_dtype = resolve_compute_dtype(args.compute_dtype)
     if args.turns < 2 or args.turns % 2:
         ap.error("--turns must be an even number >= 2 (user/assistant pairs)")
     prior = args.turns if args.prior_turns is None else args.prior_turns

@@ -146,7 +146,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quantizations", nargs="+", default=["none", "8bit", "4bit"], choices=["none", "8bit", "4bit"])
     ap.add_argument("--source", default="embedded", help="model.source (default: the embedded SmolLM2-135M)")
-    ap.add_argument("--compute-dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    ap.add_argument("--compute-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                    help="as model.compute_dtype (auto: bfloat16 on a CPU with bf16 instructions, else float32)")
     ap.add_argument("--cache-dir", default="", help="converted-model cache (model.cache_dir); '' = the package default")
     ap.add_argument("--gen-tokens", type=int, default=16, help="greedy tokens generated after load (>= 1)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads in the children (0 = torch's default)")
@@ -155,6 +156,10 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if not args.child:  # every child runs with, and the report names, the dtype "auto" means on this machine
+        sys.path.insert(0, str(ROOT))
+        from chatbot.serving.model import resolve_compute_dtype
+        args.compute_dtype = resolve_compute_dtype(args.compute_dtype)
 
     if args.gen_tokens < 1:
         ap.error("--gen-tokens must be >= 1")

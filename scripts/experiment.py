@@ -185,6 +185,7 @@ def run(args: argparse.Namespace) -> dict:
     from chatbot.core.lines import AdapterLines
     from chatbot.evaluation.gate import default_gate
     from chatbot.learning.consolidate import consolidate
+    from chatbot.serving.model import resolve_compute_dtype
 
     messages = scenario(load_jsonl(Path(args.facts)), args.rounds, args.personas,
                         [u for u in args.users.split(",") if u])
@@ -196,7 +197,8 @@ def run(args: argparse.Namespace) -> dict:
         if s not in STRATEGIES:
             raise SystemExit(f"--strategies: unknown {s!r} (known: {', '.join(STRATEGIES)})")
     base = Config()
-    model_cfg = dataclasses.replace(base.model, source=args.model, cache_dir=args.cache_dir)
+    model_cfg = dataclasses.replace(base.model, source=args.model, cache_dir=args.cache_dir,
+                                    compute_dtype=resolve_compute_dtype(args.compute_dtype))
     train_base = dataclasses.replace(base.train, **json.loads(args.train or "{}"))
     probes_cfg = dataclasses.replace(base.probes, **json.loads(args.probes or "{}"))
     work = Path(tempfile.mkdtemp(prefix="experiment-"))
@@ -410,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"comma-separated subset of {', '.join(STRATEGIES)} (default rebuild,continue)")
     p.add_argument("--model", default="embedded", help="model source, as model.source in the config")
     p.add_argument("--cache-dir", default="", help="converted/quantized model cache (as model.cache_dir)")
+    p.add_argument("--compute-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="as model.compute_dtype (default %(default)s; results record what it resolved to)")
     p.add_argument("--facts", default=str(FACTS), help="scenario file (facts-v2 format, docs/extraction.md)")
     p.add_argument("--personas", type=int, default=0,
                    help="use only the first N personas that qualify (0 = all: five on the test split)")

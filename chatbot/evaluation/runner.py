@@ -89,7 +89,7 @@ def model_key(engine: Engine, config: Config) -> str:
     """What results are stored under: the model, its quantization and, past the reference transformers engine,
     the engine (another engine's greedy answers differ, so its base results are its own)."""
     g = engine.loaded
-    key = f"{g.name}:{g.quantization}:{config.model.compute_dtype}"
+    key = f"{g.name}:{g.quantization}:{g.compute_dtype}"
     return key if engine.name == "transformers" else f"{key}:{engine.name}"
 
 
