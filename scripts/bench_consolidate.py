@@ -19,6 +19,8 @@ every measured run copies it, so all runs see the same data. Each run is its own
                 prepare_model_for_kbit_training without gradient checkpointing, as the pipeline does), random
                 sampling (no length grouping), DataCollatorForSeq2Seq, default logging. A small Trainer subclass
                 counts real (attention_mask) vs padded tokens the same way train.py does.
+With --baseline-dtype the baseline paths load the model in another compute dtype (--compute-dtype auto
+--baseline-dtype float32 --rehearsal 0, no distillation on either side: the ratio is what the dtype is worth).
 With --grouped-baseline a third path runs the same baseline with train_sampling_strategy="group_by_length", so
 one run shows what batch order alone is worth. The Trainer settings each path actually ran with (sampling, LR
 schedule, logging interval) are read from its live Trainer and printed.
@@ -36,7 +38,8 @@ turns + replay on CPU with the embedded model; the rehearsal stage includes gene
 which a home caches after its first consolidation.
 
     .venv/bin/python scripts/bench_consolidate.py [--turns 200] [--prior-turns N] [--epochs 1] [--reps 1]
-        [--grouped-baseline] [--cache-dir /tmp/cbmodels] [--threads 0] [--keep] [--json]
+        [--compute-dtype auto] [--baseline-dtype float32] [--grouped-baseline] [--cache-dir /tmp/cbmodels]
+        [--threads 0] [--keep] [--json]
 """
 from __future__ import annotations
 
@@ -299,7 +302,10 @@ def child(args: argparse.Namespace, started: float) -> dict:
 def run_child(args: argparse.Namespace, which: str, tag: str) -> dict:
     """which: "pipeline", "baseline" (random order) or "baseline-group_by_length"."""
     child, _, sampling = which.partition("-")
-    cmd = [sys.executable, str(Path(__file__).resolve()), *args.argv, "--child", child, "--child-tag", tag,
+    argv = list(args.argv)
+    if child == "baseline":  # --baseline-dtype: the baseline paths load the model in their own compute dtype
+        argv[argv.index("--compute-dtype") + 1] = args.baseline_dtype
+    cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--child", child, "--child-tag", tag,
            "--work", args.work, "--sampling", sampling or "random"]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
@@ -346,6 +352,9 @@ def main() -> None:
     ap.add_argument("--quantization", default="4bit", choices=["4bit", "8bit", "none"])
     ap.add_argument("--compute-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                     help="as model.compute_dtype (auto: bfloat16 on a CPU with bf16 instructions, else float32)")
+    ap.add_argument("--baseline-dtype", default=None, choices=["auto", "float32", "bfloat16", "float16"],
+                    help="compute dtype of the baseline paths only (default: --compute-dtype), e.g. --compute-dtype "
+                         "auto --baseline-dtype float32 --rehearsal 0: what the dtype alone is worth")
     ap.add_argument("--source", default="embedded", help="model.source (default: the embedded SmolLM2-135M)")
     ap.add_argument("--cache-dir", default="",
                     help="converted + pre-quantized model cache (model.cache_dir); '' = load_model's temp-dir cache")
@@ -370,6 +379,7 @@ def main() -> None:
         return
     from chatbot.serving.model import resolve_compute_dtype  # the children and the report get what "auto" means here
     args.compute_dtype = resolve_compute_dtype(args.compute_dtype)
+    args.baseline_dtype = resolve_compute_dtype(args.baseline_dtype or args.compute_dtype)
     if args.turns < 2 or args.turns % 2:
         ap.error("--turns must be an even number >= 2 (user/assistant pairs)")
     prior = args.turns if args.prior_turns is None else args.prior_turns
@@ -499,7 +509,8 @@ def report(args, cfg, prior: int, data: dict, runs: list[dict], loadavg_start, l
 
     print()
     print(f"Consolidation vs plain Trainer + peft: {p0['model']} ({m.source}), quantization {m.quantization}, compute "
-          f"dtype {m.compute_dtype}, torch threads {p0['torch_threads']}, seed {t.seed}; LoRA r={t.lora_r} "
+          f"dtype {m.compute_dtype} (baseline {args.baseline_dtype}), torch threads {p0['torch_threads']}, "
+          f"seed {t.seed}; LoRA r={t.lora_r} "
           f"alpha={t.lora_alpha} dropout={t.lora_dropout} targets={t.target_modules}, lr {t.learning_rate}, "
           f"epochs {t.epochs}, batch {t.batch_size}, max_seq_len {t.max_seq_len}; replay {t.replay_policy} ratio "
           f"{t.replay_ratio}, rehearsal {t.rehearsal_count}, augment {t.augment} ×{t.augment_per_fact}; "
@@ -592,7 +603,8 @@ def report(args, cfg, prior: int, data: dict, runs: list[dict], loadavg_start, l
           "after resetting it at the start via /proc/self/clear_refs)")
     if args.json:
         meta = {"model": p0["model"], "source": m.source, "quantization": m.quantization,
-                "compute_dtype": m.compute_dtype, "torch_threads": p0["torch_threads"], "seed": t.seed,
+                "compute_dtype": m.compute_dtype, "baseline_dtype": args.baseline_dtype,
+                "torch_threads": p0["torch_threads"], "seed": t.seed,
                 "train": dataclasses.asdict(t), "trainer_settings": settings, "turns": args.turns,
                 "prior_turns": prior, "data": data, "reps": args.reps, "order": paths, "cpus": os.cpu_count(),
                 "loadavg_start": loadavg_start, "loadavg_end": loadavg_end, "versions": ver,
