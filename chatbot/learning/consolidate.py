@@ -223,18 +223,14 @@ class _Job:
 
         served = registry.current_path()
         previous = None if rebuild else served
-        hooks = []
-        if t.ewc_lambda > 0:
-            hooks.append(EWC(t.ewc_lambda))
-        if t.distill_weight > 0:
-            hooks.append(Distill(t.distill_weight, t.distill_batch_size))
         # the hooks' data: rehearsal (rebuild: "replay" are the facts themselves), plus replayed turns (continue)
         replay_part = [e for e in mix.examples if e.source == "rehearsal" or (e.source == "replay" and not rebuild)]
+        hooks = _hooks(t, replay_part)
         run.progress({"stage": Stage.TRAINING, "step": 0, "max_steps": None})
         m = config.model
         result = train_adapter(loaded.model, loaded.tokenizer, trained, t, run.dir, previous=previous,
                                quantized=m.quantization != "none", hooks=hooks,
-                               hook_examples=replay_part or None, report=run.progress,
+                               hook_examples=replay_part, report=run.progress,
                                show_progress=self.show_progress)
         log.info("trained: %s", result.metrics)
         if not _is_main_process():
@@ -326,6 +322,24 @@ def _trained(mix: Mix, t: TrainConfig) -> list:
     if t.distill_weight > 0 and not t.rehearsal_sft:
         return [e for e in mix.examples if e.source != "rehearsal"]
     return mix.examples
+
+
+def _hooks(t: TrainConfig, anchors: list) -> list:
+    """The forgetting mitigations that train beside the SFT loss: EWC and distillation to the base, both anchored
+    on what the model already knew (rehearsal answers, replayed turns). Without anchors (train.rehearsal_count = 0
+    and nothing replayed) they are off: distilling towards the base on the new facts themselves would pull every
+    step back from learning them (measured: a training loss 3x higher, and twice the compute)."""
+    wanted = [name for name, on in (("EWC", t.ewc_lambda > 0), ("distillation", t.distill_weight > 0)) if on]
+    if not anchors:
+        if wanted:
+            log.info("%s off for this run: no rehearsal or replayed examples to anchor on", " and ".join(wanted))
+        return []
+    hooks = []
+    if t.ewc_lambda > 0:
+        hooks.append(EWC(t.ewc_lambda))
+    if t.distill_weight > 0:
+        hooks.append(Distill(t.distill_weight, t.distill_batch_size))
+    return hooks
 
 
 def _distilled_note(mix: Mix, t: TrainConfig) -> str:

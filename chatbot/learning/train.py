@@ -218,7 +218,9 @@ def train_adapter(model: torch.nn.Module, tokenizer, examples: list[Example], cf
                   hook_examples: list[Example] | None = None, report: Callable[[dict], None] | None = None,
                   show_progress: bool = True) -> TrainResult:
     """Train one adapter on `examples` (already mixed). `hook_examples` feed hooks' before_training (EWC's
-    Fisher uses the replay part of the mix)."""
+    Fisher, distillation's base distributions: the rehearsal and replay part of the mix); hooks need them."""
+    if hooks and not hook_examples:  # never the training examples themselves: that anchors the new data to the base
+        raise ValueError("hooks (EWC, distillation) need hook_examples: the rehearsal or replayed examples")
     torch.manual_seed(cfg.seed)
     data = [tokenize_example(tokenizer, e.as_chat(), cfg.max_seq_len) for e in examples]
     data = [d for d in data if any(label != IGNORE for label in d["labels"])]
@@ -228,7 +230,7 @@ def train_adapter(model: torch.nn.Module, tokenizer, examples: list[Example], cf
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE, return_tensors="pt")
 
     if hooks:
-        hook_data = [tokenize_example(tokenizer, e.as_chat(), cfg.max_seq_len) for e in (hook_examples or examples)]
+        hook_data = [tokenize_example(tokenizer, e.as_chat(), cfg.max_seq_len) for e in hook_examples]
         for hook in hooks:  # in batches of the hook's own size (distillation: train.distill_batch_size), if it has one
             size = getattr(hook, "batch_size", None) or cfg.batch_size
             hook.before_training(model, [collator(hook_data[i:i + size]) for i in range(0, len(hook_data), size)])

@@ -56,6 +56,20 @@ def test_noop_without_new_data(tmp_path, tiny_model_dir, embedder):
     assert line(tmp_path / "home").names() == []
 
 
+def test_without_rehearsal_the_mitigations_are_off_not_anchored_on_the_new_facts(tmp_path, tiny_model_dir, embedder):
+    """train.rehearsal_count = 0 (rebuild: nothing replayed): distillation and EWC have nothing the model knew to
+    anchor on, so the run trains without them (they used to anchor on the new facts themselves)."""
+    home = tmp_path / "home"
+    import_facts(home, FACTS[:2], tmp_path)
+    cfg = tiny_cfg(tiny_model_dir, rehearsal_count=0, ewc_lambda=10.0)
+    result = consolidate(home, cfg, gate=default_gate(home, cfg), loaded=fresh_tiny(tiny_model_dir),
+                         embedder=embedder, show_progress=False)
+    assert result.version, result.message
+    version = line(home).get(result.version)
+    assert "rehearsal" not in version.manifest["counts"] and version.metrics["steps"] >= 1
+    assert "distill_penalty" not in version.metrics and "ewc_penalty" not in version.metrics
+
+
 def test_continue_strategy_versions_hot_swap_and_replay(tmp_path, tiny_model_dir, tiny_loaded, embedder):
     """train.strategy = "continue": each version trains the served adapter further on new turns + replay."""
     home = tmp_path / "home"

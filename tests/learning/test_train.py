@@ -167,3 +167,15 @@ def test_train_config_loss_average_is_a_choice():
     assert TrainConfig(loss_average="token").loss_average == "token"
     with pytest.raises(ConfigError, match="loss_average"):
         TrainConfig(loss_average="batch")
+
+
+def test_hooks_never_anchor_on_the_training_examples(tiny_loaded, tmp_path):
+    """EWC and distillation are anchored on rehearsal or replayed examples; without them train_adapter refuses to
+    run them (it used to fall back to the training examples: distillation then pulled every step away from the new
+    facts, back to the base)."""
+    from chatbot.learning.distill import Distill
+
+    with pytest.raises(ValueError, match="hook_examples"):
+        train_adapter(tiny_loaded.model, tiny_loaded.tokenizer, EXAMPLES, CFG, tmp_path / "a", quantized=False,
+                      hooks=[Distill(1.0)], show_progress=False)
+    assert not hasattr(tiny_loaded.model, "peft_config")  # refused before any adapter was attached
