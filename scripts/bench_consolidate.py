@@ -19,8 +19,9 @@ every measured run copies it, so all runs see the same data. Each run is its own
                 prepare_model_for_kbit_training without gradient checkpointing, as the pipeline does), random
                 sampling (no length grouping), DataCollatorForSeq2Seq, default logging. A small Trainer subclass
                 counts real (attention_mask) vs padded tokens the same way train.py does.
-With --baseline-dtype the baseline paths load the model in another compute dtype (--compute-dtype auto
---baseline-dtype float32 --rehearsal 0, no distillation on either side: the ratio is what the dtype is worth).
+With --baseline-dtype the baseline paths load the model in another compute dtype. The pipeline also distils on the
+rehearsal answers and the baseline does not, so what the dtype is worth is the ratio of two runs: --compute-dtype
+auto --baseline-dtype float32 over --compute-dtype float32 (same baseline, the pipeline's dtype the only change).
 With --grouped-baseline a third path runs the same baseline with train_sampling_strategy="group_by_length", so
 one run shows what batch order alone is worth. The Trainer settings each path actually ran with (sampling, LR
 schedule, logging interval) are read from its live Trainer and printed.
@@ -353,8 +354,7 @@ def main() -> None:
     ap.add_argument("--compute-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                     help="as model.compute_dtype (auto: bfloat16 on a CPU with bf16 instructions, else float32)")
     ap.add_argument("--baseline-dtype", default=None, choices=["auto", "float32", "bfloat16", "float16"],
-                    help="compute dtype of the baseline paths only (default: --compute-dtype), e.g. --compute-dtype "
-                         "auto --baseline-dtype float32 --rehearsal 0: what the dtype alone is worth")
+                    help="compute dtype of the baseline paths only (default: --compute-dtype; see above)")
     ap.add_argument("--source", default="embedded", help="model.source (default: the embedded SmolLM2-135M)")
     ap.add_argument("--cache-dir", default="",
                     help="converted + pre-quantized model cache (model.cache_dir); '' = load_model's temp-dir cache")
