@@ -145,7 +145,9 @@ class TrainConfig:
     max_seq_len: int = 384  # tokens per training example; longer ones are cut
     replay_ratio: float = 1.0  # replayed old examples per new example (0 = no replay)
     replay_policy: str = "nearest"  # "uniform" (reservoir sample) or "nearest" (old turns closest to the new ones in FAISS)
-    rehearsal_count: int = 16  # general prompts answered by the frozen base model, rehearsed every run (0 = off)
+    # general prompts answered by the frozen base model, rehearsed every run (0 = off; distillation and EWC anchor
+    # on these answers and on replayed turns, and are off in a run that has neither)
+    rehearsal_count: int = 16
     augment: bool = True  # turn what users stated into paraphrased Q/A pairs (needed for closed-book recall)
     augment_per_fact: int = 4  # paraphrased questions per stated fact
     ewc_lambda: float = 0.0  # Elastic Weight Consolidation strength (0 = off); Fisher from replay data
