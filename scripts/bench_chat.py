@@ -35,6 +35,8 @@ from benchutil import Timed  # scripts/ is on sys.path when a script runs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
+from chatbot.core.config import COMPUTE_DTYPES  # noqa: E402
+
 TARGET_OVERHEAD = 0.05
 USER = "bench"
 DEFAULT_PROMPT = (
@@ -152,7 +154,7 @@ def run_chat(chat, text: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quantization", default="4bit", choices=["4bit", "8bit", "none"])
-    ap.add_argument("--compute-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+    ap.add_argument("--compute-dtype", default="auto", choices=COMPUTE_DTYPES,
                     help="as model.compute_dtype (auto: bfloat16 on a CPU with bf16 instructions, else float32)")
     ap.add_argument("--source", default="embedded", help="model.source (default: the embedded SmolLM2-135M)")
     ap.add_argument("--cache-dir", default="", help="converted-model cache (model.cache_dir); '' = the package default")

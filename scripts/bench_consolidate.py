@@ -66,6 +66,8 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 from benchutil import Timed, instrument_trainer, reset_peak, rss_status, trainer_report  # noqa: E402 (scripts/)
 from synthetic_facts import build_home  # noqa: E402  (scripts/ is on sys.path when a script runs)
 
+from chatbot.core.config import COMPUTE_DTYPES  # noqa: E402
+
 MiB = 1024 * 1024
 TARGET_RATIO = 1.0
 
@@ -351,9 +353,9 @@ def main() -> None:
     ap.add_argument("--replay-ratio", type=float, default=None, help="train.replay_ratio (default: the config's)")
     ap.add_argument("--rehearsal", type=int, default=None, help="train.rehearsal_count (default: the config's)")
     ap.add_argument("--quantization", default="4bit", choices=["4bit", "8bit", "none"])
-    ap.add_argument("--compute-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+    ap.add_argument("--compute-dtype", default="auto", choices=COMPUTE_DTYPES,
                     help="as model.compute_dtype (auto: bfloat16 on a CPU with bf16 instructions, else float32)")
-    ap.add_argument("--baseline-dtype", default=None, choices=["auto", "float32", "bfloat16", "float16"],
+    ap.add_argument("--baseline-dtype", default=None, choices=COMPUTE_DTYPES,
                     help="compute dtype of the baseline paths only (default: --compute-dtype; see above)")
     ap.add_argument("--source", default="embedded", help="model.source (default: the embedded SmolLM2-135M)")
     ap.add_argument("--cache-dir", default="",

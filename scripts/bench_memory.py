@@ -27,6 +27,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+from chatbot.core.config import COMPUTE_DTYPES  # noqa: E402
+
 MiB = 2**20
 
 
@@ -82,7 +86,6 @@ def child(args: argparse.Namespace) -> dict:
     import gc
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    sys.path.insert(0, str(ROOT))
     import torch
     import transformers
 
@@ -146,7 +149,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quantizations", nargs="+", default=["none", "8bit", "4bit"], choices=["none", "8bit", "4bit"])
     ap.add_argument("--source", default="embedded", help="model.source (default: the embedded SmolLM2-135M)")
-    ap.add_argument("--compute-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+    ap.add_argument("--compute-dtype", default="auto", choices=COMPUTE_DTYPES,
                     help="as model.compute_dtype (auto: bfloat16 on a CPU with bf16 instructions, else float32)")
     ap.add_argument("--cache-dir", default="", help="converted-model cache (model.cache_dir); '' = the package default")
     ap.add_argument("--gen-tokens", type=int, default=16, help="greedy tokens generated after load (>= 1)")
@@ -157,7 +160,6 @@ def main() -> None:
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if not args.child:  # every child runs with, and the report names, the dtype "auto" means on this machine
-        sys.path.insert(0, str(ROOT))
         from chatbot.serving.model import resolve_compute_dtype
         args.compute_dtype = resolve_compute_dtype(args.compute_dtype)
 

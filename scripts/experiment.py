@@ -44,6 +44,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from chatbot.core.config import COMPUTE_DTYPES  # noqa: E402
+
 STRATEGIES = ("rebuild", "continue", "rebuild-ewc", "rebuild-sft", "rebuild-distill-only")
 FACTS = ROOT / "data" / "experiments" / "facts-v2-test.jsonl"
 GENERAL = ROOT / "chatbot" / "evaluation" / "probe_suites" / "general-qa-v1.jsonl"
@@ -412,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"comma-separated subset of {', '.join(STRATEGIES)} (default rebuild,continue)")
     p.add_argument("--model", default="embedded", help="model source, as model.source in the config")
     p.add_argument("--cache-dir", default="", help="converted/quantized model cache (as model.cache_dir)")
-    p.add_argument("--compute-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+    p.add_argument("--compute-dtype", default="auto", choices=COMPUTE_DTYPES,
                    help="as model.compute_dtype (default %(default)s; results record what it resolved to)")
     p.add_argument("--facts", default=str(FACTS), help="scenario file (facts-v2 format, docs/extraction.md)")
     p.add_argument("--personas", type=int, default=0,

@@ -37,6 +37,7 @@ def _positive(section: str, name: str, value: Any, allow_zero: bool = False) -> 
 
 
 ENGINES = ("auto", "transformers", "llamacpp", "vllm")  # serve.engine's choices (chatbot/serving/engine.py)
+COMPUTE_DTYPES = ("auto", "float32", "bfloat16", "float16")  # model.compute_dtype's (chatbot/serving/model.py)
 
 
 @dataclass
@@ -51,7 +52,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _choice("model", "quantization", self.quantization, ("4bit", "8bit", "none"))
-        _choice("model", "compute_dtype", self.compute_dtype, ("auto", "float32", "bfloat16", "float16"))
+        _choice("model", "compute_dtype", self.compute_dtype, COMPUTE_DTYPES)
         _positive("model", "max_context", self.max_context)
         if not self.source:
             raise ConfigError("model.source is empty: use 'embedded', a model folder, a hub id or a .gguf file")

@@ -329,16 +329,15 @@ def _hooks(t: TrainConfig, anchors: list) -> list:
     on what the model already knew (rehearsal answers, replayed turns). Without anchors (train.rehearsal_count = 0
     and nothing replayed) they are off: distilling towards the base on the new facts themselves would pull every
     step back from learning them (measured: a training loss 3x higher, and twice the compute)."""
-    wanted = [name for name, on in (("EWC", t.ewc_lambda > 0), ("distillation", t.distill_weight > 0)) if on]
-    if not anchors:
-        if wanted:
-            log.info("%s off for this run: no rehearsal or replayed examples to anchor on", " and ".join(wanted))
-        return []
     hooks = []
     if t.ewc_lambda > 0:
         hooks.append(EWC(t.ewc_lambda))
     if t.distill_weight > 0:
         hooks.append(Distill(t.distill_weight, t.distill_batch_size))
+    if hooks and not anchors:
+        names = " and ".join(h.name for h in hooks)
+        log.info("%s off for this run: no rehearsal or replayed examples to anchor on", names)
+        return []
     return hooks
 
 
