@@ -14,7 +14,10 @@ Supersession ("the same fact, said again"), per owner, against the facts that ar
   2. otherwise the same slot: the new fact and an earlier one share a specific question form ("What is my dog's
      name?"). Generic forms ("What did I tell you about myself?", "What am I?") do not make a slot;
   3. otherwise, in a message with a correction cue ("I was wrong about my staff ID — it's HT-4401"), the earlier
-     fact with the most similar key, if similar enough.
+     fact with the most similar key, if similar enough;
+  4. and where none of the message's facts replaces anything, a correction the extractor could not read as a
+     fact of its own ("it was eight years in the navy, not six"): the old fact with its value swapped
+     (chatbot.learning.corrections).
 Measured on the development set (docs/extraction.md)."""
 from __future__ import annotations
 
@@ -25,20 +28,13 @@ from collections.abc import Iterable
 from difflib import SequenceMatcher
 
 from chatbot.learning.augment.text import _CORRECTING, _norm
+from chatbot.learning.corrections import corrected, replaced_values, stated_as_new
+from chatbot.learning.corrections import words as _words
 from chatbot.learning.extract import Extractor, make_extractor
 from chatbot.memory.facts import FactStore, LedgerFact, NewFact
 
 log = logging.getLogger(__name__)
 
-# What follows "not" / "instead of" in a correction: the replaced value ("not a radiographer", "not the 3rd").
-_REPLACED = re.compile(r"\b(?:not|rather than|instead of|no longer|isn't|wasn't)\s+(?:an?\s+|the\s+|my\s+|our\s+)?"
-                       r"([^,.;!?—–-]{1,60})", re.I)
-# "Juniper is the neighbours' guinea pig", "Larchfield only did the pre-seed", "Soggy Toast was taken":
-# a name that the correction moves elsewhere
-_MOVED = re.compile(r"(?:^|[.;:,—–-]\s*)([A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)*)\s+(?:is|was|only|did|were|are)\b")
-_STOP = {"a", "an", "the", "my", "our", "of", "in", "at", "on", "to", "and", "or", "is", "was", "it", "its", "it's",
-         "i", "we", "me", "us", "you", "your", "he", "she", "they", "her", "his", "their", "for", "with", "now",
-         "not", "just", "only", "really", "actually", "then", "that", "this", "one", "ones", "there", "here"}
 _SIMILAR = 0.6  # difflib ratio of two keys for a cue-only correction ("HT-4410" → "HT-4401": 0.86)
 # question forms shared by unrelated facts: never a slot
 _GENERIC = re.compile(r"\babout (?:me|myself|us|ourselves)\b|^what did i tell you about\b|^what do you know about\b|"
@@ -46,24 +42,8 @@ _GENERIC = re.compile(r"\babout (?:me|myself|us|ourselves)\b|^what did i tell yo
                       re.I)
 
 
-def _words(text: str) -> set[str]:
-    """Content words, ordinals as numbers ("the 2nd" and "2 February" share "2")."""
-    words = re.findall(r"[\w'’-]+", _norm(text).lower())
-    return {re.sub(r"^(\d+)(?:st|nd|rd|th)$", r"\1", w) for w in words
-            if w not in _STOP and (len(w) > 1 or w.isdigit())}
-
-
 def _slot(questions: Iterable[str]) -> set[str]:
     return {q.strip().lower().rstrip("?").strip() for q in questions if not _GENERIC.search(q.strip())}
-
-
-def replaced_values(message: str) -> list[str]:
-    """The values a correction says are wrong: "not X", "instead of X", "X is (something else)" after a cue."""
-    norm = _norm(message)
-    values = [m.group(1).strip() for m in _REPLACED.finditer(norm)]
-    if _CORRECTING.search(norm) or values:
-        values += [m.group(1) for m in _MOVED.finditer(norm) if m.start(1) > 0]
-    return values
 
 
 def superseded(new: NewFact, message: str, earlier: list[LedgerFact]) -> list[int]:
@@ -103,6 +83,13 @@ def read_turn(facts: FactStore, extractor: Extractor, user: str, turn_id: int | 
         if same_as_current(new, earlier):
             continue
         found.append((new, superseded(new, text, earlier)))
+    fix = corrected(text, [f for f in earlier if f.current])
+    if fix:  # a correction of one fact: the old fact with its value swapped, instead of what the extractor made
+        # of the same value ("it was eight years in the navy, not six"; "we open new one for yaba")
+        new, old_id = fix
+        rivals = [(f, r) for f, r in found if old_id in r or _words(f.key) & _words(new.key)]
+        if not any(stated_as_new(text, f.key) for f, _ in rivals):  # the extractor's reading, where it is plain
+            found = [x for x in found if x not in rivals] + [(new, [old_id])]
     return facts.record(user, turn_id, found, extractor.name)
 
 

@@ -1,0 +1,206 @@
+"""What a correction says: the value it replaces, and — where the extractor cannot read the new statement on its
+own — the corrected fact, built from the old one.
+
+A correction often gives the new value without the subject the rules need to read it as a fact ("it was eight
+years in the navy, not six", "my mistake, it was actually 27 kilos of honey", "i said alfama but the cafe moved,
+now its in graça"): the extractor then reads nothing, or only a generic fact, and the old value stays current.
+But the ledger knows what is being corrected — the owner's current fact whose value the message replaces ("not
+six", "i said alfama") or, after a correction cue, the one whose number the message restates ("27 kilos" for
+"25 kilos of honey"). The corrected fact is that fact with its value swapped: the same questions, the old answer
+with the new key. Measured on the development splits with scripts/bench_ledger.py (docs/extraction.md).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from chatbot.learning.augment.text import _CORRECTING, _norm
+from chatbot.memory.facts import LedgerFact, NewFact
+
+# What follows "not" / "instead of" in a correction: the replaced value ("not a radiographer", "not the 3rd"),
+# and what the speaker takes back ("i said alfama but", "left infosys", "not anymore on cardiology").
+_REPLACED = re.compile(r"\b(?:not|rather than|instead of|no longer|isn't|wasn't)\s+(?:anymore\s+|any more\s+)?"
+                       r"(?:an?\s+|the\s+|my\s+|our\s+|on\s+|in\s+|at\s+|with\s+)?([^,.;!?—–-]{1,60})|"
+                       r"\bi (?:said|told you|wrote)\s+(?:it was\s+|it's\s+|its\s+)?([^,.;!?—–-]{1,40}?)\s+but\b|"
+                       r"\b(?:left|quit)\s+(?:the\s+|my\s+|our\s+)?([^,.;!?—–-]{1,40}?)(?=\s+(?:last|this|in|on|at|"
+                       r"and|so|because|since|,|\.|;|—|–|-|$))", re.I)
+# "Juniper is the neighbours' guinea pig", "Larchfield only did the pre-seed", "Soggy Toast was taken":
+# a name that the correction moves elsewhere
+_MOVED = re.compile(r"(?:^|[.;:,—–-]\s*)([A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)*)\s+(?:is|was|only|did|were|are)\b")
+# Cues that, beside _CORRECTING's, mark a message that restates a value: "actually it was 27 kilos", "update -",
+# "oops", "sorry mistake". Only used to swap a number whose unit and topic the message repeats (see `corrected`).
+_RESTATING = re.compile(r"\b(?:actually|update|updated|oops|mistake|correct myself|wrong)\b", re.I)
+_STOP = {"a", "an", "the", "my", "our", "of", "in", "at", "on", "to", "and", "or", "is", "was", "it", "its", "it's",
+         "i", "we", "me", "us", "you", "your", "he", "she", "they", "her", "his", "their", "for", "with", "now",
+         "not", "just", "only", "really", "actually", "then", "that", "this", "one", "ones", "there", "here",
+         "are", "were", "have", "has", "had", "do", "did", "be", "been", "so", "but", "since", "more", "like"}
+_NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+                 "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety "
+                 "hundred thousand").split()
+_WORD_NUM = "(?:" + "|".join(_NUMBER_WORDS) + ")"
+_NUM = r"(?:\d+(?:[.,]\d+)*(?:st|nd|rd|th)?|" + _WORD_NUM + r"(?:[- ]" + _WORD_NUM + r")*)"
+_NUMBER = re.compile(r"\b" + _NUM + r"\b", re.I)
+# Where the new value of a name or place starts: "now its in graça", "moved me to oncology ward",
+# "retires at Easter, not Christmas" (the words before ", not").
+_NEW_AFTER = re.compile(r"\b(?:now|moved|switched|changed|transferred|joined)\b(?:\s+(?:me|us|it|them|over|"
+                        r"it's|its|it is|we're|were|we are|i'm|im|i am|to|in|at|on|with|joined|working|work|"
+                        r"for|by|doing|shifts|a|an|the|our|my))*\s+([^,.;!?—–-]+)", re.I)
+_NEW_BEFORE_NOW = re.compile(r"\b(?:actually|really|in|at|on|to|with|called|named)\s+([^,.;!?—–-]+?)\s+now\b", re.I)
+_NEW_ACTUALLY = re.compile(r"\b(?:actually|really)\s+(?:in|at|on|with|called|named|from)?\s*([^,.;!?—–-]+)", re.I)
+_BEFORE_NOT = re.compile(r"([^,.;!?—–:-]+?),?\s+(?:and\s+)?(?:not|rather than|instead of)\s", re.I)
+# Words that end a value phrase from its right ("oncology ward since march") or its left ("retires at Easter").
+_BOUNDARY = {"in", "at", "on", "to", "for", "since", "as", "by", "from", "with", "of", "and", "but", "so",
+             "because", "last", "this", "next", "now", "anymore", "is", "was", "are", "were", "it's", "its", "am",
+             "i'm", "im", "be", "been", "a", "an", "the", "my", "our", "actually", "really", "just", "pala", "na"}
+_MAX_WORDS = 4
+# Words that lead to a value in an answer ("live in geelong", "a boat called Kestrel"): the new value follows the
+# same word in the correction
+_LEADS = {"in", "at", "to", "on", "from", "with", "called", "named", "near", "outside", "by"}
+
+
+def words(text: str) -> set[str]:
+    """Content words, ordinals as numbers ("the 2nd" and "2 February" share "2")."""
+    found = re.findall(r"[\w'’-]+", _norm(text).lower())
+    return {re.sub(r"^(\d+)(?:st|nd|rd|th)$", r"\1", w) for w in found
+            if w not in _STOP and (len(w) > 1 or w.isdigit())}
+
+
+def replaced_values(message: str) -> list[str]:
+    """The values a correction says are wrong: "not X", "instead of X", "i said X but", "left X", and "X is
+    (something else)" after a cue."""
+    norm = _norm(message)
+    values = [next(g for g in m.groups() if g).strip() for m in _REPLACED.finditer(norm)]
+    if _CORRECTING.search(norm) or values:
+        values += [m.group(1) for m in _MOVED.finditer(norm) if m.start(1) > 0]
+    return values
+
+
+def _phrase(tokens: list[str]) -> str:
+    """Up to _MAX_WORDS words of a value phrase, cut at the first boundary word."""
+    out: list[str] = []
+    for t in tokens:
+        if t.lower() in _BOUNDARY or len(out) == _MAX_WORDS:
+            break
+        out.append(t)
+    return " ".join(out).strip("'’\"")
+
+
+def _new_name(message: str, replaced: list[str], old: LedgerFact) -> str:
+    """The new value of a name, place or thing: where the old answer had the old one ("… live in geelong" →
+    "in torquay"), else the words before ", not X", before "now" ("in torquay now"), after "actually", or after
+    "now" / "moved to" / "joined"."""
+    gone = {w for v in replaced for w in words(v)}
+    at = re.search(r"(\w+)\s+" + re.escape(old.key), old.answer, re.I)
+    if at and at.group(1).lower() in _LEADS:
+        for m in re.finditer(r"\b" + at.group(1) + r"\s+(?:the\s+|a\s+)?([^,.;!?—–-]+)", message, re.I):
+            value = _phrase(m.group(1).split())
+            if value and not words(value) & gone and words(value):
+                return value
+    for m in _BEFORE_NOT.finditer(message):
+        back = list(reversed(m.group(1).split()))
+        while back and back[0].lower() in ("now", "actually", "really", "anymore"):  # "she's Merlin now, not …"
+            back.pop(0)
+        value = _phrase(back)
+        value = " ".join(reversed(value.split()))
+        if value and not words(value) & gone and words(value):
+            return value
+    for pattern in (_NEW_BEFORE_NOW, _NEW_ACTUALLY, _NEW_AFTER):
+        for m in pattern.finditer(message):
+            value = _phrase(m.group(1).split())
+            if value and not words(value) & gone and words(value):
+                return value
+    return ""
+
+
+def _new_number(message: str, old_key: str) -> tuple[str, str, bool] | None:
+    """A number in the message other than the old key's, beside a word the old key has beside its number ("55
+    sheep" for "40 sheep", "grade 5" for "grade 4"), else the only other number it holds ("34,000" for "32,000 a
+    month"): (the new key, the new number, whether it came with the unit)."""
+    old = _NUMBER.search(old_key)
+    before = [_bare(w) for w in reversed(old_key[:old.start()].split())]
+    after = [_bare(w) for w in old_key[old.end():].split()]
+    bare = []
+    for m in _NUMBER.finditer(message):
+        number = m.group(0).strip()
+        if number.lower() == old.group(0).lower() or (old.group(0)[0].isdigit() and not number[0].isdigit()):
+            continue
+        b = _matching(list(reversed(message[:m.start()].split())), before)[:2]
+        a = _matching(message[m.end():].split(), after)[:2]
+        while b and b[-1].lower() in _STOP:  # "grade 5", "10th of November", "27 kilos" (not "27 kilos of")
+            b.pop()
+        while a and a[-1].lower() in _STOP:
+            a.pop()
+        if b or a:
+            return " ".join([*reversed(b), number, *a]), number, True
+        bare.append(number)
+    return (bare[0], bare[0], False) if len(bare) == 1 else None
+
+
+def _bare(word: str) -> str:
+    return word.strip(",.;:!?'’\"()").lower()
+
+
+def _matching(words_: list[str], unit: list[str]) -> list[str]:
+    """The leading words of `words_` that repeat the unit's ("of November" for "of November"), as said."""
+    out = []
+    for w, u in zip(words_, unit):
+        if _bare(w) != u:
+            break
+        out.append(w.strip(",.;:!?'’\"()"))
+    return out
+
+
+def stated_as_new(message: str, key: str) -> bool:
+    """Whether `key` is said where a correction puts its new value: before ", not X" ("we're going to Nagano for
+    the ski trip, not Hokkaido")."""
+    return any(key.lower() in m.group(1).lower() for m in _BEFORE_NOT.finditer(_norm(message)))
+
+
+def _swap(old: LedgerFact, new_key: str, old_value: str, new_value: str) -> NewFact | None:
+    """The old fact with `old_value` replaced by `new_value` in its answer, and `new_key` as its key."""
+    if not new_key or new_key.lower() == old.key.lower() or old_value.lower() not in old.answer.lower():
+        return None
+    answer = re.sub(r"(?<!\w)" + re.escape(old_value) + r"(?!\w)", new_value.replace("\\", r"\\"), old.answer,
+                    count=1, flags=re.I)
+    return NewFact("", answer, new_key, old.questions)
+
+
+def _swapped(old: LedgerFact, message: str, replaced: list[str]) -> tuple[NewFact | None, bool]:
+    """The corrected fact (its statement left to the caller), and whether its new value came with the old one's
+    unit."""
+    if _NUMBER.search(old.key):
+        found = _new_number(message, old.key)
+        if not found:
+            return None, False
+        return _swap(old, found[0], _NUMBER.search(old.key).group(0), found[1]), found[2]
+    new = _new_name(message, replaced, old)
+    return _swap(old, new, old.key, new), False
+
+
+def corrected(message: str, current: list[LedgerFact]) -> tuple[NewFact, int] | None:
+    """The fact `message` corrects among the owner's current facts, with its new value swapped in, and the id of
+    the old fact; None if the message does not read as a correction of one of them.
+
+    Which fact: the one whose key shares a word with a replaced value ("not six" → "six years"); or, after a
+    correction cue, the one whose number the message restates, on its topic ("actually it was 27 kilos of honey"
+    → "22 kilos", asked "How much honey did we harvest?")."""
+    norm = _norm(message)
+    replaced = replaced_values(norm)
+    gone = {w for v in replaced for w in words(v)}
+    named = [f for f in current if f.key and gone & words(f.key)]
+    if len(named) == 1:
+        fact, _ = _swapped(named[0], norm, replaced)
+        return (replace(fact, statement=message), named[0].id) if fact else None
+    if named or not (_CORRECTING.search(norm) or _RESTATING.search(norm)):
+        return None
+    said = words(norm)
+    fits = []
+    for old in current:
+        if not old.key or not _NUMBER.search(old.key):
+            continue
+        topic = (words(old.answer) | {w for q in old.questions for w in words(q)}) - words(_NUMBER.search(old.key)[0])
+        fact, unit = _swapped(old, norm, replaced)
+        if fact and said & topic - words(fact.key):  # "honey" for "27 kilos" (not "I walked 40 feet")
+            fits.append((replace(fact, statement=message), old.id, unit))
+    fits = [f for f in fits if f[2]] or fits  # "27 kilos" restates "22 kilos" rather than "four hives"
+    return fits[0][:2] if len(fits) == 1 else None  # none, or several it could restate: left to the extractor

@@ -1,0 +1,88 @@
+"""Corrections the extractor cannot read on its own (chatbot.learning.corrections): the old fact with its value
+swapped, found by the value the message replaces or, after a cue, by the number it restates; nothing else."""
+from __future__ import annotations
+
+import pytest
+
+from chatbot.learning.corrections import corrected, replaced_values, stated_as_new
+from chatbot.learning.extract import RulesExtractor
+from chatbot.learning.ledger import read_turn
+from chatbot.memory.facts import FactStore, NewFact
+from chatbot.memory.store import Store
+
+
+def ledger(tmp_path, *facts: tuple[str, str, tuple[str, ...]]) -> FactStore:
+    """A ledger holding `facts` (answer, key, questions) of user "ann", recorded as they are."""
+    Store(tmp_path / "db.sqlite3").close()  # the facts table refers to the turns
+    store = FactStore(tmp_path / "db.sqlite3")
+    store.record("ann", None, [(NewFact(answer, answer, key, questions), []) for answer, key, questions in facts],
+                 "test")
+    return store
+
+
+ARMY = ("You served seven years in the army.", "seven years", ("How long was I in the army?",))
+BOAT = ("Your boat is 30 feet long.", "30 feet", ("How long is my boat?",))
+SONS = ("You have 2 sons.", "2", ("How many sons do I have?",))
+CITY = ("You and your partner live in leeds.", "leeds", ("Where do we live?",))
+TRIP = ("You are going to Quito for the conference.", "Quito", ("Where is my conference?",))
+DATE = ("Your dentist appointment is on the 4th of March.", "4th of March", ("When is my dentist appointment?",))
+
+
+@pytest.mark.parametrize("message, facts, old_key, new_key, answer", [
+    ("Sorry, small slip: it was nine years in the army, not seven.", [ARMY, CITY], "seven years", "nine years",
+     "You served nine years in the army."),
+    ("My mistake, the boat is actually 34 feet, I measured it again", [BOAT, SONS], "30 feet", "34 feet",
+     "Your boat is 34 feet long."),
+    ("oops i said leeds but were actually in york now, moved in june", [CITY, SONS], "leeds", "york",
+     "You and your partner live in york."),
+    ("Change of plan: we're flying to Lima for the conference, not Quito.", [TRIP, CITY], "Quito", "Lima",
+     "You are going to Lima for the conference."),
+    ("I got muddled, the dentist is on the 11th of March, not the 4th.", [DATE, SONS], "4th of March",
+     "11th of March", "Your dentist appointment is on the 11th of March."),
+])
+def test_a_correction_swaps_the_value_of_the_fact_it_names(tmp_path, message, facts, old_key, new_key, answer):
+    store = ledger(tmp_path, *facts)
+    old = next(f for f in store.facts("ann") if f.key == old_key)
+    fix = corrected(message, store.current("ann"))
+    assert fix is not None, message
+    new, old_id = fix
+    assert (old_id, new.key, new.answer, new.questions) == (old.id, new_key, answer, old.questions)
+    assert new.statement == message
+
+
+@pytest.mark.parametrize("message", [
+    "Actually I took the 25 bus to work today, it was packed",  # a cue and a number, but no fact of that topic
+    "Actually we walked 40 feet along the quay, it was windy",  # the unit of a fact, not its topic
+    "We have a dog too, she is 4.",  # no cue, nothing replaced
+    "My mistake, I meant to ask you something else.",  # a cue, no value
+    "Update: we now have 3 chickens and 2 goats",  # a cue and numbers, but no fact of theirs to restate
+])
+def test_no_correction_without_a_named_value_or_a_restated_number_on_topic(tmp_path, message):
+    store = ledger(tmp_path, ARMY, CITY, BOAT)
+    assert corrected(message, store.current("ann")) is None
+
+
+def test_a_restated_number_must_be_the_only_fit(tmp_path):
+    """Two facts the message could restate: it is left to the extractor."""
+    store = ledger(tmp_path, ("Your boat is 30 feet long.", "30 feet", ("How long is my boat?",)),
+                   ("Your mast is 40 feet tall.", "40 feet", ("How tall is my mast?",)))
+    assert corrected("Actually it's 34 feet, I measured it again", store.current("ann")) is None
+
+
+def test_replaced_values_and_the_new_value_of_a_plain_correction():
+    assert replaced_values("i said alfama but the cafe moved") == ["alfama"]
+    assert replaced_values("update - left infosys last month, now at razorpay") == ["infosys"]
+    assert replaced_values("I'm not on cardiology anymore") and replaced_values("My dog is called Rex.") == []
+    assert stated_as_new("we're flying to Lima for the conference, not Quito", "Lima")
+    assert not stated_as_new("we're flying to Lima for the conference, not Quito", "Quito")
+
+
+def test_the_ledger_records_the_swapped_fact_and_supersedes_the_old(tmp_path):
+    """Through read_turn with the real rules: the old fact is superseded by the fact with the new value, asked
+    with the old questions, and no other fact of the message replaces it."""
+    store = ledger(tmp_path, ARMY, CITY)
+    read_turn(store, RulesExtractor(), "ann", None, "Sorry, small slip: it was nine years in the army, not seven.")
+    current = {f.key: f for f in store.current("ann")}
+    assert "seven years" not in current and "leeds" in current
+    assert current["nine years"].questions == ARMY[2]
+    assert [f.status for f in store.facts("ann") if f.key == "seven years"] == ["superseded"]
