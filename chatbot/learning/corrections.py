@@ -53,6 +53,9 @@ _BOUNDARY = {"in", "at", "on", "to", "for", "since", "as", "by", "from", "with",
              "because", "last", "this", "next", "now", "anymore", "is", "was", "are", "were", "it's", "its", "am",
              "i'm", "im", "be", "been", "a", "an", "the", "my", "our", "actually", "really", "just", "pala", "na"}
 _MAX_WORDS = 4
+# A correction is a sentence or two. The patterns above scan the whole message and backtrack, so a long one
+# (measured: 30 s for 21,000 characters of "now in now in …") is left to the extractor.
+MAX_CHARS = 1000
 # Words that lead to a value in an answer ("live in geelong", "a boat called Kestrel"): the new value follows the
 # same word in the correction
 _LEADS = {"in", "at", "to", "on", "from", "with", "called", "named", "near", "outside", "by"}
@@ -184,6 +187,8 @@ def corrected(message: str, current: list[LedgerFact]) -> tuple[NewFact, int] | 
     Which fact: the one whose key shares a word with a replaced value ("not six" → "six years"); or, after a
     correction cue, the one whose number the message restates, on its topic ("actually it was 27 kilos of honey"
     → "22 kilos", asked "How much honey did we harvest?")."""
+    if len(message) > MAX_CHARS:
+        return None
     norm = _norm(message)
     replaced = replaced_values(norm)
     gone = {w for v in replaced for w in words(v)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.learning.corrections import corrected, replaced_values, stated_as_new
+from chatbot.learning.corrections import MAX_CHARS, corrected, replaced_values, stated_as_new
 from chatbot.learning.extract import RulesExtractor
 from chatbot.learning.ledger import read_turn
 from chatbot.memory.facts import FactStore, NewFact
@@ -86,3 +86,12 @@ def test_the_ledger_records_the_swapped_fact_and_supersedes_the_old(tmp_path):
     assert "seven years" not in current and "leeds" in current
     assert current["nine years"].questions == ARMY[2]
     assert [f.status for f in store.facts("ann") if f.key == "seven years"] == ["superseded"]
+
+
+def test_a_long_message_is_left_to_the_extractor(tmp_path):
+    """The patterns backtrack on long text; a correction is a sentence or two, so a long message is not read as
+    one (and a correction inside it still is, when it is short enough)."""
+    store = ledger(tmp_path, CITY)
+    said = "i said leeds but " + "now in " * 3000
+    assert len(said) > MAX_CHARS and corrected(said, store.current("ann")) is None
+    assert corrected("i said leeds but we're in york now", store.current("ann"))[0].key == "york"
