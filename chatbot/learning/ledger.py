@@ -15,9 +15,10 @@ Supersession ("the same fact, said again"), per owner, against the facts that ar
      name?"). Generic forms ("What did I tell you about myself?", "What am I?") do not make a slot;
   3. otherwise, in a message with a correction cue ("I was wrong about my staff ID — it's HT-4401"), the earlier
      fact with the most similar key, if similar enough;
-  4. and where none of the message's facts replaces anything, a correction the extractor could not read as a
-     fact of its own ("it was eight years in the navy, not six"): the old fact with its value swapped
-     (chatbot.learning.corrections).
+  4. a correction of one current fact that the extractor cannot read as a fact of its own ("it was eight years
+     in the navy, not six"; chatbot.learning.corrections): the old fact with its value swapped supersedes it, in
+     place of what the extractor made of the same value — unless the extractor's key is what the message says
+     before ", not X" (its reading is plain there).
 Measured on the development set (docs/extraction.md)."""
 from __future__ import annotations
 
