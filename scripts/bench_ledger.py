@@ -40,23 +40,24 @@ def measure(rows: list[dict]) -> dict:
         for r in rows:
             turn[r["id"]] = store.add_turn(store.new_conversation(r["persona"]), "user", r["message"])
             sync(facts, RulesExtractor())
+        every = facts.facts()
         by_turn: dict[int, list] = {}
-        for f in facts.facts():
+        for f in every:
             by_turn.setdefault(f.turn_id, []).append(f)
         corrections = [(r, g) for r in rows for g in r["facts"] if g.get("corrects")]
         corrected_turns = {turn[g["corrects"]] for _, g in corrections}
         found = [r["id"] for r, g in corrections
                  if any(f.status == "superseded" for f in by_turn.get(turn[g["corrects"]], []))]
-        by_id = {f.id: f for f in facts.facts()}
+        by_id = {f.id: f for f in every}
         # found, and the fact that replaced the old one holds the new value ("27 kilos" for the gold "27 kilos")
         new_value = [r["id"] for r, g in corrections
                      if any(f.status == "superseded" and f.superseded_by in by_id
                             and _same_value(by_id[f.superseded_by].key, g["key"])
                             for f in by_turn.get(turn[g["corrects"]], []))]
         unread = [r["id"] for r, g in corrections if not by_turn.get(turn[r["id"]])]
-        false = [(f.statement, f.key) for f in facts.facts()
+        false = [(f.statement, f.key) for f in every
                  if f.status == "superseded" and f.turn_id not in corrected_turns]
-        n_facts = len(facts.facts())
+        n_facts = len(every)
         facts.close()
         store.close()
     return {"corrections": len(corrections), "found": len(found), "new_value": len(new_value),

@@ -93,33 +93,33 @@ def _new_name(message: str, replaced: list[str], old: LedgerFact) -> str:
     "in torquay"), else the words before ", not X", before "now" ("in torquay now"), after "actually", or after
     "now" / "moved to" / "joined"."""
     gone = {w for v in replaced for w in words(v)}
+
+    def fresh(value: str) -> bool:  # a value with content words, none of them the replaced value's
+        said = words(value)
+        return bool(said) and not said & gone
+
     at = re.search(r"(\w+)\s+" + re.escape(old.key), old.answer, re.I)
     if at and at.group(1).lower() in _LEADS:
         for m in re.finditer(r"\b" + at.group(1) + r"\s+(?:the\s+|a\s+)?([^,.;!?—–-]+)", message, re.I):
-            value = _phrase(m.group(1).split())
-            if value and not words(value) & gone and words(value):
+            if fresh(value := _phrase(m.group(1).split())):
                 return value
     for m in _BEFORE_NOT.finditer(message):
         back = list(reversed(m.group(1).split()))
         while back and back[0].lower() in ("now", "actually", "really", "anymore"):  # "she's Merlin now, not …"
             back.pop(0)
-        value = _phrase(back)
-        value = " ".join(reversed(value.split()))
-        if value and not words(value) & gone and words(value):
+        if fresh(value := " ".join(reversed(_phrase(back).split()))):
             return value
     for pattern in (_NEW_BEFORE_NOW, _NEW_ACTUALLY, _NEW_AFTER):
         for m in pattern.finditer(message):
-            value = _phrase(m.group(1).split())
-            if value and not words(value) & gone and words(value):
+            if fresh(value := _phrase(m.group(1).split())):
                 return value
     return ""
 
 
-def _new_number(message: str, old_key: str) -> tuple[str, str, bool] | None:
+def _new_number(message: str, old_key: str, old: re.Match) -> tuple[str, str, bool] | None:
     """A number in the message other than the old key's, beside a word the old key has beside its number ("55
     sheep" for "40 sheep", "grade 5" for "grade 4"), else the only other number it holds ("34,000" for "32,000 a
-    month"): (the new key, the new number, whether it came with the unit)."""
-    old = _NUMBER.search(old_key)
+    month"): (the new key, the new number, whether it came with the unit). `old`: the old key's number."""
     before = [_bare(w) for w in reversed(old_key[:old.start()].split())]
     after = [_bare(w) for w in old_key[old.end():].split()]
     bare = []
@@ -171,11 +171,11 @@ def _swap(old: LedgerFact, new_key: str, old_value: str, new_value: str) -> NewF
 def _swapped(old: LedgerFact, message: str, replaced: list[str]) -> tuple[NewFact | None, bool]:
     """The corrected fact (its statement left to the caller), and whether its new value came with the old one's
     unit."""
-    if _NUMBER.search(old.key):
-        found = _new_number(message, old.key)
+    if number := _NUMBER.search(old.key):
+        found = _new_number(message, old.key, number)
         if not found:
             return None, False
-        return _swap(old, found[0], _NUMBER.search(old.key).group(0), found[1]), found[2]
+        return _swap(old, found[0], number.group(0), found[1]), found[2]
     new = _new_name(message, replaced, old)
     return _swap(old, new, old.key, new), False
 
@@ -201,9 +201,9 @@ def corrected(message: str, current: list[LedgerFact]) -> tuple[NewFact, int] | 
     said = words(norm)
     fits = []
     for old in current:
-        if not old.key or not _NUMBER.search(old.key):
+        if not old.key or not (number := _NUMBER.search(old.key)):
             continue
-        topic = (words(old.answer) | {w for q in old.questions for w in words(q)}) - words(_NUMBER.search(old.key)[0])
+        topic = (words(old.answer) | {w for q in old.questions for w in words(q)}) - words(number[0])
         fact, unit = _swapped(old, norm, replaced)
         if fact and said & topic - words(fact.key):  # "honey" for "27 kilos" (not "I walked 40 feet")
             fits.append((replace(fact, statement=message), old.id, unit))
