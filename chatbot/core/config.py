@@ -160,6 +160,9 @@ class TrainConfig:
     # rehearsal examples in each step's distillation batch (0 = train.batch_size). Measured: 1 instead of 2 trained
     # 23 % faster (8 facts, one user), same acquisition and recall on the dev split (docs/experiment)
     distill_batch_size: int = 1
+    # distil where a rehearsal answer is in the training batch, on the logits its SFT loss computed (true), or on a
+    # rehearsal batch of its own every step (false: one more forward and backward pass per step)
+    distill_in_batch: bool = False
     # With distillation on, also train the rehearsal answers as SFT targets (true), or only distil on them (false:
     # each step is the facts' batch + one rehearsal batch's KL, a run's steps follow the facts alone; 2.5x less
     # training for 3 facts on the dev split, but with min_steps 24 one-fact users drifted past max_kl: docs/experiment)

@@ -333,7 +333,7 @@ def _hooks(t: TrainConfig, anchors: list) -> list:
     if t.ewc_lambda > 0:
         hooks.append(EWC(t.ewc_lambda))
     if t.distill_weight > 0:
-        hooks.append(Distill(t.distill_weight, t.distill_batch_size))
+        hooks.append(Distill(t.distill_weight, t.distill_batch_size, in_batch=t.distill_in_batch))
     if hooks and not anchors:
         names = " and ".join(h.name for h in hooks)
         log.info("%s off for this run: no rehearsal or replayed examples to anchor on", names)

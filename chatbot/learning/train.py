@@ -22,6 +22,7 @@ from chatbot.learning.mix import Example
 
 log = logging.getLogger(__name__)
 IGNORE = -100  # label id the loss skips
+ANCHOR = "anchor"  # a training example's index among the hook examples (-1: none), for hooks that work in the batch
 
 
 class Hook(Protocol):
@@ -52,7 +53,8 @@ def tokenize_example(tokenizer, messages: list[dict], max_len: int) -> dict:
 
 
 class _HookedTrainer(Trainer):
-    """Trainer whose loss adds every hook's penalty (EWC …); it also counts real vs padded tokens."""
+    """Trainer whose loss adds every hook's penalty (EWC …), or for a hook that works in the batch (distillation with
+    train.distill_in_batch) its penalty on this batch's logits; it also counts real vs padded tokens."""
 
     def __init__(self, *args, hooks: Sequence[Hook] = (), per_example: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -62,6 +64,7 @@ class _HookedTrainer(Trainer):
         self.padded_tokens = 0
 
     def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
+        anchors = inputs.pop(ANCHOR, None)  # per row: its index among the hook examples, or -1
         mask = inputs["attention_mask"]
         self.real_tokens += int(mask.sum())
         self.padded_tokens += int(mask.numel())
@@ -70,7 +73,10 @@ class _HookedTrainer(Trainer):
         else:
             loss, outputs = super().compute_loss(model, inputs, return_outputs=True, **kwargs)
         for hook in self.hooks:
-            loss = loss + hook.penalty(model).to(loss.device)
+            if getattr(hook, "in_batch", False):
+                loss = loss + hook.batch_penalty(outputs.logits, mask, anchors).to(loss.device)
+            else:
+                loss = loss + hook.penalty(model).to(loss.device)
         return (loss, outputs) if return_outputs else loss
 
 
@@ -223,6 +229,15 @@ def train_adapter(model: torch.nn.Module, tokenizer, examples: list[Example], cf
         raise ValueError("hooks (EWC, distillation) need hook_examples: the rehearsal or replayed examples")
     torch.manual_seed(cfg.seed)
     data = [tokenize_example(tokenizer, e.as_chat(), cfg.max_seq_len) for e in examples]
+    if in_batch := [h for h in hooks if getattr(h, "in_batch", False)]:
+        position = {e: i for i, e in enumerate(hook_examples)}
+        if set(position) <= set(examples):
+            for d, e in zip(data, examples):
+                d[ANCHOR] = position.get(e, -1)
+        else:  # rehearsal answers that are no SFT targets (train.rehearsal_sft false) need a pass of their own
+            log.info("distillation in its own pass: not every anchor example is a training example")
+            for hook in in_batch:
+                hook.in_batch = False
     data = [d for d in data if any(label != IGNORE for label in d["labels"])]
     if not data:
         raise ValueError("no training example has an assistant token to learn from")
@@ -231,8 +246,9 @@ def train_adapter(model: torch.nn.Module, tokenizer, examples: list[Example], cf
 
     if hooks:
         hook_data = [tokenize_example(tokenizer, e.as_chat(), cfg.max_seq_len) for e in hook_examples]
-        for hook in hooks:  # in batches of the hook's own size (distillation: train.distill_batch_size), if it has one
-            size = getattr(hook, "batch_size", None) or cfg.batch_size
+        for hook in hooks:  # in batches of the hook's own size (distillation: train.distill_batch_size), if it has one;
+            # one by one for a hook that works in the training batch (its targets are looked up per example)
+            size = 1 if getattr(hook, "in_batch", False) else getattr(hook, "batch_size", None) or cfg.batch_size
             hook.before_training(model, [collator(hook_data[i:i + size]) for i in range(0, len(hook_data), size)])
 
     on_gpu = torch.cuda.is_available()
