@@ -26,6 +26,9 @@ ANCHOR = "anchor"  # a training example's index among the hook examples (-1: non
 
 
 class Hook(Protocol):
+    """A hook whose `in_batch` is true (distillation with train.distill_in_batch) also has
+    `batch_penalty(logits, attention_mask, anchors)`: the trainer calls it on each batch's own logits instead of
+    `penalty`, and `before_training` gets its examples one by one."""
     name: str
 
     def before_training(self, model: torch.nn.Module, batches) -> None: ...
