@@ -27,8 +27,9 @@ ANCHOR = "anchor"  # a training example's index among the hook examples (-1: non
 
 class Hook(Protocol):
     """A hook whose `in_batch` is true (distillation with train.distill_in_batch) also has
-    `batch_penalty(logits, attention_mask, anchors)`: the trainer calls it on each batch's own logits instead of
-    `penalty`, and `before_training` gets its examples one by one."""
+    `batch_penalty(logits, attention_mask, anchors)`: the trainer calls it on a batch's own logits instead of
+    `penalty` when the batch holds one of its examples (`penalty` still serves a batch that holds none), and
+    `before_training` gets its examples one by one."""
     name: str
 
     def before_training(self, model: torch.nn.Module, batches) -> None: ...
@@ -57,7 +58,8 @@ def tokenize_example(tokenizer, messages: list[dict], max_len: int) -> dict:
 
 class _HookedTrainer(Trainer):
     """Trainer whose loss adds every hook's penalty (EWC …), or for a hook that works in the batch (distillation with
-    train.distill_in_batch) its penalty on this batch's logits; it also counts real vs padded tokens."""
+    train.distill_in_batch) its penalty on this batch's logits where the batch holds one of its examples; it also
+    counts real vs padded tokens."""
 
     def __init__(self, *args, hooks: Sequence[Hook] = (), per_example: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -76,9 +78,9 @@ class _HookedTrainer(Trainer):
         else:
             loss, outputs = super().compute_loss(model, inputs, return_outputs=True, **kwargs)
         for hook in self.hooks:
-            if getattr(hook, "in_batch", False):
+            if getattr(hook, "in_batch", False) and anchors is not None and bool((anchors >= 0).any()):
                 loss = loss + hook.batch_penalty(outputs.logits, mask, anchors).to(loss.device)
-            else:
+            else:  # a batch without an anchor example still gets the penalty, from a pass of its own
                 loss = loss + hook.penalty(model).to(loss.device)
         return (loss, outputs) if return_outputs else loss
 

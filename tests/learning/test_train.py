@@ -181,10 +181,10 @@ def test_hooks_never_anchor_on_the_training_examples(tiny_loaded, tmp_path):
     assert not hasattr(tiny_loaded.model, "peft_config")  # refused before any adapter was attached
 
 
-def test_distillation_in_the_batch_needs_no_pass_of_its_own(tiny_model_dir, model_cache, tmp_path):
-    """train.distill_in_batch: the rehearsal answers are training examples, so each step's KL comes from the rows
-    of its own batch that are rehearsal answers (no forward pass of its own: `penalty` runs only for the final
-    metric); where the anchors are no training examples, it falls back to the pass of its own."""
+def test_distillation_in_the_batch_reuses_the_batch_where_it_can(tiny_model_dir, model_cache, tmp_path):
+    """train.distill_in_batch: the rehearsal answers are training examples, so a step whose batch holds one takes
+    its KL from those rows (no forward pass of its own); a step whose batch holds none still gets the penalty,
+    from a pass of its own; where the anchors are no training examples, every step falls back to that pass."""
     from chatbot.learning.distill import Distill
 
     rehearsal = [Example((("user", f"Name a colour, please ({i})."), ("assistant", "Blue, like the sky.")),
@@ -193,7 +193,7 @@ def test_distillation_in_the_batch_needs_no_pass_of_its_own(tiny_model_dir, mode
     class Recording(Distill):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
-            self.passes, self.rows = 0, []
+            self.passes, self.rows, self.batches = 0, [], 0
 
         def penalty(self, model):
             self.passes += 1
@@ -201,6 +201,7 @@ def test_distillation_in_the_batch_needs_no_pass_of_its_own(tiny_model_dir, mode
 
         def batch_penalty(self, logits, attention_mask, anchors):
             self.rows += [a for a in anchors.tolist() if a >= 0]
+            self.batches += 1
             return super().batch_penalty(logits, attention_mask, anchors)
 
     loaded = load_model(str(tiny_model_dir), "none", "float32", model_cache)
@@ -208,8 +209,10 @@ def test_distillation_in_the_batch_needs_no_pass_of_its_own(tiny_model_dir, mode
     out = train_adapter(loaded.model, loaded.tokenizer, EXAMPLES + rehearsal, CFG, tmp_path / "a", quantized=False,
                         hooks=[hook], hook_examples=rehearsal, show_progress=False)
     out.model.unload()
-    assert out.metrics["steps"] == 12 and hook.passes == 1  # 11 examples, batches of 2, 2 epochs; the final metric
+    assert out.metrics["steps"] == 12  # 11 examples, batches of 2, 2 epochs
     assert sorted(hook.rows) == [0, 0, 1, 1, 2, 2]  # every rehearsal answer, once an epoch, in its own batch
+    assert 3 <= hook.batches <= 6  # the batches that hold a rehearsal answer: no pass of their own
+    assert hook.passes == out.metrics["steps"] - hook.batches + 1  # every other step, and the final metric
     assert "distill_penalty" in out.metrics
 
     fallback = Recording(1.0, 1, top_k=8, in_batch=True)
