@@ -252,7 +252,8 @@ def train_adapter(model: torch.nn.Module, tokenizer, examples: list[Example], cf
     if hooks:
         hook_data = [tokenize_example(tokenizer, e.as_chat(), cfg.max_seq_len) for e in hook_examples]
         for hook in hooks:  # in batches of the hook's own size (distillation: train.distill_batch_size), if it has one;
-            # one by one for a hook that works in the training batch (its targets are looked up per example)
+            # one by one for a hook that works in the training batch (its targets are looked up per example; its pass
+            # for a batch without one then takes one example, whatever train.distill_batch_size says)
             size = 1 if getattr(hook, "in_batch", False) else getattr(hook, "batch_size", None) or cfg.batch_size
             hook.before_training(model, [collator(hook_data[i:i + size]) for i in range(0, len(hook_data), size)])
 
