@@ -1,7 +1,8 @@
 """Benchmark a consolidation against a plain transformers Trainer + peft run on the same data and the same base.
 
-A temp home gets --turns new turns (user/assistant pairs whose user side states varied first-person facts such
-as "My sister is called Ana." or "I live in Porto.", so augmentation turns them into Q/A pairs) and, for replay,
+A temp home gets --turns new turns of one user, so the run is one training of one adapter line (user/assistant pairs
+whose user side states varied first-person facts such as "My sister is called Ana." or "I live in Porto.", so
+augmentation turns them into Q/A pairs) and, for replay,
 --prior-turns older turns imported and marked consolidated (Store.mark_consolidated). That home is a template:
 every measured run copies it, so all runs see the same data. Each run is its own subprocess (peak RSS per path):
   (a) pipeline  chatbot.learning.consolidate.consolidate(home, config, gate=..., loaded=..., show_progress=False) with
@@ -68,6 +69,7 @@ from synthetic_facts import build_home  # noqa: E402  (scripts/ is on sys.path w
 
 from chatbot.core.config import COMPUTE_DTYPES  # noqa: E402
 
+BENCH_USER = "ana"  # every synthetic turn is this user's
 MiB = 1024 * 1024
 TARGET_RATIO = 1.0
 
@@ -406,7 +408,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-consolidate-"))
     args.work = str(work)
     try:
-        data = build_home(work / "template", cfg, args.turns, prior, args.seed)
+        # One user: a consolidation trains each user's line on its own, and the baseline retrains one run's examples
+        data = build_home(work / "template", cfg, args.turns, prior, args.seed, users=(BENCH_USER,))
         print(f"# home: {data['new']['turns']} new turns in {data['new']['conversations']} conversations, "
               f"{data['prior']['turns']} prior (consolidated) turns; built in {data['build_s']:.1f} s", flush=True)
         runs: list[dict] = []

@@ -90,9 +90,10 @@ def _fact(rng: random.Random) -> tuple[str, str]:
     return f"I like {h}.", f"You like {h}."
 
 
-def conversations(n_turns: int, seed: int) -> list[dict]:
-    """JSONL-ready conversations with exactly n_turns turns (user/assistant pairs, 1-4 pairs per conversation).
-    About 85 % of user turns state one or two facts; the rest ask a general question. Replies vary in length."""
+def conversations(n_turns: int, seed: int, users: tuple[str, ...] = tuple(USERS)) -> list[dict]:
+    """JSONL-ready conversations with exactly n_turns turns (user/assistant pairs, 1-4 pairs per conversation), each
+    by one of `users`. About 85 % of user turns state one or two facts; the rest ask a general question. Replies
+    vary in length."""
     rng = random.Random(seed)
     pairs_left = n_turns // 2
     out = []
@@ -109,12 +110,14 @@ def conversations(n_turns: int, seed: int) -> list[dict]:
             user = rng.choice(_FILLERS) + " ".join(f for f, _ in facts)
             reply = " ".join([rng.choice(_ACKS)] + [r for _, r in facts] + rng.sample(_EXTRA, rng.randint(0, 3)))
             messages += [{"role": "user", "content": user}, {"role": "assistant", "content": reply}]
-        out.append({"user": rng.choice(USERS), "messages": messages})
+        out.append({"user": rng.choice(users), "messages": messages})
     return out
 
 
-def build_home(home: Path, config, new_turns: int, prior_turns: int, seed: int) -> dict:
-    """Import the prior set, mark it consolidated (the replay pool), then import the new set (what this run learns)."""
+def build_home(home: Path, config, new_turns: int, prior_turns: int, seed: int,
+               users: tuple[str, ...] = tuple(USERS)) -> dict:
+    """Import the prior set, mark it consolidated (the replay pool), then import the new set (what this run learns),
+    both by `users`."""
     from chatbot.memory.transfer import import_jsonl
     from chatbot.runtime import open_runtime
 
@@ -126,7 +129,7 @@ def build_home(home: Path, config, new_turns: int, prior_turns: int, seed: int) 
             if n == 0:
                 info[name] = {"conversations": 0, "turns": 0}
                 continue
-            convs = conversations(n, s)
+            convs = conversations(n, s, users)
             path = home / f"{name}.jsonl"
             path.write_text("".join(json.dumps(c) + "\n" for c in convs), encoding="utf-8")
             report = import_jsonl(path, rt.store, rt.buffer, config.serve.default_user)
