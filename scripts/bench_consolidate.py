@@ -2,9 +2,9 @@
 
 A temp home gets --turns new turns of one user, so the run is one training of one adapter line (user/assistant pairs
 whose user side states varied first-person facts such as "My sister is called Ana." or "I live in Porto.", so
-augmentation turns them into Q/A pairs) and, for replay,
---prior-turns older turns imported and marked consolidated (Store.mark_consolidated). That home is a template:
-every measured run copies it, so all runs see the same data. Each run is its own subprocess (peak RSS per path):
+augmentation turns them into Q/A pairs) and, for replay, --prior-turns older turns imported and marked consolidated
+(Store.mark_consolidated). That home is a template: every measured run copies it, so all runs see the same data.
+Each run is its own subprocess (peak RSS per path):
   (a) pipeline  chatbot.learning.consolidate.consolidate(home, config, gate=..., loaded=..., show_progress=False) with
                 the real config (4-bit by default), after chatbot.model.load_model. Its training metrics (real tokens,
                 padded tokens, padding waste, trainer seconds, tokens/s) come from result.metrics, which train.py

@@ -157,9 +157,9 @@ class TrainConfig:
     # weight of KL(base || model) on the rehearsal answers' next-token distributions (0 = off). Measured (13 facts,
     # dev split): 1.0 took KL to the base 0.96 → 0.64 and perplexity ×1.25 → ×1.04, acquisition 77 % → 54 %
     distill_weight: float = 1.0
-    # rehearsal examples in each step's distillation batch (0 = train.batch_size; with distill_in_batch, one: its
-    # targets are kept example by example). Measured: 1 instead of 2 trained
-    # 23 % faster (8 facts, one user), same acquisition and recall on the dev split (docs/experiment)
+    # rehearsal examples in each distillation pass of its own (0 = train.batch_size; one where distill_in_batch
+    # reuses the training batch: its targets are kept example by example). Measured: 1 instead of 2 trained 23 %
+    # faster (8 facts, one user), same acquisition and recall on the dev split (docs/experiment)
     distill_batch_size: int = 1
     # distil on the logits the SFT loss already computed where the training batch holds a rehearsal answer, and on a
     # rehearsal answer of its own in the other steps (true), or on a batch of its own every step (false: one more
