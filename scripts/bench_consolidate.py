@@ -34,10 +34,13 @@ Order: rep 1 runs pipeline, baseline[, baseline-group_by_length], rep 2 the reve
 (a)'s examples, so a pipeline run always comes first); ratios are medians over reps. Peak memory: the subprocess's
 ru_maxrss, and the peak during training (VmHWM reset via /proc/self/clear_refs at its start).
 
+With train.strategy "rebuild" (the default) the mix is the user's current ledger facts + rehearsal: the prior turns
+add no replayed example (they are the replay pool of the "continue" strategy).
+
 Target: pipeline tokens/s >= baseline tokens/s (ratio >= 1.0: the pipeline adds no hidden cost). The default
-(--turns 200 with 200 prior turns for replay, 1 epoch) is also the end-to-end wall time of consolidating 200 new
-turns + replay on CPU with the embedded model; the rehearsal stage includes generating the base model's answers,
-which a home caches after its first consolidation.
+(--turns 200 with 200 prior turns, 1 epoch) is also the end-to-end wall time of consolidating 200 new turns on
+CPU with the embedded model; the rehearsal stage includes generating the base model's answers, which a home
+caches after its first consolidation.
 
     .venv/bin/python scripts/bench_consolidate.py [--turns 200] [--prior-turns N] [--epochs 1] [--reps 1]
         [--compute-dtype auto] [--baseline-dtype float32] [--grouped-baseline] [--cache-dir /tmp/cbmodels]
