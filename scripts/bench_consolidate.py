@@ -34,8 +34,9 @@ Order: rep 1 runs pipeline, baseline[, baseline-group_by_length], rep 2 the reve
 (a)'s examples, so a pipeline run always comes first); ratios are medians over reps. Peak memory: the subprocess's
 ru_maxrss, and the peak during training (VmHWM reset via /proc/self/clear_refs at its start).
 
-With train.strategy "rebuild" (the default) the mix is the user's current ledger facts + rehearsal: the prior turns
-add no replayed example (they are the replay pool of the "continue" strategy).
+With train.strategy "rebuild" (the default) the prior turns are read into the knowledge ledger like the new ones,
+and the mix is the user's current facts from both sets + rehearsal; no adapter version holds the prior turns' facts,
+so they are trained as new question/answer pairs, not replay (under "continue" the prior turns are the replay pool).
 
 Target: pipeline tokens/s >= baseline tokens/s (ratio >= 1.0: the pipeline adds no hidden cost). The default
 (--turns 200 with 200 prior turns, 1 epoch) is also the end-to-end wall time of consolidating 200 new turns on
