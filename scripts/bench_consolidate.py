@@ -353,8 +353,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--turns", type=int, default=200, help="new turns to consolidate (even: user/assistant pairs)")
     ap.add_argument("--prior-turns", type=int, default=None,
-                    help="older turns imported and marked consolidated, the replay pool (default: = --turns; 0 = none)")
-    ap.add_argument("--epochs", type=int, default=1, help="train.epochs (the package default is 3)")
+                    help="older turns imported and marked consolidated: continue's replay pool; with rebuild their "
+                         "current facts are trained like the new ones (default: = --turns; 0 = none)")
+    ap.add_argument("--epochs", type=int, default=1, help="train.epochs (the package default is 4)")
     ap.add_argument("--batch-size", type=int, default=None, help="train.batch_size (default: the config's)")
     ap.add_argument("--replay-ratio", type=float, default=None, help="train.replay_ratio (default: the config's)")
     ap.add_argument("--rehearsal", type=int, default=None, help="train.rehearsal_count (default: the config's)")
