@@ -17,19 +17,26 @@ from dataclasses import replace
 from chatbot.learning.augment.text import _CORRECTING, _norm
 from chatbot.memory.facts import LedgerFact, NewFact
 
+# A run of a value phrase: anything up to punctuation or a dash, but a hyphen inside a word is part of the value
+# ("BN-5529", "30-12-06", "Ahmed-Ali").
+_RUN = r"(?:[^,.;!?—–-]|(?<=\w)-(?=\w))"
+
 # What follows "not" / "instead of" in a correction: the replaced value ("not a radiographer", "not the 3rd"),
 # and what the speaker takes back ("i said alfama but", "left infosys", "not anymore on cardiology").
-_REPLACED = re.compile(r"\b(?:not|rather than|instead of|no longer|isn't|wasn't)\s+(?:anymore\s+|any more\s+)?"
-                       r"(?:an?\s+|the\s+|my\s+|our\s+|on\s+|in\s+|at\s+|with\s+)?([^,.;!?—–-]{1,60})|"
-                       r"\bi (?:said|told you|wrote)\s+(?:it was\s+|it's\s+|its\s+)?([^,.;!?—–-]{1,40}?)\s+but\b|"
-                       r"\b(?:left|quit)\s+(?:the\s+|my\s+|our\s+)?([^,.;!?—–-]{1,40}?)(?=\s+(?:last|this|in|on|at|"
+_REPLACED = re.compile(rf"\b(?:not|rather than|instead of|no longer|isn't|wasn't)\s+(?:anymore\s+|any more\s+)?"
+                       rf"(?:an?\s+|the\s+|my\s+|our\s+|on\s+|in\s+|at\s+|with\s+)?({_RUN}{{1,60}})|"
+                       rf"\bi (?:said|told you|wrote)\s+(?:it was\s+|it's\s+|its\s+)?({_RUN}{{1,40}}?)\s+but\b|"
+                       rf"\b(?:moved|switched|changed|shifted|swapped|went)\b{_RUN}{{0,40}}?\bfrom\s+(?:the\s+)?"
+                       rf"({_RUN}{{1,40}}?)\s+to\b|"  # "moved its rehearsals from Wednesdays to Thursdays"
+                       rf"\b(?:left|quit)\s+(?:the\s+|my\s+|our\s+)?({_RUN}{{1,40}}?)(?=\s+(?:last|this|in|on|at|"
                        r"and|so|because|since|,|\.|;|—|–|-|$))", re.I)
 # "Juniper is the neighbours' guinea pig", "Larchfield only did the pre-seed", "Soggy Toast was taken":
 # a name that the correction moves elsewhere
 _MOVED = re.compile(r"(?:^|[.;:,—–-]\s*)([A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)*)\s+(?:is|was|only|did|were|are)\b")
 # Cues that, beside _CORRECTING's, mark a message that restates a value: "actually it was 27 kilos", "update -",
 # "oops", "sorry mistake". Only used to swap a number whose unit and topic the message repeats (see `corrected`).
-_RESTATING = re.compile(r"\b(?:actually|update|updated|oops|mistake|correct myself|wrong)\b", re.I)
+_RESTATING = re.compile(r"\b(?:actually|update|updated|oops|mistake|correct myself|wrong|moved|rescheduled|"
+                        r"postponed|pushed|brought forward)\b", re.I)
 _STOP = {"a", "an", "the", "my", "our", "of", "in", "at", "on", "to", "and", "or", "is", "was", "it", "its", "it's",
          "i", "we", "me", "us", "you", "your", "he", "she", "they", "her", "his", "their", "for", "with", "now",
          "not", "just", "only", "really", "actually", "then", "that", "this", "one", "ones", "there", "here",
@@ -40,14 +47,20 @@ _NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven t
 _WORD_NUM = "(?:" + "|".join(_NUMBER_WORDS) + ")"
 _NUM = r"(?:\d+(?:[.,]\d+)*(?:st|nd|rd|th)?|" + _WORD_NUM + r"(?:[- ]" + _WORD_NUM + r")*)"
 _NUMBER = re.compile(r"\b" + _NUM + r"\b", re.I)
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*"
+# A day and its month are one value: "18 March" moved to "2 April" is not "2 March".
+_DATE = re.compile(rf"\b(?:\d{{1,2}}(?:st|nd|rd|th)?(?: of)? {_MONTH}|{_MONTH} \d{{1,2}}(?:st|nd|rd|th)?)\b", re.I)
 # Where the new value of a name or place starts: "now its in graça", "moved me to oncology ward",
 # "retires at Easter, not Christmas" (the words before ", not").
 _NEW_AFTER = re.compile(r"\b(?:now|moved|switched|changed|transferred|joined)\b(?:\s+(?:me|us|it|them|over|"
                         r"it's|its|it is|we're|were|we are|i'm|im|i am|to|in|at|on|with|joined|working|work|"
-                        r"for|by|doing|shifts|a|an|the|our|my))*\s+([^,.;!?—–-]+)", re.I)
-_NEW_BEFORE_NOW = re.compile(r"\b(?:actually|really|in|at|on|to|with|called|named)\s+([^,.;!?—–-]+?)\s+now\b", re.I)
-_NEW_ACTUALLY = re.compile(r"\b(?:actually|really)\s+(?:in|at|on|with|called|named|from)?\s*([^,.;!?—–-]+)", re.I)
-_BEFORE_NOT = re.compile(r"([^,.;!?—–:-]+?),?\s+(?:and\s+)?(?:not|rather than|instead of)\s", re.I)
+                        rf"for|by|doing|shifts|a|an|the|our|my))*\s+({_RUN}+)", re.I)
+_NEW_BEFORE_NOW = re.compile(
+    rf"\b(?:actually|really|in|at|on|to|with|called|named|it's|its|it is)\s+({_RUN}+?)\s+now\b", re.I)
+_FROM_TO = re.compile(rf"\bfrom\s+{_RUN}+?\s+to\s+(?:the\s+)?({_RUN}+)", re.I)
+_NEW_ACTUALLY = re.compile(rf"\b(?:actually|really)\s+(?:in|at|on|with|called|named|from)?\s*({_RUN}+)", re.I)
+_BEFORE_NOT = re.compile(r"((?:[^,.;!?—–:-]|(?<=\w)-(?=\w))+?),?\s+(?:and\s+)?(?:not|rather than|instead of)\s",
+                         re.I)
 # Words that end a value phrase from its right ("oncology ward since march") or its left ("retires at Easter").
 _BOUNDARY = {"in", "at", "on", "to", "for", "since", "as", "by", "from", "with", "of", "and", "but", "so",
              "because", "last", "this", "next", "now", "anymore", "is", "was", "are", "were", "it's", "its", "am",
@@ -62,10 +75,15 @@ _LEADS = {"in", "at", "to", "on", "from", "with", "called", "named", "near", "ou
 
 
 def words(text: str) -> set[str]:
-    """Content words, ordinals as numbers ("the 2nd" and "2 February" share "2")."""
+    """Content words, ordinals as numbers ("the 2nd" and "2 February" share "2"), plurals as singulars."""
     found = re.findall(r"[\w'’-]+", _norm(text).lower())
-    return {re.sub(r"^(\d+)(?:st|nd|rd|th)$", r"\1", w) for w in found
+    return {_stem(re.sub(r"^(\d+)(?:st|nd|rd|th)$", r"\1", w)) for w in found
             if w not in _STOP and (len(w) > 1 or w.isdigit())}
+
+
+def _stem(word: str) -> str:
+    """A plural as its singular, near enough to compare ("Wednesdays" ~ "Wednesday", "kilos" ~ "kilo")."""
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")) else word
 
 
 def replaced_values(message: str) -> list[str]:
@@ -100,7 +118,7 @@ def _new_name(message: str, replaced: list[str], old: LedgerFact) -> str:
 
     at = re.search(r"(\w+)\s+" + re.escape(old.key), old.answer, re.I)
     if at and at.group(1).lower() in _LEADS:
-        for m in re.finditer(r"\b" + at.group(1) + r"\s+(?:the\s+|a\s+)?([^,.;!?—–-]+)", message, re.I):
+        for m in re.finditer(r"\b" + at.group(1) + rf"\s+(?:the\s+|a\s+)?({_RUN}+)", message, re.I):
             if fresh(value := _phrase(m.group(1).split())):
                 return value
     for m in _BEFORE_NOT.finditer(message):
@@ -109,7 +127,7 @@ def _new_name(message: str, replaced: list[str], old: LedgerFact) -> str:
             back.pop(0)
         if fresh(value := " ".join(reversed(_phrase(back).split()))):
             return value
-    for pattern in (_NEW_BEFORE_NOW, _NEW_ACTUALLY, _NEW_AFTER):
+    for pattern in (_FROM_TO, _NEW_BEFORE_NOW, _NEW_ACTUALLY, _NEW_AFTER):
         for m in pattern.finditer(message):
             if fresh(value := _phrase(m.group(1).split())):
                 return value
@@ -133,8 +151,8 @@ def _new_number(message: str, old_key: str, old: re.Match) -> tuple[str, str, bo
             b.pop()
         while a and a[-1].lower() in _STOP:
             a.pop()
-        if b or a:
-            return " ".join([*reversed(b), number, *a]), number, True
+        if b or a:  # "BN-5529" for "BN-0317": a unit joined by a hyphen stays joined
+            return re.sub(r"(?<=-) | (?=-)", "", " ".join([*reversed(b), number, *a])), number, True
         bare.append(number)
     return (bare[0], bare[0], False) if len(bare) == 1 else None
 
@@ -171,6 +189,12 @@ def _swap(old: LedgerFact, new_key: str, old_value: str, new_value: str) -> NewF
 def _swapped(old: LedgerFact, message: str, replaced: list[str]) -> tuple[NewFact | None, bool]:
     """The corrected fact (its statement left to the caller), and whether its new value came with the old one's
     unit."""
+    if date := _DATE.search(old.key):
+        dates = {d.group(0) for d in _DATE.finditer(message) if words(d.group(0)) != words(date.group(0))}
+        if len(dates) != 1:
+            return None, False
+        new = dates.pop()
+        return _swap(old, old.key.replace(date.group(0), new), date.group(0), new), True
     if number := _NUMBER.search(old.key):
         found = _new_number(message, old.key, number)
         if not found:

@@ -308,6 +308,31 @@ NEW_FORMS = [
     ("moved to leeds in 2019 for work", [("leeds", "Where did I move to?"), ("2019", "When did I move?")]),
     ("fav cricketer is tough bro.. if i had to pick one it'd be dhoni only",
      [("dhoni", "What's my favourite cricketer?")]),
+    # (session 22, tuned on the read splits) a negation only in the tail leaves the statement before it a fact
+    ("My mother still lives in Chennai and won't hear of moving to Canada.",
+     [("Chennai", "Where does my mother live?")]),
+    ("I'm allergic to shellfish, so please never suggest shrimp.", [("shellfish", "What am I allergic to?")]),
+    # a list about the user without "I'm" or "my"
+    ("ok quick stuff abt me: allergic to peanuts, birthday is feb 29, fav food is migas",
+     [("peanuts", "What am I allergic to?"), ("feb 29", "When is my birthday?"), ("migas", "What is my fav food?")]),
+    # names given without "I'm", or typed in lowercase after a greeting, and the age said with them
+    ("yo im mads, 24, i work at a coffee place", [("mads", "What is my name?"), ("24", "How old am I?")]),
+    ("Hiya, Fiona here. Staff nurse on a cardiology ward.", [("Fiona", "What is my name?")]),
+    ("My name Piotr, I am from Poland.", [("Piotr", "What is my name?"), ("Poland", "Where am I from?")]),
+    # hedges without "it'd be", with the kind said before or qualified
+    ("fave game?? hmm if i had to choose prob mobile legends", [("mobile legends", "What's my favourite game?")]),
+    ("It's hard to choose, but if I had to pick one breed I'd say the Huntaway.",
+     [("Huntaway", "What's my favourite breed?")]),
+    ("If I had to pick one port from all those years, it would be Valparaíso, without hesitation.",
+     [("Valparaíso", "What's my favourite port?")]),
+    # a name given in passing to something of theirs, a relation without "my", a pronoun repeating the subject
+    ("At home I have two dogs, plus a very elderly leopard tortoise called Oupa.",
+     [("Oupa", "What is my tortoise called?")]),
+    ("grandson dustin works at the john deere plant in ankeny", [("dustin", "What is my grandson called?")]),
+    ("my brother mwangi he drive matatu in thika", [("mwangi", "What is my brother called?"),
+                                                    ("matatu", "What does my brother drive?")]),
+    ("my brother, he is a doctor in Leeds", [("doctor", "What does my brother do for a living?")]),
+    ("Originally I am from Chennai; I moved to Switzerland in 2020.", [("Chennai", "Where am I from?")]),
 ]
 
 
@@ -371,6 +396,9 @@ NEW_NOT_FACTS = [
     "I ate two pizzas.",
     "tell me a joke about my mum",  # a request without a subject is no statement
     "went to the shops today",  # nor is an episode without one
+    "hi im tired",  # a greeting makes no word a dictionary knows a name
+    "Weather is nice today.",  # a list item without "my" only for what is about a person
+    "I'm not married any more, no.",  # the negation is the statement itself, not a tail
 ]
 
 

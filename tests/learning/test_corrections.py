@@ -26,6 +26,9 @@ SONS = ("You have 2 sons.", "2", ("How many sons do I have?",))
 CITY = ("You and your partner live in leeds.", "leeds", ("Where do we live?",))
 TRIP = ("You are going to Quito for the conference.", "Quito", ("Where is my conference?",))
 DATE = ("Your dentist appointment is on the 4th of March.", "4th of March", ("When is my dentist appointment?",))
+GYM = ("Your gym membership number is BN-0317.", "BN-0317", ("What is my gym membership number?",))
+TEST = ("Your driving test is booked for 18 March.", "18 March", ("When is my driving test?",))
+CHOIR = ("You rehearse on Wednesday evenings.", "Wednesday evenings", ("When do we rehearse?",))
 
 
 @pytest.mark.parametrize("message, facts, old_key, new_key, answer", [
@@ -39,6 +42,13 @@ DATE = ("Your dentist appointment is on the 4th of March.", "4th of March", ("Wh
      "You are going to Lima for the conference."),
     ("I got muddled, the dentist is on the 11th of March, not the 4th.", [DATE, SONS], "4th of March",
      "11th of March", "Your dentist appointment is on the 11th of March."),
+    # a value with a hyphen inside is one value; a day moved with its month; "from X to Y"
+    ("new gym number btw, they changed systems — it's BN-5529 now, not BN-0317", [GYM, CITY], "BN-0317", "BN-5529",
+     "Your gym membership number is BN-5529."),
+    ("test got moved!! it's 2 April now, same centre", [TEST, SONS], "18 March", "2 April",
+     "Your driving test is booked for 2 April."),
+    ("the choir has moved its rehearsals from Wednesdays to Thursday evenings", [CHOIR, CITY], "Wednesday evenings",
+     "Thursday evenings", "You rehearse on Thursday evenings."),
 ])
 def test_a_correction_swaps_the_value_of_the_fact_it_names(tmp_path, message, facts, old_key, new_key, answer):
     store = ledger(tmp_path, *facts)
@@ -56,6 +66,7 @@ def test_a_correction_swaps_the_value_of_the_fact_it_names(tmp_path, message, fa
     "We have a dog too, she is 4.",  # no cue, nothing replaced
     "My mistake, I meant to ask you something else.",  # a cue, no value
     "Update: we now have 3 chickens and 2 goats",  # a cue and numbers, but no fact of theirs to restate
+    "We moved house in 2019, it took 3 days",  # "moved", but two numbers and none beside a fact's unit
 ])
 def test_no_correction_without_a_named_value_or_a_restated_number_on_topic(tmp_path, message):
     store = ledger(tmp_path, ARMY, CITY, BOAT)

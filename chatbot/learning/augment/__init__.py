@@ -37,6 +37,7 @@ from chatbot.learning.augment.rules import (
     _Draft,
     _fallback,
     _hedged,
+    _introduced,
     _names,
     _Said,
     _verb_kinds,
@@ -45,11 +46,15 @@ from chatbot.learning.augment.text import (
     _CORRECTING,
     _GREETING,
     _HYPOTHETICAL_START,
+    _MY_THING,
+    _SAID_OF_ME,
     CASELESS,
+    _affirmed_head,
     _caseless,
     _clauses,
     _core_span,
     _is_statement,
+    _negated,
     _norm,
     _remembered,
     _repair,
@@ -138,12 +143,15 @@ def _facts(clause: str, borrowed: str, greeted: bool, correcting: bool) -> list[
             core, said = core[:1].lower() + core[1:], said[:1].lower() + said[1:]
     if borrowed:
         core, said = _norm(borrowed) + core, borrowed + said
+    if _negated(core) and (head := _affirmed_head(core)):  # "... and won't hear of moving": the tail is no fact
+        core, said = head, said[:len(head)]
     # "the boat licence renews on 14 March" is a fact when the user asked to remember it, or corrects it
     # ("the nursery is Little Oaks, not Little Acorns"); otherwise "the ..." is talk about the world.
     the_subject = _remembered(norm, start) or (
         (correcting or _without_correction(core) != core) and core.lower().startswith("the "))
     if not _is_statement(clause, core, the_subject):
-        return []
+        draft = _introduced(core, said, greeted)  # "hello this is gene", "Fiona here": no "I", still a fact
+        return [fact] if draft and (fact := _finish(clause, draft)) else []
     names = _names(said, core)
     drafts: list[_Draft] = []
     for pattern, build in _RULES:
@@ -182,6 +190,8 @@ def _dropped_subject(core: str) -> str:
     first = words[0].lower() if words else ""
     if first == "been":
         return "I've "
+    if _SAID_OF_ME.match(core):  # a list of facts about the user: "allergic to peanuts, birthday is feb 29"
+        return "my " if _MY_THING.match(core) else "I'm "
     kinds = _verb_kinds(first)
     return "I " if "past" in kinds and "base" not in kinds and len(words) > 1 else ""
 

@@ -36,6 +36,7 @@ from chatbot.learning.augment.text import (
     _place_key,
     _sentence,
     _truecase,
+    _unknown,
     _value,
     _without_correction,
 )
@@ -222,16 +223,46 @@ def _self_name(g: _Said) -> _Draft | None:
     else:
         qs = [f"What is {{P}} {kind}?", f"What's {{P}} {kind}?", f"Do you remember {{P}} {kind}?",
               f"Tell me {{P}} {kind}."]
-    return _Draft(g.answer(x), voice.ask(*qs), _key(x))
+    said_is = re.search(r"(?:is|'s) $", g.m.string[:g.m.start("x")])  # not "My name Piotr"
+    answer = g.answer(x) if said_is else _sentence(to_second_person(f"{voice.p} {kind} is {x}"))
+    return _Draft(answer, voice.ask(*qs), _key(x))
 
 
-def _intro(g: _Said) -> _Draft | None:
-    # "Hi, I'm Anna": a name only after a greeting and when capitalised ("I'm Canadian" is not a name).
-    x = _value(g["x"])
-    if not (g.greeted and x and all(w[0].isupper() for w in x.split())) or x.lower() in _NOT_NAMES:
-        return None
+def _looks_like_name(x: str) -> bool:
+    """Capitalised, or typed in lowercase but no word a dictionary knows ("jas", "mads"; not "tired")."""
+    return bool(x) and x.lower() not in _NOT_NAMES and all(w[0].isupper() or _unknown(w.lower()) for w in x.split())
+
+
+def _my_name(x: str) -> _Draft:
     return _Draft(_sentence(f"Your name is {x}"), ["What is my name?", "What's my name?", "Do you remember my name?",
                                                   "What am I called?", "Who am I?"], x)
+
+
+def _intro(g: _Said) -> list[_Draft] | None:
+    # "Hi, I'm Anna": a name only after a greeting and when it looks like one ("I'm Canadian" is not a name);
+    # "yo im mads, 24": the age said with it.
+    x = _value(g["x"])
+    if not (g.greeted and _looks_like_name(x)):
+        return None
+    drafts = [_my_name(x)]
+    if age := g.norm("age"):
+        drafts.append(_Draft(_sentence(f"You're {age} years old"), _ME.ask("How old am I?", "What is my age?",
+                                                                              "What age am I?"), age))
+    return drafts
+
+
+_INTRODUCED = _rx(r"(?:(?:this is|it's|its|name's|names|my name) (?P<x>[a-z][\w'-]*)|(?P<y>[a-z][\w'-]*) here)"
+                  r"(?:[,.!]\s*.*)?")
+
+
+def _introduced(core: str, said: str, greeted: bool) -> _Draft | None:
+    """ "hello this is gene", "Name's Wanjiru.", "Hiya, Fiona here.", "My name Piotr": a name said without "I"."""
+    m = _INTRODUCED.fullmatch(core)
+    if not m or not (greeted or m.group("x") and not m.group(0).lower().startswith(("this", "it"))):
+        return None
+    group = "x" if m.group("x") else "y"
+    x = said[m.start(group):m.end(group)]
+    return _my_name(x) if _looks_like_name(x) and x.lower() not in ("it", "that", "everyone") else None
 
 
 def _name_questions(np: str, plural: bool, pos: str = "my", verb: str = "") -> list[str]:
@@ -1179,8 +1210,8 @@ def _proper_run(text: str) -> str:
 _POS = r"(?P<pos>my|our|the)"
 _NAMING = r"(?P<nv>called|named|call|name|christened|dubbed|nicknamed)"
 _RULES: list[tuple[re.Pattern, Callable[[_Said], _Draft | list[_Draft] | None]]] = [
-    (_rx(r"(?P<pos>my|our) (?P<kind>(?:full |first |last |middle |real |given |family |sur|nick)?name) (?:is|'s) "
-         r"(?P<x>.+)"), _self_name),
+    (_rx(r"(?P<pos>my|our) (?P<kind>(?:full |first |last |middle |real |given |family |sur|nick)?name) "
+         r"(?:(?:is|'s) |(?=(?-i:[A-Z])))(?P<x>.+)"), _self_name),  # "My name Piotr, I am from Poland"
     (_rx(r"(?P<subj>i|we)(?:'m| am|'re| are) (?:called|named) (?P<x>.+)"), _self_name),
     (_rx(r"(?:people|everyone|everybody|my friends) calls? (?P<subj>me|us) (?P<x>.+)"), _self_name),
     (_rx(rf"i (?:was wrong|got it wrong|gave you the wrong \w+|made a mistake) (?:about|with|for) (?P<pos>my|our) "
@@ -1245,7 +1276,8 @@ _RULES: list[tuple[re.Pattern, Callable[[_Said], _Draft | list[_Draft] | None]]]
          r"(?P<x>.+)"), _wedding),
     (_rx(rf"{_POS} (?P<np>{_NP})(?P<v> is| are| was| were|{_IS_S}) (?P<x>(?:on|at|in|this|next) .+)"), _event),
     (_rx(rf"{_SUBJ}(?P<be>{_BE}|{_WAS}) {_ADV}(?:a|an) (?P<x>.+)"), _a_something),
-    (_rx(r"i(?:'m| am) (?P<x>[a-z][\w'-]*(?: [a-z][\w'-]*)?)"), _intro),
+    (_rx(r"i(?:'m| am) (?P<x>[a-z][\w'-]*(?: [a-z][\w'-]*)?)(?:,? (?P<age>\d{1,2})(?: (?:yrs?|years?) old| yo)?)?"
+         r"(?:,\s.*)?"), _intro),
     (_rx(rf"{_SUBJ} {_ADV}(?P<v>like|likes|love|loves|enjoy|enjoys|prefer|prefers|adore|adores) (?P<x>.+)"), _like),
     (_rx(rf"{_SUBJ} {_ADV}(?:hate|hates|dislike|dislikes|detest|detests|can't stand|cannot stand|can't bear|"
          r"don't like|do not like|don't enjoy|doesn't like) (?P<x>.+)"), _dislike),
@@ -1291,6 +1323,9 @@ _APPOSITIONS = [
     _rx(rf"(?P<pos>my|our) (?P<np>{_SNP}),? (?:who is|who's|whose name is) (?:called |named )?(?P<name>{_NAMES})"),
     # "Thea Brandt, my oldest friend, is ...", "takeout from Zaatar House, my favourite spot in the city"
     _rx(rf"(?P<name>{_NAMES}), (?P<pos>my|our) (?P<np>{_SNP})(?: (?:in|at|on|of|from) [^,]+)?\s*(?=,|$)"),
+    # "plus a very elderly leopard tortoise called Oupa", "this place called Cosmic Bean": asked by the head noun
+    _rx(rf"(?:.*?\b)?(?:a|an|this|that) (?:[\w'-]+ ){{0,3}}?(?P<np>(?!(?:and|or|the|of|with|very)\b)[a-z][\w'-]*) "
+        rf"(?:called|named) (?P<name>{_NAMES})"),
 ]
 
 
@@ -1303,8 +1338,10 @@ def _names(said: str, core: str) -> list[_Draft]:
             name = said[m.start("name"):m.end("name")]
             groups = m.groupdict()
             np = " ".join((groups.get("np") or groups.get("np2") or "").split())
-            pos = (groups.get("pos") or "").lower() or ("our" if (groups.get("pos2") or "").lower() == "ours" else "my")
-            if not np or not _is_name(core[m.start("name"):m.end("name")]) or name in seen:  # "tomasz" typed lowercase
+            pos = (groups.get("pos") or "").lower() or ("our" if (groups.get("pos2") or "").lower() == "ours"
+                                                         or re.match(r"we\b", core, re.I) else "my")
+            if (not np or not _is_name(core[m.start("name"):m.end("name")]) or name in seen  # "tomasz" typed lowercase
+                    or np.lower().endswith("name")):  # "My name Piotr": the user's own, a rule of its own
                 continue
             seen.add(name)
             plural = bool(re.search(r"\b(?:and|&)\b|,", name)) or (np.endswith("s") and not np.endswith("ss"))
@@ -1326,12 +1363,13 @@ def _names(said: str, core: str) -> list[_Draft]:
 _HEDGED = _rx(
     r"(?:(?:i suppose|i guess|i think|i reckon|honestly|to be honest|tbh|well|ok|okay|hmm+)[,\s]+)*"
     r"(?:[^,]{1,40}?,\s*)?"  # "guinness obviously, if I had to pick one it's guinness"
-    r"if (?P<subj>i|we) (?:really |absolutely |only )?(?:had to|have to|gotta|must|could only|can only|"
+    r"(?:but |though )?if (?P<subj>i|we) (?:really |absolutely |only )?"
+    r"(?:had to|have to|gotta|must|could only|can only|"
     r"(?:were|was) (?:forced|made|asked) to|were to|got to|only got to|needed to)(?: only)? "
     r"(?P<verb>choose|pick|name|go with|keep|eat|have|listen to|watch|read|drink|take|select|save|play|visit)"
-    r"(?: just| only)? (?:(?:one|1|a|an|a single|only one|just one|my|our|the|single|favou?rite|fave|all-time) )*"
-    r"(?P<np>[\w' -]+?)(?: (?:for (?:the rest of (?:my|our) li(?:fe|ves)|ever|life|good)|forever|ever again|again))?"
-    r",? (?:then )?(?:it(?:'d|d| would| will)(?: have to| probably| definitely)? be|it'?s|"
+    r"(?: just| only)?(?: (?:(?:one|1|a|an|a single|only one|just one|my|our|the|single|favou?rite|fave|all-time) )*"
+    r"(?P<np>[\w' -]+?)(?: (?:for (?:the rest of (?:my|our) li(?:fe|ves)|ever|life|good)|forever|ever again|again))?)?"
+    r",? (?:then )?(?:it(?:'d|d| would| will)(?: have to| probably| definitely)? be|it'?s|prob|probs|prolly|id say|"
     r"(?:i|we)(?:'d| would)(?: (?:probably|definitely|"
     r"have to|honestly|just))* (?:say|go with|go for|pick|choose|take|keep|eat|have)|that(?:'d| would) be|easily|"
     r"probably|definitely|hands down)(?: it'd be)? (?P<x>.+)")
@@ -1358,7 +1396,9 @@ def _hedged(said: str, core: str, before: str = "") -> _Draft | None:
     if not m:
         return None
     x = _value(said[m.start("x"):m.end("x")])
-    np = _fav_np(m.group("np"))
+    np = _fav_np(m.group("np") or "one")  # "fave game?? if i had to choose prob mobile legends": said before
+    # "one port from all those years", "one place I have done fieldwork": the kind, without what qualifies it
+    np = re.split(r"\s+(?:from|of|in|at|on|for|that|which|where|i|we|you|i've|we've)\b", np, maxsplit=1, flags=re.I)[0]
     if np.lower() in ("one", "1", "thing", "only one", "only 1") and (topic := _TOPIC_BEFORE.match(before)):
         np = _fav_np(topic.group("np"))
     if not x or not np or len(np.split()) > 4 or np.lower() in ("one", "thing", "of them", "one of them"):

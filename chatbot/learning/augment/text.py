@@ -49,17 +49,27 @@ def _repair(text: str) -> str:
 
     text = re.sub(r"[\w'’]+(?:/(?=\s))?", fix, text)
     # "me mam runs a b&b", "the husband huw does ...", "wife's name is carol", "son tyler is a mechanic": my
-    text = re.sub(rf"\b(?:me|the) (?={_RELATIONS}\b)", "my ", text)
-    return re.sub(rf"(^|[.!?,;:]\s+|\b(?:and|but|so) )({_RELATIONS}(?:'?s)?)"
-                  r"(?= (?:[a-z]+ )?(?:is|are|was|were|name|names|just|also|still|[a-z]+s|[a-z]+ed)\b)",
-                  lambda m: f"{m.group(1)}my {m.group(2)}", text)
+    text = re.sub(rf"\b(?:me|the|The) (?={_RELATIONS}\b)", "my ", text)
+    # "my brother mwangi he drive matatu", "my husband, julien, he do the deliveries": the pronoun repeats the subject
+    text = re.sub(rf"\b((?:[Mm]y|[Oo]ur) (?:(?:best|older|younger|little|big|eldest|youngest|oldest) )?"
+                  rf"(?:{_RELATIONS}|{_PEOPLE_TOO})(?P<name>,? (?!(?:he|she|they)\b)[A-Za-z][\w'-]*)?)(?P<comma>,?) "
+                  r"(?:(?:he|she|they) (?=[a-z])(?!(?:said|says|told|thinks|thought)\b)|(?P<be>he's|she's|they're) )",
+                  lambda m: m.group(1) + (m.group("comma") if m.group("name") else "") + " "
+                  + {"": "", "they're": "are "}.get(m.group("be") or "", "is "), text)
+    return re.sub(rf"(^|[.!?,;:]\s+|\b(?:and|but|so) )((?i:{_RELATIONS})(?:'?s)?)"
+                  r"(?= (?:[A-Za-z]+ )?(?:is|are|was|were|name|names|just|also|still|[a-z]+s|[a-z]+ed)\b)",
+                  lambda m: f"{m.group(1)}my {m.group(2).lower()}", text)
 
 
 # People (and pets) chat names without "my": "wife's name is carol", "son tyler is a mechanic", "me mam".
 _RELATIONS = (r"(?:mum|mom|mam|ma|dad|da|mother|father|wife|husband|hubby|wifey|son|daughter|kids|twins|brother|"
               r"sister|bro|sis|partner|boyfriend|girlfriend|bf|gf|fiance|fiancee|grandma|grandpa|nan|gran|granny|"
               r"cousin|uncle|aunt|auntie|niece|nephew|boss|landlord|landlady|neighbour|neighbor|flatmate|roommate|"
-              r"dog|cat|puppy|kitten)")
+              r"grandson|granddaughter|grandkids|grandchildren|stepson|stepdaughter|dog|cat|puppy|kitten)")
+
+
+_PEOPLE_TOO = (r"(?:friend|bff|colleague|apprentice|manager|supervisor|customer|client|teacher|student|mate|kuya|ate|"
+               r"tito|tita)")
 
 
 # Whether the message being read was typed without capitals (set by extract_facts for the message as a whole: a
@@ -126,15 +136,27 @@ def _sentences(text: str) -> list[str]:
     return merged
 
 
+# What is said without "I'm" or "my" in a list about the user: "20 yrs old", "allergic to peanuts", "originally from
+# Accra", "fav food is migas", "birthday is feb 29". Only words that are about a person, so "weather is nice" is not.
+_MY_THING = re.compile(r"(?:(?:fav|fave|favou?rite|all-time favou?rite) [\w' -]{1,30}?|"
+                       r"(?:full |first |last |nick)?name|birthday|bday|b-day|job|hometown|home town|age|star sign|"
+                       r"blood type|shoe size|height) "
+                       r"(?:is|'s|are) \w", re.I)
+_SAID_OF_ME = re.compile(
+    _MY_THING.pattern + r"|(?:\d{1,3}|[a-z]+-[a-z]+) (?:years?|yrs?|yo|y/o)(?: old)?\b"
+    r"|(?:(?:very|severely|mildly|deathly) )?allergic to \w|originally from \w|(?:happily )?married to \w", re.I)
+
+
 # Clause boundaries inside a sentence: "..., and I live in Lisbon", "... but my cat is Tom", "...; I ...",
 # "... — we ...".
 # Not before "we named her Fig" / "we're called Soggy Toast": that clause names what the first one introduced.
-_SUBJECT_AHEAD = (r"(?=(?:i|i'm|i've|my|we|we're|we've|our)\b)"
+_SUBJECT_AHEAD = (r"(?=(?:i|i'm|i've|my|we|we're|we've|our)\b|" + _SAID_OF_ME.pattern + ")"
                   r"(?!(?:we|i)(?:'re| are|'m| am)? (?:called|named|call|name)\b)")
 _CLAUSE_BREAK = re.compile(
     r"\s*;\s*|\s+(?:[—–]+|-{1,2})\s+(?!(?:it's|it is|it was|that's|that is|she's|he's|they're)\b)"
     r"|\s*,\s*(?:(?:and|but|plus|so|also)\s+)?(?:(?:now|then|also|today|currently)\s+)?" + _SUBJECT_AHEAD +
-    r"|\s+(?:and|but|plus)\s+(?:(?:now|then|also|today|currently)\s+)?" + _SUBJECT_AHEAD, re.I)
+    r"|\s+(?:and|but|plus)\s+(?:(?:now|then|also|today|currently)\s+)?" + _SUBJECT_AHEAD
+    + r"|\s+(?:btw|by the way)\s*[,;:]?\s+(?=\w)", re.I)  # "im in grade 10 at Ateneo btw, math is killing me"
 # A clause needs a verb to stand on its own; otherwise "My wife and I live here" would split after "My wife".
 _HAS_VERB = re.compile(
     r"'(?:m|ve|re)\b|\b(?:is|are|was|were|am|have|has|had|live|lives|work|works|like|likes|love|loves|enjoy|"
@@ -194,9 +216,11 @@ def _shared_subject(clause: str) -> list[tuple[str, str]]:
 _FILLER = re.compile(
     r"(?:oh|ah|ooh+|aw+|well|so|and|also|plus|now|btw|by the way|actually|anyway|anyways|um+|uh+|hmm+|ok|okay|yeah|"
     r"yes|yep|no|nope|fyi|for the record|fun fact|to be honest|honestly|frankly|tbh|funnily enough|at least|"
+    r"originally(?= (?:i|we)\b)|"
     r"ugh+|pf+t?|phew|haha+|lol|sorry|oops|whoops|my mistake|my bad|ah no|correction|small correction|update|"
     r"quick update|scratch that|good news(?: though)?|"
-    r"(?:hi|hey|hello|hiya|howdy|bonjour|hola|ciao|hallo|salut|g'day)(?: there)?|good (?:morning|afternoon|evening))"
+    r"(?:hi+|hey+|hello+|helo|hiya|howdy|yo|bonjour|hola|ciao|hallo|salut|g'day)(?: there)?|"
+    r"good (?:morning|afternoon|evening))"
     r"\b[\s,!.:;—–-]*", re.I)
 # A short label before a colon: "New job: I'm ...", "Note for later: my ...". Not "My locker: 42B" (that is the fact).
 _LABEL = re.compile(r"(?!(?:my|our|i|we)\b)[^\W\d][\w']*(?:[ ,]+[\w']+){0,4}\s*:\s+", re.I)
@@ -222,17 +246,20 @@ _LEAD_IN = re.compile(
 # Habits said before the subject: "Every Sunday I run with ...", "These days I work nights ...", "For work I drive ...".
 _HABIT_LEAD = re.compile(
     r"(?:every|each|most)\s+(?:other\s+)?(?!time\b)\w+(?:\s+(?:morning|evening|night|afternoon))?|these days|nowadays|"
-    r"(?:on|at) (?:the )?(?:weekends?|weekdays)|for work|in the (?:mornings?|evenings?|summers?|winters?)|"
+    r"(?:on|at) (?:the )?(?:weekends?|weekdays|(?:mon|tues|wednes|thurs|fri|satur|sun)days)|for work|"
+    r"in the (?:mornings?|evenings?|summers?|winters?)|"
     r"during the week|(?:once|twice|three times) a (?:week|month|year)"
     r"(?=[\s,]+(?:i|we)\s)[\s,]+", re.I)
 _GREETING = re.compile(
-    r"(?:hi|hey|hello|hiya|howdy|bonjour|hola|ciao|hallo|salut|g'day|good (?:morning|afternoon|evening))\b", re.I)
+    r"(?:hi+|hey+|hello+|helo|hiya|howdy|yo|sup|bonjour|hola|ciao|hallo|salut|g'day|"
+    r"(?:good )?(?:morning|afternoon|evening))\b", re.I)
 _TRAILING_PUNCT = " \t.!?…,;:\"”»)]"
 # Asides at the end of a statement: "... btw if u wanna know", "..., believe it or not", "..., no contest".
 _TRAILING_ASIDE = re.compile(
     r"[\s,]+(?:btw|by the way|if (?:u|you) (?:wanna|want to|must|need to) know|if (?:i'm|i am) (?:being )?honest|"
     r"for what it's worth|fwiw|believe it or not|funnily enough|to be honest|tbh|lol|haha+|lmao|no contest|"
-    r"hands down|for sure|if that makes sense|as they say|just so you know|if you're curious|probably|maybe|perhaps|"
+    r"hands down|for sure|without (?:a )?(?:hesitation|doubt)|no question|"
+    r"if that makes sense|as they say|just so you know|if you're curious|probably|maybe|perhaps|"
     r"i think|i guess|i reckon|i suppose|nice to meet you|pleased to meet you|both of us|all of us)$", re.I)
 
 
@@ -342,6 +369,24 @@ def _without_correction(core: str) -> str:
 def _negated(core: str) -> bool:
     core = _without_correction(core)
     return bool(_NEGATION.search(core)) and not _NEGATION_KEPT.search(core)
+
+
+# Where a clause's tail begins: a comma, or a conjunction that adds a remark of its own.
+_TAIL_BREAK = re.compile(r"\s*,\s*|\s+(?=(?:and|but|so|though|although|because|even though|since|plus)\b)", re.I)
+
+
+def _affirmed_head(core: str) -> str:
+    """A negated clause whose negation comes only in a tail after its statement ("My mother lives in Chennai and
+    won't hear of moving", "I'm allergic to shellfish, so never suggest shrimp", "my favourite bake is rye
+    sourdough, though my pretzels aren't bad"): the statement before that tail; "" when the statement itself is
+    negated ("I don't have a car", "I'm not married any more")."""
+    kept = _without_correction(core)
+    m = _NEGATION.search(kept)
+    if not m or _NEGATION_KEPT.search(kept):
+        return core
+    breaks = list(_TAIL_BREAK.finditer(kept, 0, m.start()))
+    head = kept[:breaks[-1].start()] if breaks else ""
+    return head if len(head.split()) >= 3 and not _NEGATION.search(head) else ""
 
 
 # A one-off episode rather than a standing fact: "My train was late again this morning", "My back is killing me".
