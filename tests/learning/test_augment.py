@@ -417,6 +417,15 @@ def test_a_negated_or_corrected_value_never_becomes_a_key(message, not_key):
     assert all(not_key.lower() not in f.key.lower() for f in _facts(message))
 
 
+@pytest.mark.parametrize("message, not_key", [
+    ("My favourite Alpine pass to drive is the Furka.", "Alpine"),  # "my favourite Alpine" gives no name
+    ("news: we bought a new oven bongard, julien's mother moved with us", "you"),  # a pronoun is no value
+])
+def test_words_that_are_no_value_never_become_a_key(message, not_key):
+    facts = _facts(message)
+    assert facts and all(f.key.lower() != not_key.lower() for f in facts), [(f.key, f.answer) for f in facts]
+
+
 def test_every_message_of_the_dev_set_keeps_the_invariants():
     path = Path(__file__).resolve().parents[2] / "data" / "experiments" / "facts-v2-dev.jsonl"
     for line in path.read_text(encoding="utf-8").splitlines():

@@ -205,6 +205,8 @@ def _about_the(m: re.Match) -> bool:
 def _finish(statement: str, draft: _Draft) -> Fact | None:
     """Dedupe the questions, drop any that would give the answer away, and make sure the key is in the answer."""
     key = draft.key
+    if key.lower() in ("you", "me", "us", "it", "them", "him", "her"):  # "... moved with us": no value of its own
+        return None
     if key.lower() not in draft.answer.lower():
         key = to_second_person("x " + key)[2:]  # a key said in the first person ("my mum") is "your mum" now
     if key.lower() not in draft.answer.lower():

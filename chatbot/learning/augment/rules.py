@@ -1345,6 +1345,8 @@ def _names(said: str, core: str) -> list[_Draft]:
                 continue
             seen.add(name)
             plural = bool(re.search(r"\b(?:and|&)\b|,", name)) or (np.endswith("s") and not np.endswith("ss"))
+            if re.fullmatch(r"(?:favou?rite|fave)", np, re.I):  # "My favourite Alpine pass is ...": no name given
+                continue
             if re.match(r"(?:favou?rite|fave)\b", np, re.I):  # "Zaatar House, my favourite spot in the city"
                 thing = np.split(maxsplit=1)[1] if " " in np else "place"
                 tail = core[m.end("np"):m.end()].strip(" ,")
