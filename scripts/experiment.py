@@ -21,7 +21,9 @@ SFT on the base's greedy answers only), rebuild-distill-only (rehearsal distille
 with at least 24 steps per run: train.rehearsal_sft false, train.min_steps 24), rebuild-ewc (the default + EWC,
 lambda EWC_LAMBDA).
 
-Writes OUT/results.csv, OUT/results.md, OUT/results.json (every pinned setting) and OUT/recall.png.
+Writes OUT/results.csv, OUT/results.md, OUT/results.json (every pinned setting), OUT/recall.png and
+OUT/answers.jsonl (every closed-book answer, to rescore). A fact is recalled when its key is in the answer as a word
+("ten" is not in "often").
 
     .venv/bin/python scripts/experiment.py [--out docs/experiment] [--rounds 5] [--strategies rebuild,continue]
 """
@@ -45,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chatbot.core.config import COMPUTE_DTYPES  # noqa: E402
+from chatbot.evaluation.scoring import has_word  # noqa: E402
 
 STRATEGIES = ("rebuild", "continue", "rebuild-ewc", "rebuild-sft", "rebuild-distill-only")
 FACTS = ROOT / "data" / "experiments" / "facts-v2-test.jsonl"
@@ -167,14 +170,14 @@ def score_round(facts: list[dict], upto: int, answers: dict[str, list[str]]) -> 
     """Recall per round of the current facts, and the corrections' new/old value rates, from answers per fact id."""
     corrected_by = {f["corrects"]: f for f in facts if f["corrects"] and f["round"] <= upto}
     current = [f for f in facts if f["round"] <= upto and f["id"] not in corrected_by]
-    hit = lambda f: [f["key"].lower() in a.lower() for a in answers[f["id"]]]  # noqa: E731
+    hit = lambda f: [has_word(a, f["key"]) for a in answers[f["id"]]]  # noqa: E731
     per_round: dict[int, list[bool]] = {}
     for f in current:
         per_round.setdefault(f["round"], []).extend(hit(f))
     old = {f["id"]: f for f in facts}
     fixes = [f for f in current if f["corrects"] and f["corrects"] in old]
     new_given = [x for f in fixes for x in hit(f)]
-    old_given = [old[f["corrects"]]["key"].lower() in a.lower() for f in fixes for a in answers[f["id"]]]
+    old_given = [has_word(a, old[f["corrects"]]["key"]) for f in fixes for a in answers[f["id"]]]
     rate = lambda xs: round(sum(xs) / len(xs), 3) if xs else None  # noqa: E731
     return {"recall": rate([x for v in per_round.values() for x in v]),
             "per_round": {j: rate(v) for j, v in sorted(per_round.items())},
@@ -193,6 +196,8 @@ def run(args: argparse.Namespace) -> dict:
                         [u for u in args.users.split(",") if u])
     facts = gold_facts(messages)
     general = load_jsonl(Path(args.general))[: args.max_general or None]
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "answers.jsonl").unlink(missing_ok=True)  # written round by round below
     rounds = sorted({m["round"] for m in messages})
     strategies = args.strategies.split(",")
     for s in strategies:
@@ -232,12 +237,15 @@ def run(args: argparse.Namespace) -> dict:
             gen_scores: list[float] = []
             qs: list[tuple[str, str]] = []
             out: list[str] = []
+            said: list[dict] = []
             for user in sorted({f["user"] for f in facts}):
                 mine = [(f["id"], q) for f in facts if f["round"] <= r and f["user"] == user for q in f["questions"]]
                 got = evaluator.answers(lines.line(user).current_path(),
                                         [q for _, q in mine] + [g["question"] for g in general])
-                for (fid, _), a in zip(mine, got):
+                for (fid, q), a in zip(mine, got):
                     answers.setdefault(fid, []).append(a)
+                    said.append({"strategy": strategy, "round": r, "user": user, "fact": fid, "question": q,
+                                 "answer": a})
                 gen_scores.append(sum(accepted(a, g["accept"]) for a, g in zip(got[len(mine):], general))
                                   / len(general))
                 qs, out = qs + mine, out + got[:len(mine)]
@@ -261,6 +269,8 @@ def run(args: argparse.Namespace) -> dict:
             result = build_result(args, started, model_cfg, train_base, probes_cfg, strategies, evaluator, facts,
                                   rounds, general, base_score, rows, matrices, seconds)
             write_outputs(result, Path(args.out))  # after every round: a run cut short keeps what it measured
+            with (Path(args.out) / "answers.jsonl").open("a", encoding="utf-8") as f:
+                f.writelines(json.dumps(x, ensure_ascii=False) + "\n" for x in said)
     evaluator.close()
     if args.keep:
         print(f"data homes kept in {work}")

@@ -68,6 +68,11 @@ def test_scoring_of_recall_and_corrections_by_hand():
     assert r2["correction_new"] == 1.0 and r2["correction_old"] == 0.5 and r2["per_round"] == {1: 1.0, 2: 1.0}
 
 
+def test_a_key_counts_only_as_a_word_of_the_answer():
+    facts = [{"id": "a", "user": "u", "round": 1, "key": "ten", "questions": ["q1", "q2"], "corrects": None}]
+    assert experiment.score_round(facts, 1, {"a": ["I often swim", "She is ten."]})["recall"] == 0.5
+
+
 def test_transfer_metrics_match_hand_computation():
     matrix = [[0.9], [0.6, 1.0], [0.5, 0.8, 1.0]]
     m = experiment.transfer_metrics(matrix)
@@ -93,3 +98,6 @@ def test_miniature_run_writes_table_csv_and_plot(tiny_model_dir, model_cache, tm
     assert result["strategies"]["continue"] == {"strategy": "continue", "distill_weight": 0.0}
     assert (out / "recall.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| rebuild | 1 |" in (out / "results.md").read_text()
+    said = [json.loads(x) for x in (out / "answers.jsonl").read_text().splitlines()]
+    assert {x["strategy"] for x in said} == {"rebuild", "continue"}
+    assert all(x["question"] and "answer" in x for x in said)
