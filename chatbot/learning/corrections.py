@@ -26,13 +26,15 @@ _RUN = r"(?:[^,.;!?—–-]|(?<=\w)-(?=\w))"
 _REPLACED = re.compile(rf"\b(?:not|rather than|instead of|no longer|isn't|wasn't)\s+(?:anymore\s+|any more\s+)?"
                        rf"(?:an?\s+|the\s+|my\s+|our\s+|on\s+|in\s+|at\s+|with\s+)?({_RUN}{{1,60}})|"
                        rf"\bi (?:said|told you|wrote)\s+(?:it was\s+|it's\s+|its\s+)?({_RUN}{{1,40}}?)\s+but\b|"
-                       rf"\b(?:moved|switched|changed|shifted|swapped|went)\b{_RUN}{{0,40}}?\bfrom\s+(?:the\s+)?"
-                       rf"({_RUN}{{1,40}}?)\s+to\b|"  # "moved its rehearsals from Wednesdays to Thursdays"
+                       rf"\b(?:switched|changed|shifted|swapped)\b{_RUN}{{0,40}}?\bfrom\s+(?:the\s+)?"
+                       rf"({_RUN}{{1,40}}?)\s+to\b|"  # "we've switched Meera from swimming to water polo"
                        rf"\b(?:left|quit)\s+(?:the\s+|my\s+|our\s+)?({_RUN}{{1,40}}?)(?=\s+(?:last|this|in|on|at|"
                        r"and|so|because|since|,|\.|;|—|–|-|$))", re.I)
 # "Juniper is the neighbours' guinea pig", "Larchfield only did the pre-seed", "Soggy Toast was taken":
 # a name that the correction moves elsewhere
 _MOVED = re.compile(r"(?:^|[.;:,—–-]\s*)([A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)*)\s+(?:is|was|only|did|were|are)\b")
+_MOVED_FROM = re.compile(rf"\b(?:moved|went)\b{_RUN}{{0,40}}?\bfrom\s+(?:the\s+)?({_RUN}{{1,40}}?)\s+to\b", re.I)
+_MOVING = re.compile(r"\b(?:moved|pushed|rescheduled|postponed)\b", re.I)  # no cue by themselves for _MOVED_FROM
 # Cues that, beside _CORRECTING's, mark a message that restates a value: "actually it was 27 kilos", "update -",
 # "oops", "sorry mistake". Only used to swap a number whose unit and topic the message repeats (see `corrected`).
 _RESTATING = re.compile(r"\b(?:actually|update|updated|oops|mistake|correct myself|wrong|moved|rescheduled|"
@@ -87,10 +89,14 @@ def _stem(word: str) -> str:
 
 
 def replaced_values(message: str) -> list[str]:
-    """The values a correction says are wrong: "not X", "instead of X", "i said X but", "left X", and "X is
-    (something else)" after a cue."""
+    """The values a correction says are wrong: "not X", "instead of X", "i said X but", "left X", "switched from
+    X to", "moved from X to" after a cue, and "X is (something else)" after a cue."""
     norm = _norm(message)
     values = [next(g for g in m.groups() if g).strip() for m in _REPLACED.finditer(norm)]
+    if _CORRECTING.search(norm) or _RESTATING.search(_MOVING.sub("", norm)):
+        # "I need to correct myself: the choir has moved its rehearsals from Wednesdays to ..."; without a cue,
+        # "I moved from Leeds to York" says nothing against "I grew up in Leeds"
+        values += [m.group(1).strip() for m in _MOVED_FROM.finditer(norm)]
     if _CORRECTING.search(norm) or values:
         values += [m.group(1) for m in _MOVED.finditer(norm) if m.start(1) > 0]
     return values

@@ -47,8 +47,8 @@ CHOIR = ("You rehearse on Wednesday evenings.", "Wednesday evenings", ("When do 
      "Your gym membership number is BN-5529."),
     ("test got moved!! it's 2 April now, same centre", [TEST, SONS], "18 March", "2 April",
      "Your driving test is booked for 2 April."),
-    ("the choir has moved its rehearsals from Wednesdays to Thursday evenings", [CHOIR, CITY], "Wednesday evenings",
-     "Thursday evenings", "You rehearse on Thursday evenings."),
+    ("I need to correct myself: the choir has moved its rehearsals from Wednesdays to Thursday evenings", [CHOIR, CITY],
+     "Wednesday evenings", "Thursday evenings", "You rehearse on Thursday evenings."),
 ])
 def test_a_correction_swaps_the_value_of_the_fact_it_names(tmp_path, message, facts, old_key, new_key, answer):
     store = ledger(tmp_path, *facts)
@@ -84,6 +84,10 @@ def test_replaced_values_and_the_new_value_of_a_plain_correction():
     assert replaced_values("i said alfama but the cafe moved") == ["alfama"]
     assert replaced_values("update - left infosys last month, now at razorpay") == ["infosys"]
     assert replaced_values("I'm not on cardiology anymore") and replaced_values("My dog is called Rex.") == []
+    assert replaced_values("We've switched Meera from swimming to water polo") == ["swimming"]
+    # "moved from X to" says X is gone only beside a cue: "I grew up in Leeds" stays true of someone who moved
+    assert replaced_values("I moved from Leeds to York last year.") == []
+    assert replaced_values("Update: we moved from Leeds to York.") == ["Leeds"]
     assert stated_as_new("we're flying to Lima for the conference, not Quito", "Lima")
     assert not stated_as_new("we're flying to Lima for the conference, not Quito", "Quito")
 
