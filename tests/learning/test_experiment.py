@@ -17,6 +17,7 @@ from chatbot.learning.rehearsal import load_prompts
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 import experiment  # noqa: E402
+import recall_breakdown  # noqa: E402
 
 MESSAGES = experiment.scenario(experiment.load_jsonl(experiment.FACTS), 5)
 FACTS = experiment.gold_facts(MESSAGES)
@@ -71,6 +72,30 @@ def test_scoring_of_recall_and_corrections_by_hand():
 def test_a_key_counts_only_as_a_word_of_the_answer():
     facts = [{"id": "a", "user": "u", "round": 1, "key": "ten", "questions": ["q1", "q2"], "corrects": None}]
     assert experiment.score_round(facts, 1, {"a": ["I often swim", "She is ten."]})["recall"] == 0.5
+
+
+def test_recall_breakdown_splits_answers_by_what_the_rules_read():
+    messages = [{"id": "m1", "persona": "u", "round": 1, "kind": "plain", "not_facts": [],
+                 "message": "My dog is called Rex.", "facts": [{"key": "Rex", "questions": ["q1", "q2"]}]},
+                {"id": "m2", "persona": "u", "round": 1, "kind": "chitchat", "not_facts": [],
+                 "message": "ugh, long day. the boss is Marta btw", "facts": [{"key": "Marta", "questions": ["q3"]}]},
+                {"id": "m3", "persona": "u", "round": 2, "kind": "correction", "not_facts": [],
+                 "message": "Sorry, my dog is called Max, not Rex.",
+                 "facts": [{"key": "Max", "questions": ["q1"], "corrects": "m1"}]}]
+    read = recall_breakdown.read_by_rules(messages)
+    assert read["m1.0"] and read["m3.0"]  # "My dog is called X" is the rules' home ground
+    read["m2.0"] = False  # whatever the rules make of the chit-chat, count it as not read
+    answers = [{"round": 1, "fact": "m1.0", "answer": "Rex."}, {"round": 1, "fact": "m1.0", "answer": "No idea."},
+               {"round": 1, "fact": "m2.0", "answer": "Marta."},
+               {"round": 2, "fact": "m1.0", "answer": "Rex."}, {"round": 2, "fact": "m2.0", "answer": "No."},
+               {"round": 2, "fact": "m3.0", "answer": "Max."}]
+    r1, r2 = recall_breakdown.breakdown(messages, answers, read)
+    assert r1["facts"] == 2 and r1["recall"] == round(2 / 3, 3)
+    assert r1["read"] == {"facts": 1, "answers": 2, "recalled": 1, "recall": 0.5}
+    assert r1["unread"]["recall"] == 1.0
+    # round 2: m1 is corrected by m3, so only m2 and m3 are current and m1's answers do not count
+    assert r2["facts"] == 2 and r2["read"]["facts"] == 1 and r2["read"]["recall"] == 1.0
+    assert r2["unread"]["recall"] == 0.0 and r2["recall"] == 0.5
 
 
 def test_transfer_metrics_match_hand_computation():
