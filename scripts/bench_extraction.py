@@ -11,6 +11,9 @@ negation). Per kind and overall it prints:
 - specific: expected facts found whose questions include at least one outside GENERIC (the fallback's
   templates, including "What did I tell you about my sister?", and catch-alls like "What do I like?").
 - quality: specific / found, the share of found facts with a specific question.
+- asks: of the facts found with a specific question, the share asked at least once in the kind of question the
+  split's own questions use (who / where / when / how many / how old / how long / what: `question_kind`). "my
+  birthday is on the fourteenth of March" asked "Where is my birthday?" is found and specific, but not this.
 - fp: on no-fact / question / negation messages, the share of messages with an extracted fact that matches no
   expected fact; not_facts: extracted facts (any kind) whose key overlaps a not_facts string and matches no
   expected fact.
@@ -102,6 +105,22 @@ def is_specific(fact: Fact) -> bool:
     return any(not GENERIC.fullmatch(q.strip()) for q in fact.questions)
 
 
+_QUESTION_KINDS = (  # first match wins: "how many years" is a duration, "what age" an age
+    ("age", re.compile(r"\bhow old\b|\bage\b", re.I)),
+    ("duration", re.compile(r"\bhow long\b|\bhow many (?:years|months|weeks|days)\b", re.I)),
+    ("count", re.compile(r"\bhow many\b|\bhow much\b|\bnumber of\b|\bsize of\b", re.I)),
+    ("when", re.compile(r"\bwhen\b|\bwhat (?:time|date|day|month|year)\b|\bwhich (?:day|month|year)\b"
+                        r"|\btime of year\b", re.I)),
+    ("where", re.compile(r"\bwhere\b|\b(?:which|what|in what) (?:city|town|country|village|place)\b", re.I)),
+    ("who", re.compile(r"\bwho\b|\bwhose\b", re.I)),
+)
+
+
+def question_kind(question: str) -> str:
+    """What a question asks for, coarsely: age, duration, count, when, where, who, else what."""
+    return next((kind for kind, rx in _QUESTION_KINDS if rx.search(question)), "what")
+
+
 def measure(rows: list[dict], extract=extract_facts) -> tuple[dict, list[str]]:
     tally: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     misses: list[str] = []
@@ -115,10 +134,13 @@ def measure(rows: list[dict], extract=extract_facts) -> tuple[dict, list[str]]:
             matched.update(hits)
             good = [extracted[i] for i in hits if not is_generic(extracted[i])]
             specific = [f for f in good if is_specific(f)]
+            wanted = {question_kind(q) for q in want["questions"]}
+            fits = any(question_kind(q) in wanted for f in specific for q in f.questions)
             for bucket in (tally[row["kind"]], tally["overall"]):
                 bucket["expected"] += 1
                 bucket["found"] += bool(good)
                 bucket["specific"] += bool(specific)
+                bucket["asked_fit"] += fits
             if not specific:
                 got = "; ".join(f"{f.key!r}: {f.questions[0]}" for f in extracted) or "nothing"
                 misses.append(f"{row['id']} {row['kind']:<11} want {want['key']!r} ({want['questions'][0]}) "
@@ -147,6 +169,7 @@ def summarise(t: dict[str, int]) -> dict:
     return {"messages": t["messages"], "expected": t["expected"], "found": t["found"], "specific": t["specific"],
             "recall": ratio(t["found"], t["expected"]), "specific_recall": ratio(t["specific"], t["expected"]),
             "quality": ratio(t["specific"], t["found"]),
+            "asks": ratio(t["asked_fit"], t["specific"]),
             "fp": ratio(t["fp_messages"], t["negative_messages"]), "fp_messages": t["fp_messages"],
             "not_facts": t["not_facts"]}
 
@@ -155,14 +178,15 @@ def table(result: dict) -> str:
     def cell(v: float | None) -> str:
         return "—" if v is None else f"{v:.2f}"
 
-    lines = [f"{'kind':<12} {'msgs':>4} {'facts':>5} {'recall':>6} {'specific':>8} {'quality':>7} {'fp':>5} "
-             f"{'not_facts':>9}"]
+    lines = [f"{'kind':<12} {'msgs':>4} {'facts':>5} {'recall':>6} {'specific':>8} {'quality':>7} {'asks':>5} "
+             f"{'fp':>5} {'not_facts':>9}"]
     for kind in (*KINDS, "overall"):
         if kind not in result:
             continue
         r = result[kind]
         lines.append(f"{kind:<12} {r['messages']:>4} {r['expected']:>5} {cell(r['recall']):>6} "
-                     f"{cell(r['specific_recall']):>8} {cell(r['quality']):>7} {cell(r['fp']):>5} {r['not_facts']:>9}")
+                     f"{cell(r['specific_recall']):>8} {cell(r['quality']):>7} {cell(r['asks']):>5} "
+                     f"{cell(r['fp']):>5} {r['not_facts']:>9}")
     return "\n".join(lines)
 
 

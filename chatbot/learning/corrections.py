@@ -33,7 +33,9 @@ _REPLACED = re.compile(rf"\b(?:not|rather than|instead of|no longer|isn't|wasn't
 # "Juniper is the neighbours' guinea pig", "Larchfield only did the pre-seed", "Soggy Toast was taken":
 # a name that the correction moves elsewhere
 _MOVED = re.compile(r"(?:^|[.;:,—–-]\s*)([A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)*)\s+(?:is|was|only|did|were|are)\b")
-_MOVED_FROM = re.compile(rf"\b(?:moved|went)\b{_RUN}{{0,40}}?\bfrom\s+(?:the\s+)?({_RUN}{{1,40}}?)\s+to\b", re.I)
+_MOVED_FROM = re.compile(rf"\b(?:moved|went)\b(?:{_RUN}|!){{0,40}}?\bfrom\s+(?:the\s+)?({_RUN}{{1,40}}?)\s+to\b", re.I)
+# An answer that says where someone is now, which "moved from X to Y" ends ("You live in X", "works ... in X")
+_WHERE_NOW = re.compile(r"\b(?:lives?|living|works?|working|is based|are based|stays?|staying)\b", re.I)
 _MOVING = re.compile(r"\b(?:moved|pushed|rescheduled|postponed)\b", re.I)  # no cue by themselves for _MOVED_FROM
 # Cues that, beside _CORRECTING's, mark a message that restates a value: "actually it was 27 kilos", "update -",
 # "oops", "sorry mistake". Only used to swap a number whose unit and topic the message repeats (see `corrected`).
@@ -118,9 +120,9 @@ def _new_name(message: str, replaced: list[str], old: LedgerFact) -> str:
     "now" / "moved to" / "joined"."""
     gone = {w for v in replaced for w in words(v)}
 
-    def fresh(value: str) -> bool:  # a value with content words, none of them the replaced value's
+    def fresh(value: str) -> bool:  # content words beyond the replaced value's, and not the old key again
         said = words(value)
-        return bool(said) and not said & gone
+        return bool(said - gone) and said != words(old.key) and (not said & gone or len(said) > 1)
 
     at = re.search(r"(\w+)\s+" + re.escape(old.key), old.answer, re.I)
     if at and at.group(1).lower() in _LEADS:
@@ -223,6 +225,14 @@ def corrected(message: str, current: list[LedgerFact]) -> tuple[NewFact, int] | 
     replaced = replaced_values(norm)
     gone = {w for v in replaced for w in words(v)}
     named = [f for f in current if f.key and gone & words(f.key)]
+    if len(named) > 1:  # "Annmaria is seven, not six": the value said to be wrong, before a name the message moves
+        said_wrong = {w for m in _REPLACED.finditer(norm) for w in words(next(g for g in m.groups() if g))}
+        named = [f for f in named if said_wrong & words(f.key)] or named
+    if not named and (moved := [m.group(1) for m in _MOVED_FROM.finditer(norm)]):
+        # "Jobin has moved from Dubai to Doha": where someone lives or works now (not "I grew up in Leeds")
+        away = {w for v in moved for w in words(v)}
+        named = [f for f in current if f.key and away & words(f.key) and _WHERE_NOW.search(f.answer)]
+        replaced = replaced + moved
     if len(named) == 1:
         fact, _ = _swapped(named[0], norm, replaced)
         return (replace(fact, statement=message), named[0].id) if fact else None

@@ -333,6 +333,40 @@ NEW_FORMS = [
                                                     ("matatu", "What does my brother drive?")]),
     ("my brother, he is a doctor in Leeds", [("doctor", "What does my brother do for a living?")]),
     ("Originally I am from Chennai; I moved to Switzerland in 2020.", [("Chennai", "Where am I from?")]),
+    # session 23: asked in the kind of question people ask — a date said as a holiday or "the Nth of Month" is a
+    # when, "to" a place after a verb of travel a where, a count with more said after it a how many
+    ("my birthday is on the twenty-third of October", [("twenty-third of October", "When is my birthday?")]),
+    ("Our anniversary is on Valentine's Day.", [("Valentine's Day", "When is our anniversary?")]),
+    ("My boss is retiring at Easter after thirty years.", [("Easter", "When is my boss retiring?")]),
+    ("We bring the boat to Kinsale every June.", [("Kinsale", "Where do we bring the boat?")]),
+    ("We switched our energy supplier to Voltane last spring.",
+     [("Voltane", "What did we switch our energy supplier to?")]),
+    ("we have 3 cats, all of them rescues", [("3 cats", "How many cats do we have?")]),
+    ("i have 2 sons, tomasz is 9 and the other one 14", [("2 sons", "How many sons do I have?")]),
+    ("We keep six goats, both of the old ones are deaf.", [("six", "How many goats do we keep?")]),
+    # an introduction's list after the name and age: the job and where, or where from
+    ("hiya im tendai, 31, welder at Mbare Steel in harare", [("tendai", "What is my name?"),
+                                                            ("welder", "What do I do for a living?"),
+                                                            ("Mbare Steel", "Where do I work?")]),
+    ("hey im kofi, 22, from kumasi", [("kumasi", "Where am I from?")]),
+    ("Good morning. I'm Siobhán Ní Bhriain, fifty-eight, and I keep bees near Dingle.",
+     [("Siobhán Ní Bhriain", "What is my name?"), ("fifty-eight", "How old am I?")]),
+    # a hedge before "it would be" or before a favourite; a name's thing after "remember"
+    ("If I had to pick one poet, I suppose it would be Heaney, though my wife says Yeats.",
+     [("Heaney", "What's my favourite poet?")]),
+    ("I guess my favourite season is autumn, even with the rain.", [("autumn", "What is my favourite season?")]),
+    ("If pressed, I'd say my favourite gin is probably Dingle.", [("Dingle", "What is my favourite gin?")]),
+    ("Please remember that Tariq's dentist appointment is on March 3.",
+     [("March 3", "When is Tariq's dentist appointment?")]),
+    # a fact after a concession, somewhere visited, an allergy since childhood, a thing named a sentence later,
+    # "she" for the person the sentence before was about
+    ("I have never been to Chile, even though my uncle Tomás has lived in Santiago for years.",
+     [("Santiago", "Where does my uncle live?")]),
+    ("I have been to Lapland three times.", [("Lapland", "Where have I been?")]),
+    ("been allergic to peanuts since i was small", [("peanuts", "What am I allergic to?")]),
+    ("we adopted a greyhound last month!! named him Bolt 🐕", [("Bolt", "What is our greyhound called?")]),
+    ("My sister lives in Tromsø. She's a midwife at the university hospital.",
+     [("midwife", "What does my sister do for a living?")]),
 ]
 
 
@@ -424,6 +458,19 @@ def test_a_negated_or_corrected_value_never_becomes_a_key(message, not_key):
 def test_words_that_are_no_value_never_become_a_key(message, not_key):
     facts = _facts(message)
     assert facts and all(f.key.lower() != not_key.lower() for f in facts), [(f.key, f.answer) for f in facts]
+
+
+@pytest.mark.parametrize("message, question", [
+    ("my shoe size is ten", "How old is my shoe size?"),
+    ("My student number is 1008847213.", "How old is my student number?"),
+    ("My birthday is on St Piran's Day.", "Where is my birthday?"),
+    ("We switched our broadband to Fibrelink.", "Where did we switch our broadband?"),
+    ("yo im mads, 24, just got back from the gym", "Where am I mads, 24, just got from?"),
+    ("Hi, I'm Bea, an architect from Porto.", "Where am I Bea, an architect from?"),
+])
+def test_never_asks_the_wrong_kind_of_question(message, question):
+    facts = _facts(message)
+    assert facts and question not in [q for f in facts for q in f.questions], [f.questions for f in facts]
 
 
 def test_every_message_of_the_dev_set_keeps_the_invariants():

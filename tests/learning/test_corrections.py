@@ -29,6 +29,11 @@ DATE = ("Your dentist appointment is on the 4th of March.", "4th of March", ("Wh
 GYM = ("Your gym membership number is BN-0317.", "BN-0317", ("What is my gym membership number?",))
 TEST = ("Your driving test is booked for 18 March.", "18 March", ("When is my driving test?",))
 CHOIR = ("You rehearse on Wednesday evenings.", "Wednesday evenings", ("When do we rehearse?",))
+AGE = ("Your granddaughter Meera is six.", "six", ("How old is my granddaughter?",))
+NAME = ("Your granddaughter is called Meera.", "Meera", ("What is my granddaughter called?",))
+SALON = ("You're a stylist at Golden Scissors in Leith.", "Golden Scissors", ("Where do I work?",))
+SON = ("Your son Ravi works as a welder in Perth.", "Perth", ("Where does my son work?",))
+GREW = ("You grew up in Leeds.", "Leeds", ("Where did I grow up?",))
 
 
 @pytest.mark.parametrize("message, facts, old_key, new_key, answer", [
@@ -49,6 +54,14 @@ CHOIR = ("You rehearse on Wednesday evenings.", "Wednesday evenings", ("When do 
      "Your driving test is booked for 2 April."),
     ("I need to correct myself: the choir has moved its rehearsals from Wednesdays to Thursday evenings", [CHOIR, CITY],
      "Wednesday evenings", "Thursday evenings", "You rehearse on Thursday evenings."),
+    # session 23: the value said to be wrong decides between it and a name the message also mentions; a renamed
+    # place keeps the words it shares with its old name; where someone lives or works ends when they move away
+    ("I got that wrong before. Meera is seven, not six; her birthday was in May.", [AGE, NAME], "six", "seven",
+     "Your granddaughter Meera is seven."),
+    ("sorry, salon is Golden Shears not Golden Scissors 🤦 new owner", [SALON, CITY], "Golden Scissors",
+     "Golden Shears", "You're a stylist at Golden Shears in Leith."),
+    ("News about my son: Ravi has moved from Perth to Darwin for a better contract.", [SON, CITY], "Perth", "Darwin",
+     "Your son Ravi works as a welder in Darwin."),
 ])
 def test_a_correction_swaps_the_value_of_the_fact_it_names(tmp_path, message, facts, old_key, new_key, answer):
     store = ledger(tmp_path, *facts)
@@ -78,6 +91,11 @@ def test_a_restated_number_must_be_the_only_fit(tmp_path):
     store = ledger(tmp_path, ("Your boat is 30 feet long.", "30 feet", ("How long is my boat?",)),
                    ("Your mast is 40 feet tall.", "40 feet", ("How tall is my mast?",)))
     assert corrected("Actually it's 34 feet, I measured it again", store.current("ann")) is None
+
+
+def test_moving_away_ends_where_someone_lives_not_where_they_grew_up(tmp_path):
+    store = ledger(tmp_path, GREW, SONS)
+    assert corrected("My sister moved from Leeds to York last year.", store.current("ann")) is None
 
 
 def test_replaced_values_and_the_new_value_of_a_plain_correction():

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from chatbot.learning.augment.person import to_second_person
 from chatbot.learning.augment.rules import (
@@ -38,6 +38,7 @@ from chatbot.learning.augment.rules import (
     _fallback,
     _hedged,
     _introduced,
+    _is_person,
     _names,
     _Said,
     _verb_kinds,
@@ -97,15 +98,16 @@ def _extract(text: str) -> list[Fact]:
             seen.add((fact.answer.lower(), fact.key.lower()))
             facts.append(fact)
 
-    sentences = _sentences(text)
-    for n, sentence in enumerate(sentences):
+    pairs = _joined(text, _sentences(text))
+    sentences = [read for read, _ in pairs]
+    for n, (sentence, said) in enumerate(pairs):
         norm = _norm(sentence)
         start, end = _core_span(norm)
         # "If I had to pick one pastry, it'd be ...", "I'd go with pistachio if I had to choose one flavour"
         before = _norm(" ".join(sentences[:n]) + " ") if n else ""  # "favourite club? if I had to pick one ..."
         if draft := (_hedged(sentence[start:end], norm[start:end], before + norm[:start])
                      or _hedged(sentence[:end], norm[:end], before)):
-            keep(_finish(sentence, draft))
+            keep(_as_said(_finish(sentence, draft), sentence, said))
             continue
         if _HYPOTHETICAL_START.match(norm[start:end]):
             continue  # "If I had a dog, I'd call it Rex": no clause of it is a fact
@@ -114,8 +116,44 @@ def _extract(text: str) -> list[Fact]:
             # "I'm Hannah, I'm 29 and ...": a name that opens a self-introduction needs no greeting
             introducing = greeted or (n == 0 and i == 0 and len(clauses) > 1)
             for fact in _facts(clause, borrowed, introducing, correcting):
-                keep(fact)
+                keep(_as_said(fact, sentence, said))
     return facts
+
+
+# "we got a corgi last week!! named her Dubu": a sentence that only names what the one before it got
+_NAMES_IT = re.compile(r"(?:and\s+)?(?:(?:i|we)\s+)?(?:named|called|name|call)\s+(?:him|her|it|them)\s+\w", re.I)
+
+
+# "My son Jobin works in Dubai. He telephones me every Friday": who "he" or "she" is, from the sentence before
+_PERSON_SUBJECT = re.compile(r"\W*(?P<np>(?:my|our) (?:[a-z][\w'-]* ){0,2}?[a-z][\w'-]*)(?=,? (?-i:[A-Z])|,? (?:is|was|"
+                             r"has|had|works|worked|lives|lived|runs|teaches|studies|turned|just|still|also)\b)", re.I)
+_HE_SHE = re.compile(r"\W*(?:he|she)(?=\s|'s\s)", re.I)
+
+
+def _joined(text: str, sentences: list[str]) -> list[tuple[str, str]]:
+    """(sentence to read, sentence as said) pairs: a sentence that names what the sentence before it was about is
+    joined to it, and a leading "he" or "she" is read as the person the sentence before was about ("my son")."""
+    out: list[tuple[str, str]] = []
+    for sentence in sentences:
+        if out and _NAMES_IT.match(sentence.strip()):
+            read, said = out[-1]
+            start = text.find(said)
+            end = text.find(sentence.strip(), start + len(said)) if start >= 0 else -1
+            both = text[start:end + len(sentence.strip())] if end >= 0 else f"{said} {sentence.strip()}"
+            out[-1] = (f"{read.rstrip(' .!?…')}, {sentence.strip()}", both)
+            continue
+        said = sentence
+        if out and (he := _HE_SHE.match(sentence)) and (who := _PERSON_SUBJECT.match(out[-1][0])) \
+                and _is_person(who.group("np").split(" ", 1)[1]):
+            np = who.group("np")
+            sentence = np[:1].upper() + np[1:] + sentence[he.end():]
+        out.append((sentence, said))
+    return out
+
+
+def _as_said(fact: Fact | None, read: str, said: str) -> Fact | None:
+    """The fact with the sentence as the user said it, where it was read rewritten (`_joined`)."""
+    return replace(fact, statement=said) if fact is not None and read != said else fact
 
 
 def qa_pairs(text: str, per_fact: int = 4, seed: int = 0) -> list[tuple[str, str]]:
@@ -183,6 +221,9 @@ def _more(core: str, said: str, greeted: bool, matched, drafts: list[_Draft]) ->
     return []
 
 
+_ONGOING = frozenset("studying working living staying teaching training learning volunteering".split())
+
+
 def _dropped_subject(core: str) -> str:
     """The subject chat leaves out before a verb in the past ("moved to leeds in 2019", "been farming all my
     life"): "I " or "I've "; nothing for a verb in its base form ("tell me ...", "run a bath": requests)."""
@@ -190,6 +231,8 @@ def _dropped_subject(core: str) -> str:
     first = words[0].lower() if words else ""
     if first == "been":
         return "I've "
+    if first in _ONGOING and len(words) > 1:  # "studying part time at UNISA": what the user is doing these days
+        return "I'm "
     if _SAID_OF_ME.match(core):  # a list of facts about the user: "allergic to peanuts, birthday is feb 29"
         return "my " if _MY_THING.match(core) else "I'm "
     kinds = _verb_kinds(first)

@@ -156,7 +156,9 @@ _CLAUSE_BREAK = re.compile(
     r"\s*;\s*|\s+(?:[—–]+|-{1,2})\s+(?!(?:it's|it is|it was|that's|that is|she's|he's|they're)\b)"
     r"|\s*,\s*(?:(?:and|but|plus|so|also)\s+)?(?:(?:now|then|also|today|currently)\s+)?" + _SUBJECT_AHEAD +
     r"|\s+(?:and|but|plus)\s+(?:(?:now|then|also|today|currently)\s+)?" + _SUBJECT_AHEAD
-    + r"|\s+(?:btw|by the way)\s*[,;:]?\s+(?=\w)", re.I)  # "im in grade 10 at Ateneo btw, math is killing me"
+    + r"|\s+(?:btw|by the way)\s*[,;:]?\s+(?=\w)"  # "im in grade 10 at Ateneo btw, math is killing me"
+    # "I have never been to Brazil, even though my cousin has lived in Recife ...": a fact after a concession
+    + r"|\s*,\s*(?:even though|although|whereas)\s+" + _SUBJECT_AHEAD, re.I)
 # A clause needs a verb to stand on its own; otherwise "My wife and I live here" would split after "My wife".
 _HAS_VERB = re.compile(
     r"'(?:m|ve|re)\b|\b(?:is|are|was|were|am|have|has|had|live|lives|work|works|like|likes|love|loves|enjoy|"
@@ -238,7 +240,9 @@ _LEAD_IN = re.compile(
     r"|i\s+(?:want|wanted)\s+you\s+to\s+know(?:\s+that)?\s+|i\s+(?:should|must)\s+tell\s+you(?:\s+that)?\s+"
     # hedges that wrap a plain statement: "I'd probably say my favourite band is ...", "Gun to my head, ..."
     r"|i(?:'d| would)\s+(?:(?:probably|honestly|definitely|have to|just|still|also)\s+)*(?:say|go with)(?:\s+that)?"
-    r"[\s,:]+|gun to (?:my|our) head[\s,:]+|if (?:i'm|i am) (?:being )?honest[\s,:]+|if pushed[\s,:]+"
+    r"[\s,:]+|gun to (?:my|our) head[\s,:]+|if (?:i'm|i am) (?:being )?honest[\s,:]+|if (?:pushed|pressed)[\s,:]+"
+    # "I suppose my favourite season is the monsoon": a favourite after a hedge ("I think my boss hates me" is not)
+    r"|i (?:suppose|guess|think|reckon)(?: that)?[\s,]+(?=(?:my|our)\s+(?:all-time\s+)?(?:favou?rite|fave|fav)\b)"
     # corrections: "I meant I study ...", "I misspoke earlier."
     r"|i\s+(?:meant|mean)(?:\s+(?:to say|that))?[\s,:]+(?=i\b|my\b|we\b|our\b)|to correct myself[\s,:]+"
     r"|i\s+(?:got|had)\s+(?:it|that|this)\s+wrong[\s,:—–-]+|i\s+(?:misspoke|mixed (?:it|that|them) up|"
@@ -251,7 +255,8 @@ _HABIT_LEAD = re.compile(
     r"during the week|(?:once|twice|three times) a (?:week|month|year)"
     r"(?=[\s,]+(?:i|we)\s)[\s,]+", re.I)
 _GREETING = re.compile(
-    r"(?:hi+|hey+|hello+|helo|hiya|howdy|yo|sup|bonjour|hola|ciao|hallo|salut|g'day|"
+    r"(?:hi+|hey+|hello+|helo|hiya|howdy|yo|sup|bonjour|hola+|ciao|hallo|salut|g'day|privet|salaam?|namaste|oi|"
+    r"hej|hei|ahoj|merhaba|sawubona|kia ora|aloha|shalom|jambo|habari|"
     r"(?:good )?(?:morning|afternoon|evening))\b", re.I)
 _TRAILING_PUNCT = " \t.!?…,;:\"”»)]"
 # Asides at the end of a statement: "... btw if u wanna know", "..., believe it or not", "..., no contest".
@@ -425,7 +430,10 @@ _VALUE_TAIL = re.compile(
     r"|,?\s+(?:because|since|although|though|but|which|who|whom|whose|where|while|whereas|unless|when)\b.*$"
     r"|,?\s+(?:and|so|plus|or)\s+(?:he|she|it|they|we|you|i|his|her|its|their|our|that|this|there)\b.*$"
     r"|,\s*(?:he|she|it|they|we|you|i|his|her|its|their|our|that's|it's|this|by the way|btw|haha|lol|actually|"
-    r"though|you know|thanks|thank you|is|was|every|each|most|since|until|no contest|hands down)\b.*$", re.I)
+    r"though|you know|thanks|thank you|is|was|every|each|most|since|until|no contest|hands down|all|both|"
+    r"the others?|my|mine|even)\b.*$"
+    # "3 kids, deniz is 3, ...": the count, not who is what
+    r"|,\s*(?!(?:now|then|today|currently|still)\b)[\w'-]+ (?:is|are|was|were)\b.*$", re.I)
 # Trailing time and degree words belong in the answer but not in the key: "tennis every Sunday" -> "tennis".
 _KEY_TAIL = re.compile(
     r"\s+(?:now|too|also|only|as well|these days|nowadays|at the moment|right now|currently|actually|anyway|though|"
