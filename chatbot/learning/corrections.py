@@ -33,7 +33,8 @@ _REPLACED = re.compile(rf"\b(?:not|rather than|instead of|no longer|isn't|wasn't
 # "Juniper is the neighbours' guinea pig", "Larchfield only did the pre-seed", "Soggy Toast was taken":
 # a name that the correction moves elsewhere
 _MOVED = re.compile(r"(?:^|[.;:,—–-]\s*)([A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)*)\s+(?:is|was|only|did|were|are)\b")
-_MOVED_FROM = re.compile(rf"\b(?:moved|went)\b(?:{_RUN}|!){{0,40}}?\bfrom\s+(?:the\s+)?({_RUN}{{1,40}}?)\s+to\b", re.I)
+_MOVED_FROM = re.compile(rf"\b(?:moved|relocated|went)\b(?:{_RUN}|!){{0,40}}?\bfrom\s+(?:the\s+)?"
+                         rf"({_RUN}{{1,40}}?)\s+to\b", re.I)
 # An answer that says where someone is now, which "moved from X to Y" ends ("You live in X", "works ... in X")
 _WHERE_NOW = re.compile(r"\b(?:lives?|living|works?|working|is based|are based|stays?|staying)\b", re.I)
 _MOVING = re.compile(r"\b(?:moved|pushed|rescheduled|postponed)\b", re.I)  # no cue by themselves for _MOVED_FROM
@@ -228,7 +229,8 @@ def corrected(message: str, current: list[LedgerFact]) -> tuple[NewFact, int] | 
     if len(named) > 1:  # "Annmaria is seven, not six": the value said to be wrong, before a name the message moves
         said_wrong = {w for m in _REPLACED.finditer(norm) for w in words(next(g for g in m.groups() if g))}
         named = [f for f in named if said_wrong & words(f.key)] or named
-    if not named and (moved := [m.group(1) for m in _MOVED_FROM.finditer(norm)]):
+    if not named and (moved := [m.group(1) for m in _MOVED_FROM.finditer(norm) if m.group(0).lower().startswith(
+            ("moved", "relocated"))]):  # "went from Leeds to York for the weekend" is a trip
         # "Jobin has moved from Dubai to Doha": where someone lives or works now (not "I grew up in Leeds")
         away = {w for v in moved for w in words(v)}
         named = [f for f in current if f.key and away & words(f.key) and _WHERE_NOW.search(f.answer)]

@@ -96,6 +96,8 @@ def test_a_restated_number_must_be_the_only_fit(tmp_path):
 def test_moving_away_ends_where_someone_lives_not_where_they_grew_up(tmp_path):
     store = ledger(tmp_path, GREW, SONS)
     assert corrected("My sister moved from Leeds to York last year.", store.current("ann")) is None
+    store = ledger(tmp_path / "trip", SON, CITY)
+    assert corrected("Ravi went from Perth to Broome for the weekend.", store.current("ann")) is None
 
 
 def test_replaced_values_and_the_new_value_of_a_plain_correction():
