@@ -166,10 +166,20 @@ def import_round(home: Path, config, messages: list[dict]) -> None:
         raise RuntimeError(f"import failed: {report.summary()} {report.errors}")
 
 
+def current_facts(facts: list[dict], upto: int) -> list[dict]:
+    """The facts stated by round `upto` that no fact stated by then corrects: what is asked after that round."""
+    corrected = {f["corrects"] for f in facts if f["corrects"] and f["round"] <= upto}
+    return [f for f in facts if f["round"] <= upto and f["id"] not in corrected]
+
+
+def rate(hits: list[bool]) -> float | None:
+    """The share of true values, to 3 decimals; None for none."""
+    return round(sum(hits) / len(hits), 3) if hits else None
+
+
 def score_round(facts: list[dict], upto: int, answers: dict[str, list[str]]) -> dict:
     """Recall per round of the current facts, and the corrections' new/old value rates, from answers per fact id."""
-    corrected_by = {f["corrects"]: f for f in facts if f["corrects"] and f["round"] <= upto}
-    current = [f for f in facts if f["round"] <= upto and f["id"] not in corrected_by]
+    current = current_facts(facts, upto)
     hit = lambda f: [has_word(a, f["key"]) for a in answers[f["id"]]]  # noqa: E731
     per_round: dict[int, list[bool]] = {}
     for f in current:
@@ -178,7 +188,6 @@ def score_round(facts: list[dict], upto: int, answers: dict[str, list[str]]) -> 
     fixes = [f for f in current if f["corrects"] and f["corrects"] in old]
     new_given = [x for f in fixes for x in hit(f)]
     old_given = [has_word(a, old[f["corrects"]]["key"]) for f in fixes for a in answers[f["id"]]]
-    rate = lambda xs: round(sum(xs) / len(xs), 3) if xs else None  # noqa: E731
     return {"recall": rate([x for v in per_round.values() for x in v]),
             "per_round": {j: rate(v) for j, v in sorted(per_round.items())},
             "corrections": len(fixes), "correction_new": rate(new_given), "correction_old": rate(old_given),

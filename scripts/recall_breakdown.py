@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 from bench_extraction import is_generic, is_specific, keys_match  # noqa: E402
-from experiment import gold_facts, load_jsonl, scenario  # noqa: E402
+from experiment import current_facts, gold_facts, load_jsonl, rate, scenario  # noqa: E402
 
 from chatbot.evaluation.scoring import has_word  # noqa: E402
 from chatbot.learning.augment import extract_facts  # noqa: E402
@@ -44,16 +44,13 @@ def breakdown(messages: list[dict], answers: list[dict], read: dict[str, bool]) 
         said[a["round"]][a["fact"]].append(a["answer"])
     rows = []
     for r in sorted(said):
-        corrected = {f["corrects"] for f in facts if f["corrects"] and f["round"] <= r}
-        current = [f for f in facts if f["round"] <= r and f["id"] not in corrected]
+        current = current_facts(facts, r)
         row: dict = {"round": r, "facts": len(current)}
         for name, want in (("read", True), ("unread", False)):
             mine = [f for f in current if read[f["id"]] == want]
             hits = [has_word(a, f["key"]) for f in mine for a in said[r][f["id"]]]
-            row[name] = {"facts": len(mine), "answers": len(hits), "recalled": sum(hits),
-                         "recall": round(sum(hits) / len(hits), 3) if hits else None}
-        hits = [has_word(a, f["key"]) for f in current for a in said[r][f["id"]]]
-        row["recall"] = round(sum(hits) / len(hits), 3) if hits else None
+            row[name] = {"facts": len(mine), "answers": len(hits), "recalled": sum(hits), "recall": rate(hits)}
+        row["recall"] = rate([has_word(a, f["key"]) for f in current for a in said[r][f["id"]]])
         rows.append(row)
     return rows
 
