@@ -91,11 +91,16 @@ def _stem(word: str) -> str:
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")) else word
 
 
+def _said_wrong(norm: str) -> list[str]:
+    """The values a correction says outright are wrong: "not X", "instead of X", "i said X but", "left X"."""
+    return [next(g for g in m.groups() if g).strip() for m in _REPLACED.finditer(norm)]
+
+
 def replaced_values(message: str) -> list[str]:
     """The values a correction says are wrong: "not X", "instead of X", "i said X but", "left X", "switched from
     X to", "moved from X to" after a cue, and "X is (something else)" after a cue."""
     norm = _norm(message)
-    values = [next(g for g in m.groups() if g).strip() for m in _REPLACED.finditer(norm)]
+    values = _said_wrong(norm)
     if _CORRECTING.search(norm) or _RESTATING.search(_MOVING.sub("", norm)):
         # "I need to correct myself: the choir has moved its rehearsals from Wednesdays to ..."; without a cue,
         # "I moved from Leeds to York" says nothing against "I grew up in Leeds"
@@ -227,7 +232,7 @@ def corrected(message: str, current: list[LedgerFact]) -> tuple[NewFact, int] | 
     gone = {w for v in replaced for w in words(v)}
     named = [f for f in current if f.key and gone & words(f.key)]
     if len(named) > 1:  # "Annmaria is seven, not six": the value said to be wrong, before a name the message moves
-        said_wrong = {w for m in _REPLACED.finditer(norm) for w in words(next(g for g in m.groups() if g))}
+        said_wrong = {w for v in _said_wrong(norm) for w in words(v)}
         named = [f for f in named if said_wrong & words(f.key)] or named
     if not named and (moved := [m.group(1) for m in _MOVED_FROM.finditer(norm) if m.group(0).lower().startswith(
             ("moved", "relocated"))]):  # "went from Leeds to York for the weekend" is a trip

@@ -267,8 +267,8 @@ def _role_after_intro(rest: str) -> list[_Draft]:
     role, *where = re.split(r"\s+(?:at|in|for|with|on|near)\s+", rest, maxsplit=1, flags=re.I)
     role = re.sub(r"\s*\(.*$", "", role)  # "glassblower (soplador de vidrio)"
     head = role.split()[-1].lower() if role.split() else ""
-    if len(role.split()) > 3 or not (head in _OCCUPATIONS or _OCCUPATION_SUFFIX.search(head)
-                                     or re.search(r"\w{3}(?:er|or|ist|ian)$", head)):  # "braider", "welder"
+    if len(role.split()) > 3 or not (_is_occupation(head) or re.search(r"\w{3}(?:er|or|ist|ian)$", head)):
+        # "braider", "welder": agent nouns count here, where a name and an age have just been said
         return []
     a = "an" if role[:1].lower() in "aeiou" else "a"
     answer = _sentence(f"You're {a} {rest}")
@@ -512,6 +512,10 @@ _OCCUPATIONS = frozenset("""
 _OCCUPATION_SUFFIX = re.compile(r"(?:grapher|ologist|ician|iatrist|apist|wright|smith|monger|ineer)$", re.I)
 
 
+def _is_occupation(word: str) -> bool:
+    return word in _OCCUPATIONS or bool(_OCCUPATION_SUFFIX.search(word))
+
+
 def _a_something(g: _Said) -> _Draft | None:
     # "I'm a nurse at St. Mary's" (occupation) or "I'm a vegetarian" (a trait the user wants remembered).
     x = _value(g["x"])
@@ -525,11 +529,11 @@ def _a_something(g: _Said) -> _Draft | None:
         draft = _name_of(g.norm("snp"), named[1], g.subject.plural, g.norm("spos").lower())
         return _Draft(g.answer(x), draft.questions, draft.key)
     past = g.norm("be").lower() in ("was", "were")
-    if (head in _OCCUPATIONS or _OCCUPATION_SUFFIX.search(head)) and past:  # "My grandad was a miner in ..."
+    if _is_occupation(head) and past:  # "My grandad was a miner in ..."
         qs = ["What did {S} do for a living?", "What was {P} job?", "What did {S} work as?",
               "What was {P} profession?", "Do you remember what {S} did for work?"]
         return _Draft(g.answer(x), g.ask(*qs), _head_key(role))
-    if head in _OCCUPATIONS or _OCCUPATION_SUFFIX.search(head):
+    if _is_occupation(head):
         qs = list(_JOB_QUESTIONS)
         if where:  # "a nurse at St. Mary's" also says where
             qs.insert(2, "Where {do|does} {S} work?")
