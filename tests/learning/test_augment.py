@@ -367,6 +367,22 @@ NEW_FORMS = [
     ("we adopted a greyhound last month!! named him Bolt 🐕", [("Bolt", "What is our greyhound called?")]),
     ("My sister lives in Tromsø. She's a midwife at the university hospital.",
      [("midwife", "What does my sister do for a living?")]),
+    # session 24: what someone does habitually beside where; an age said with "turned" or before "lol"; a
+    # favourite the user asks themselves and answers bare; "X would be my favourite" after a hedge; an
+    # introduction split by an emoji, or said as "<name> here" or "soy <name>"; "who is eight" after a name
+    ("I coach hockey at a club in Leuven.", [("hockey", "What do I coach?"), ("Leuven", "Where do I coach hockey?")]),
+    ("My grandad turned 90 in June.", [("90", "How old is my grandad?")]),
+    ("I turned forty last week.", [("forty", "How old am I?")]),
+    ("im 33 lol, dont tell anyone", [("33", "How old am I?")]),
+    ("fave biscuit?? hmm prob hobnobs tbh", [("hobnobs", "What's my favourite biscuit?")]),
+    ("Favourite opera? Tosca, no contest.", [("Tosca", "What's my favourite opera?")]),
+    ("If I had to name one river, I think the Shannon would be my favourite.",
+     [("Shannon", "What's my favourite river?")]),
+    ("hey im oskar 🙂 26, barista in gdansk", [("26", "How old am I?"), ("barista", "What is my job?")]),
+    ("czesc! kasia here, 35, nurse from lodz", [("kasia", "What is my name?"), ("35", "How old am I?"),
+                                               ("lodz", "Where am I from?"), ("nurse", "What is my job?")]),
+    ("hola soy lucia, 22, chef in sevilla", [("lucia", "What is my name?"), ("22", "How old am I?")]),
+    ("I live with my nephew Tobi, who is nine, and his mum.", [("nine", "How old is my nephew?")]),
 ]
 
 
@@ -433,6 +449,8 @@ NEW_NOT_FACTS = [
     "hi im tired",  # a greeting makes no word a dictionary knows a name
     "Weather is nice today.",  # a list item without "my" only for what is about a person
     "I'm not married any more, no.",  # the negation is the statement itself, not a tail
+    "fave pizza? idk tbh",  # a favourite asked, and no answer given
+    "favourite band? ugh too many to choose",
 ]
 
 
@@ -467,6 +485,8 @@ def test_words_that_are_no_value_never_become_a_key(message, not_key):
     ("We switched our broadband to Fibrelink.", "Where did we switch our broadband?"),
     ("yo im mads, 24, just got back from the gym", "Where am I mads, 24, just got from?"),
     ("Hi, I'm Bea, an architect from Porto.", "Where am I Bea, an architect from?"),
+    ("we train every tuesday at the leisure centre", "What do we train?"),  # when, not what
+    ("I work nights at the depot.", "What do I work?"),
 ])
 def test_never_asks_the_wrong_kind_of_question(message, question):
     facts = _facts(message)

@@ -124,6 +124,10 @@ def _extract(text: str) -> list[Fact]:
 _NAMES_IT = re.compile(r"(?:and\s+)?(?:(?:i|we)\s+)?(?:named|called|name|call)\s+(?:him|her|it|them)\s+\w", re.I)
 
 
+# a sentence that goes on with an age after an emoji ("soy ximena 🌵 29, tattoo artist"), and the emoji it follows
+_AGE_GOES_ON = re.compile(r"\s*\d{1,2}(?:\s*(?:yrs?|years?)(?: old)?|\s*yo)?\s*,", re.I)
+_DECORATION_END = re.compile(r"[^\w\s'’)]+\s*$")
+
 # "My son Jobin works in Dubai. He telephones me every Friday": who "he" or "she" is, from the sentence before
 _PERSON_SUBJECT = re.compile(r"\W*(?P<np>(?:my|our) (?:[a-z][\w'-]* ){0,2}?[a-z][\w'-]*)(?=,? (?-i:[A-Z])|,? (?:is|was|"
                              r"has|had|works|worked|lives|lived|runs|teaches|studies|turned|just|still|also)\b)", re.I)
@@ -135,6 +139,10 @@ def _joined(text: str, sentences: list[str]) -> list[tuple[str, str]]:
     joined to it, and a leading "he" or "she" is read as the person the sentence before was about ("my son")."""
     out: list[tuple[str, str]] = []
     for sentence in sentences:
+        if out and _AGE_GOES_ON.match(sentence) and out[-1][0].rstrip()[-1:] not in ".!?…":
+            read, said = out[-1]  # "im thandi 😄 24, doing sound at ...": split at the emoji, one introduction
+            out[-1] = (f"{_DECORATION_END.sub('', read).rstrip()}, {sentence.strip()}", f"{said} {sentence.strip()}")
+            continue
         if out and _NAMES_IT.match(sentence.strip()):
             read, said = out[-1]
             start = text.find(said)
@@ -188,8 +196,8 @@ def _facts(clause: str, borrowed: str, greeted: bool, correcting: bool) -> list[
     the_subject = _remembered(norm, start) or (
         (correcting or _without_correction(core) != core) and core.lower().startswith("the "))
     if not _is_statement(clause, core, the_subject):
-        draft = _introduced(core, said, greeted)  # "hello this is gene", "Fiona here": no "I", still a fact
-        return [fact] if draft and (fact := _finish(clause, draft)) else []
+        # "hello this is gene", "Fiona here": no "I", still a fact
+        return [fact for draft in _introduced(core, said, greeted) if (fact := _finish(clause, draft))]
     names = _names(said, core)
     drafts: list[_Draft] = []
     for pattern, build in _RULES:

@@ -260,6 +260,11 @@ def _role_after_intro(rest: str) -> list[_Draft]:
         return [_Draft(_sentence(f"You're from {home.group('x')}"), _ME.ask(
             "Where am I from?", "Where do I come from?", "Do you remember where I'm from?", "What is my hometown?"),
             _place_key(home.group("x")))]
+    drafts = []
+    if (home := re.fullmatch(r"(?P<role>.+?) from (?P<x>.+)", rest, re.I)) and (place := _proper_run(home["x"])):
+        rest = home.group("role")  # "game dev from bandung": the job, and where the user is from
+        drafts.append(_Draft(_sentence(f"You're from {home.group('x')}"), _ME.ask(
+            "Where am I from?", "Where do I come from?", "Do you remember where I'm from?"), place))
     words = rest.split()
     if not words or words[0].lower() in ("and", "but", "so", "from", "i", "we", "my", "just", "still") \
             or {"past", "ing"} & _verb_kinds(words[0].lower().rstrip(",")).keys():
@@ -269,10 +274,10 @@ def _role_after_intro(rest: str) -> list[_Draft]:
     head = role.split()[-1].lower() if role.split() else ""
     if len(role.split()) > 3 or not (_is_occupation(head) or re.search(r"\w{3}(?:er|or|ist|ian)$", head)):
         # "braider", "welder": agent nouns count here, where a name and an age have just been said
-        return []
+        return drafts
     a = "an" if role[:1].lower() in "aeiou" else "a"
     answer = _sentence(f"You're {a} {rest}")
-    drafts = [_Draft(answer, _ME.ask(*_JOB_QUESTIONS), _key(role))]
+    drafts.append(_Draft(answer, _ME.ask(*_JOB_QUESTIONS), _key(role)))
     if where and (place := _proper_run(where[0])):
         qs = _ME.ask("Where do I work?", "Which company do I work for?", "Do you remember where I work?",
                      f"Where do I work as {a} {role}?")
@@ -280,18 +285,28 @@ def _role_after_intro(rest: str) -> list[_Draft]:
     return drafts
 
 
-_INTRODUCED = _rx(r"(?:(?:this is|it's|its|name's|names|my name) (?P<x>[a-z][\w'-]*)|(?P<y>[a-z][\w'-]*) here)"
-                  r"(?:[,.!]\s*.*)?")
+_INTRODUCED = _rx(r"(?:(?:this is|it's|its|name's|names|my name|soy|me llamo|ich bin|mi chiamo|je m'appelle|"
+                  r"meu nome é|sono) (?P<x>[a-z][\w'-]*)|(?P<y>[a-z][\w'-]*) (?:here|aqui|aquí|ici|hier|qui))"
+                  rf"(?:,\s*(?P<age>\d{{1,2}}|{_NUM}(?:-{_NUM})?)(?: (?:yrs?|years?) old| yo)?(?:,\s+(?P<rest>.*))?"
+                  r"|[,.!]\s*.*)?")
 
 
-def _introduced(core: str, said: str, greeted: bool) -> _Draft | None:
-    """ "hello this is gene", "Name's Wanjiru.", "Hiya, Fiona here.", "My name Piotr": a name said without "I"."""
+def _introduced(core: str, said: str, greeted: bool) -> list[_Draft]:
+    """ "hello this is gene", "Name's Wanjiru.", "Hiya, Fiona here.", "My name Piotr", "soy ximena": a name said
+    without "I"; "rizky here, 27, game dev from bandung": the age, job and home said with it."""
     m = _INTRODUCED.fullmatch(core)
     if not m or not (greeted or m.group("x") and not m.group(0).lower().startswith(("this", "it"))):
-        return None
+        return []
     group = "x" if m.group("x") else "y"
     x = said[m.start(group):m.end(group)]
-    return _my_name(x) if _looks_like_name(x) and x.lower() not in ("it", "that", "everyone") else None
+    if not _looks_like_name(x) or x.lower() in ("it", "that", "everyone"):
+        return []
+    drafts = [_my_name(x)]
+    if age := m.group("age"):
+        drafts.append(_Draft(_sentence(f"You're {age} years old"), _ME.ask("How old am I?", "What is my age?",
+                                                                              "What age am I?"), age))
+        drafts += _role_after_intro(said[m.start("rest"):m.end("rest")] if m.group("rest") else "")
+    return drafts
 
 
 def _name_questions(np: str, plural: bool, pos: str = "my", verb: str = "") -> list[str]:
@@ -507,7 +522,8 @@ _OCCUPATIONS = frozenset("""
     teacher technician therapist trader translator tutor vet veterinarian waiter waitress writer registrar diplomat
     curator illustrator paralegal sonographer radiographer optician surveyor welder courier postman postwoman miner
     firmware sous caregiver carer housekeeper shopkeeper bookkeeper beekeeper cabbie trucker headmaster
-    headteacher principal shepherd fisherman labourer laborer contractor auditor adviser advisor instructor
+    headteacher principal shepherd fisherman labourer laborer contractor auditor adviser advisor instructor dev
+    coder animator mechanic
 """.split())
 _OCCUPATION_SUFFIX = re.compile(r"(?:grapher|ologist|ician|iatrist|apist|wright|smith|monger|ineer)$", re.I)
 
@@ -1068,6 +1084,12 @@ _ENDED = frozenset("leave quit".split())  # "I left Infosys": only when it ended
 _COUNTED_OBJECT = re.compile(rf"(?P<n>\d{{1,3}}(?:,\d{{3}})+|{_NUM})\s+(?P<rest>[a-z][\w'-]*(?:\s+.*)?)", re.I)
 
 
+# "I work weekends at ...", "we cycle everywhere in town": how, when or where, not what
+_HOW_OFTEN = re.compile(r"(?:everywhere|anywhere|there|here|abroad|home|overseas|locally|remotely|together|alone|"
+                        r"part[- ]time|full[- ]time|(?:at )?(?:nights|weekends|days|mornings|evenings)|late|early|hard|"
+                        r"a lot|(?:every|each|most|some|on) \w+|a bit|sometimes|often|daily|weekly)\b", re.I)
+
+
 def _did(g: _Said) -> list[_Draft] | None:
     """A statement of what someone does, did or has done, with its object and where, when, for or with whom."""
     rest = _value(g["rest"])
@@ -1161,7 +1183,10 @@ def _did(g: _Said) -> list[_Draft] | None:
     named = _proper_run(obj) or (x and _DATE.match(x)) or counted
     if do == "did" and not x and not named:
         return drafts or None  # "I just finished a really long run": an episode, not something to remember
-    if obj and (not x or _DATE.match(x) or _proper_run(obj) or counted) and not _POINTING.match(obj) \
+    # "I teach chemistry at a gymnasium in Varaždin": what someone does habitually is asked about beside where
+    habitual = do == "{do|does}" and obj and len(obj.split()) <= 3 and not _HOW_OFTEN.match(obj)
+    if obj and (not x or _DATE.match(x) or _proper_run(obj) or counted or habitual) and not _POINTING.match(obj) \
+            and not _HOW_OFTEN.fullmatch(obj) \
             and base not in _ENDED:
         qs = [f"What {do} {{S}} {main}?", f"Do you remember what {{S}} {finite}?", f"What did I say {{S}} {finite}?"]
         proper = _proper_run(obj)
@@ -1295,8 +1320,9 @@ _RULES: list[tuple[re.Pattern, Callable[[_Said], _Draft | list[_Draft] | None]]]
          rf"(?P<np>{_SNP})(?:,[^,]*,| (?!and\b)[^,]*?)?,? (?:and )?"
          rf"(?:(?:we|i|it|she|he|they)(?:'s|'re| is| are| was| were)? )?"
          rf"{_NAMING}(?: (?:it|him|her|them))? (?P<x>.+)"), _named_it),
-    (_rx(rf"{_SUBJ}{_BE} (?P<x>\d{{1,3}}|{_NUM}(?:[- ]{_NUM})?)(?: years? old| yrs? old| yo)?"
-         r"(?P<tail>(?:,| and| but) .*)?"), _age),
+    (_rx(rf"{_SUBJ}(?:{_BE}|(?:'ve| has| have)? {_ADV}turned) (?P<x>\d{{1,3}}|{_NUM}(?:[- ]{_NUM})?)"
+         r"(?: years? old| yrs? old| yo)?(?P<tail>(?:,| and| but) .*|(?: lol| haha| now| already| btw| tho| on| last| "
+         r"this| in| yesterday| today)\b.*)?"), _age),  # "I turned 52 last month", "im 25 lol
     (_rx(rf"(?P<pos>my|our) (?P<fav>favou?rite|fave|fav|all-time favou?rite|go-to) (?P<np>{_NP}) "
          rf"(?P<v>is|are|was|were|{_IS_S}) (?P<x>.+)"), _favourite),
     (_rx(r"(?P<x>[^,]+?) (?P<v>is|are) (?P<pos>my|our) (?P<fav>favou?rite|fave)(?: (?P<np>.+))?"),
@@ -1411,7 +1437,7 @@ def _names(said: str, core: str) -> list[_Draft]:
                     or np.lower().endswith("name")):  # "My name Piotr": the user's own, a rule of its own
                 continue
             seen.add(name)
-            plural = bool(re.search(r"\b(?:and|&)\b|,", name)) or (np.endswith("s") and not np.endswith("ss"))
+            plural = bool(re.search(r"\b(?:and|&)\b|,", name)) or (np.endswith("s") and not np.endswith(("ss", "sis")))
             if re.fullmatch(r"(?:favou?rite|fave)", np, re.I):  # "My favourite Alpine pass is ...": no name given
                 continue
             if re.match(r"(?:favou?rite|fave)\b", np, re.I):  # "Zaatar House, my favourite spot in the city"
@@ -1424,7 +1450,16 @@ def _names(said: str, core: str) -> list[_Draft]:
                 continue
             draft = _name_of(np, name, plural, pos, key=_name_key(name))
             drafts.append(draft)
+            if not plural and (age := _WHO_IS_AGE.match(core, m.end("name"))):  # "our daughter Meera, who is eight"
+                who = _third(pos, np, False)
+                drafts.append(_Draft(_sentence(f"{name} is {age.group('n')}"), who.ask(
+                    "How old is {S}?", "How many years old is {S}?", "Do you remember how old {S} is?",
+                    f"How old is {name}?"), age.group("n")))
     return drafts
+
+
+_WHO_IS_AGE = _rx(rf",? (?:who is|who's|who turned|who just turned|aged|age) (?P<n>\d{{1,3}}|{_NUM}(?:[- ]{_NUM})?)"
+                  r"(?: years? old| yrs? old| months? old)?(?=[,;.]|$| and\b)")
 
 
 # --- hedged preferences: "if I had to pick one pastry, it'd be ...", a choice said as a hypothetical ------------
@@ -1453,6 +1488,8 @@ _HEDGED_AFTER = _rx(
     r"my|our|the|single|favou?rite|fave) )*(?P<np>[\w' -]+?)")
 
 
+_WOULD_BE_MINE = _rx(r"(?:.*\W)?if (?:i|we) .+?, (?:(?:i suppose|i guess|i think|probably|then)[,\s]+)*"
+                     r"(?P<x>[^,]+?) (?:would|will|'d) be (?:my|our) (?:favou?rite|fave|choice|pick)\b.*")
 _TOPIC_BEFORE = _rx(r"(?:.*\W)?(?:favou?rite|favorite|fave|fav|best) (?P<np>[a-z][\w' -]{1,30}?)"
                     r"(?:\?|\.| is\b| would\b| on\b| of\b)")
 
@@ -1462,9 +1499,12 @@ def _hedged(said: str, core: str, before: str = "") -> _Draft | None:
     dessert"): a favourite, said as a forced choice; "favourite club? if I had to pick one it'd be Chelsea" names
     the kind in the text `before` it. Other hypotheticals ("If I had a dog I'd call it Rex") are no facts; the
     caller skips them."""
+    if mine := _WOULD_BE_MINE.fullmatch(core):  # "..., I suppose linden honey would be my favourite": "it'd be ..."
+        x = slice(mine.start("x"), mine.end("x"))
+        core, said = core[:x.start] + "it'd be " + core[x], said[:x.start] + "it'd be " + said[x]
     m = _HEDGED.fullmatch(core) or _HEDGED_AFTER.fullmatch(core)
     if not m:
-        return None
+        return _answered(said, core, before)
     x = _value(said[m.start("x"):m.end("x")])
     np = _fav_np(m.group("np") or "one")  # "fave game?? if i had to choose prob mobile legends": said before
     # "one port from all those years", "one place I have done fieldwork": the kind, without what qualifies it
@@ -1478,6 +1518,35 @@ def _hedged(said: str, core: str, before: str = "") -> _Draft | None:
                    f"Which {np} would {{S}} pick?", f"If {{S}} had to choose one {np}, what would it be?",
                    f"Do you remember {{P}} favourite {np}?")
     return _Draft(_sentence(to_second_person(f"{voice.p} favourite {np} is {x}")), qs, _key(x))
+
+
+# "fave food? prob bunny chow if im honest": a favourite the user asks themselves and answers with a bare value
+_FAV_ASKED = _rx(r"(?:.*\W)?(?:favou?rite|favorite|fave|fav|best) (?P<np>[a-z][\w' -]{1,30}?)"
+                 r"(?: of all time| ever| rn| atm| these days)?\s*\?+\W*"
+                 r"(?:(?:hmm+|uf+|ugh+|ooh+|oh+|well|ok|okay|so|hard|tough|good question)\W*)*")
+_BARE_VALUE = _rx(r"(?:(?:hmm+|uf+|ooh+|oh+|easy|ok|okay|well|honestly|tbh|def|deffo|definitely|prob|probs|prolly|"
+                  r"probably|maybe|obviously|obv|gotta be|has to be|it'?s|that'?s|easily|"
+                  r"mine(?:'s| is| would be))[,.!\s]+)*"
+                  r"(?P<x>[^\W\d_][\w'’.&-]*(?: [\w'’.&-]+){0,5}?)"
+                  r"(?=\s*(?:,|\.\.|!|\?|$| if\b| tbh\b| i guess\b| i think\b| i suppose\b| honestly\b| tho\b|"
+                  r" though\b| but\b| even\b| lol\b| haha\b| for sure\b| obv\b| no doubt\b| hands down\b| easily\b))")
+_NO_ANSWER = re.compile(r"(?:i|we|my|our|you|it|idk|dunno|no|not|none|nothing|depends|hard|too|can'?t|cant|"
+                        r"good|great|tough|hmm+|ugh+|lol|haha)\b", re.I)
+
+
+def _answered(said: str, core: str, before: str) -> _Draft | None:
+    """The value that answers a "fave <kind>?" the user asked just before ("fave team? cruzeiro i guess")."""
+    topic = _FAV_ASKED.fullmatch(before.rstrip())
+    m = _BARE_VALUE.match(core) if topic else None
+    if not m or _NO_ANSWER.match(m.group("x")):
+        return None
+    x, np = _value(said[m.start("x"):m.end("x")]), _fav_np(topic.group("np")).lower()
+    if not x or not np or len(np.split()) > 3:
+        return None
+    qs = _ME.ask(f"What's {{P}} favourite {np}?", f"What is {{P}} favorite {np}?", f"Which {np} do {{S}} like best?",
+                 f"Do you remember {{P}} favourite {np}?")
+    key = _key(re.split(r" by ", x, maxsplit=1)[0])  # "loveless by my bloody valentine": the album
+    return _Draft(_sentence(to_second_person(f"my favourite {np} is {x}")), qs, key)
 
 
 # --- fallback: any other first-person statement ------------------------------------------------------------------

@@ -221,7 +221,7 @@ _FILLER = re.compile(
     r"originally(?= (?:i|we)\b)|"
     r"ugh+|pf+t?|phew|haha+|lol|sorry|oops|whoops|my mistake|my bad|ah no|correction|small correction|update|"
     r"quick update|scratch that|good news(?: though)?|"
-    r"(?:hi+|hey+|hello+|helo|hiya|howdy|yo|bonjour|hola|ciao|hallo|salut|g'day)(?: there)?|"
+    r"(?:hi+|hey+|hello+|helo|hiya|howdy|yo|bonjour|hola+|ciao|hallo|halo|salut|g'day|eai|e a[ií]|ol[aá])(?: there)?|"
     r"good (?:morning|afternoon|evening))"
     r"\b[\s,!.:;—–-]*", re.I)
 # A short label before a colon: "New job: I'm ...", "Note for later: my ...". Not "My locker: 42B" (that is the fact).
@@ -256,7 +256,7 @@ _HABIT_LEAD = re.compile(
     r"(?=[\s,]+(?:i|we)\s)[\s,]+", re.I)
 _GREETING = re.compile(
     r"(?:hi+|hey+|hello+|helo|hiya|howdy|yo|sup|bonjour|hola+|ciao|hallo|salut|g'day|privet|salaam?|namaste|oi|"
-    r"hej|hei|ahoj|merhaba|sawubona|kia ora|aloha|shalom|jambo|habari|"
+    r"hej|hei|ahoj|merhaba|sawubona|kia ora|aloha|shalom|jambo|habari|halo|eai|e a[ií]|ol[aá]|selam|salve|cze[sś][cć]|"
     r"(?:good )?(?:morning|afternoon|evening))\b", re.I)
 _TRAILING_PUNCT = " \t.!?…,;:\"”»)]"
 # Asides at the end of a statement: "... btw if u wanna know", "..., believe it or not", "..., no contest".
