@@ -383,6 +383,7 @@ NEW_FORMS = [
                                                ("lodz", "Where am I from?"), ("nurse", "What is my job?")]),
     ("hola soy lucia, 22, chef in sevilla", [("lucia", "What is my name?"), ("22", "How old am I?")]),
     ("I live with my nephew Tobi, who is nine, and his mum.", [("nine", "How old is my nephew?")]),
+    ("Sorry, I'm not 44 but 45.", [("45", "How old am I?")]),  # "not X but Y": Y holds
 ]
 
 
@@ -463,6 +464,7 @@ def test_questions_negations_hypotheticals_and_chitchat_are_not_facts(message):
     ("I don't have a car, I cycle everywhere.", "car"),
     ("Sorry, the nursery is Little Oaks, not Little Acorns.", "Little Acorns"),
     ("my plate is KV 48 217 not 211", "211"),
+    ("Correction: my locker is not 14 but 41.", "14"),
     ("Scratch that, we ended up buying in Riverdale instead of Leslieville.", "Leslieville"),
 ])
 def test_a_negated_or_corrected_value_never_becomes_a_key(message, not_key):
@@ -487,6 +489,7 @@ def test_words_that_are_no_value_never_become_a_key(message, not_key):
     ("Hi, I'm Bea, an architect from Porto.", "Where am I Bea, an architect from?"),
     ("we train every tuesday at the leisure centre", "What do we train?"),  # when, not what
     ("I work nights at the depot.", "What do I work?"),
+    ("my locker is 41", "How old is my locker?"),  # a number of a thing is no age
 ])
 def test_never_asks_the_wrong_kind_of_question(message, question):
     facts = _facts(message)

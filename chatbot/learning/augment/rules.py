@@ -191,6 +191,7 @@ _PEOPLE = frozenset("""
     coworker co-worker mentor teacher coach tutor doctor gp dentist vet accountant solicitor lawyer landlord landlady
     agent editor publisher therapist trainer cofounder co-founder cto ceo headteacher head cook chef assistant nanny
     cleaner eldest youngest oldest baby brother-in-law sister-in-law
+    gogo lola lolo abuela abuelo oma opa nonna nonno babcia dziadek bibi babu ouma oupa bro sis
 """.split())
 
 
@@ -454,6 +455,10 @@ def _age(g: _Said) -> _Draft | None:
     # experiment (data/experiments/facts-v1.jsonl) probes with it, so training must not use its exact wording.
     if _MEASURED.search(g.subject.s):
         return None  # "my shoe size is ten": a number, not an age (`_my_np_is` asks what it is)
+    np = g.norm("snp").lower() if g.m.groupdict().get("snp") else ""
+    if np and not any(_is_person(w) or w.rstrip("s") in _PETS for w in np.split()) \
+            and not re.search(r"\b(?:old|yo|yrs?|years?|turned)\b", g.m.group(0), re.I):
+        return None  # "my locker is 41": a number; "my car is twelve years old" is an age
     said = g.said[:g.m.start("tail")] if g.m.group("tail") else g.said
     return _Draft(_sentence(to_second_person(said)), g.ask(
         "How old {am|are|is} {S}?", "How many years old {am|are|is} {S}?", "Do you remember how old {S} {am|are|is}?",

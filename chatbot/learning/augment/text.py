@@ -56,6 +56,9 @@ def _repair(text: str) -> str:
                   r"(?:(?:he|she|they) (?=[a-z])(?!(?:said|says|told|thinks|thought)\b)|(?P<be>he's|she's|they're) )",
                   lambda m: m.group(1) + (m.group("comma") if m.group("name") else "") + " "
                   + {"": "", "they're": "are "}.get(m.group("be") or "", "is "), text)
+    # "Knopf is not eleven but thirteen": the value that holds first, as every other correction says it
+    text = re.sub(r"\b(is|are|am|was|were|'s|'m|'re) not (?!(?:just|only|merely|simply)\b)([\w'’ -]{1,30}?),? "
+                  r"but (?:rather |actually )?([\w'’ -]{1,30}?)(?=[.!?,;]|$)", r"\1 \3, not \2", text)
     return re.sub(rf"(^|[.!?,;:]\s+|\b(?:and|but|so) )((?i:{_RELATIONS})(?:'?s)?)"
                   r"(?= (?:[A-Za-z]+ )?(?:is|are|was|were|name|names|just|also|still|[a-z]+s|[a-z]+ed)\b)",
                   lambda m: f"{m.group(1)}my {m.group(2).lower()}", text)
