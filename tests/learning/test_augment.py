@@ -384,6 +384,9 @@ NEW_FORMS = [
     ("hola soy lucia, 22, chef in sevilla", [("lucia", "What is my name?"), ("22", "How old am I?")]),
     ("I live with my nephew Tobi, who is nine, and his mum.", [("nine", "How old is my nephew?")]),
     ("Sorry, I'm not 44 but 45.", [("45", "How old am I?")]),  # "not X but Y": Y holds
+    ("wait im 27 not 26, forgot my bday lol", [("27", "How old am I?")]),
+    ("fav city... hmm prob lisbon? ya lisbon", [("lisbon", "What's my favourite city?")]),
+    ("if i had to pick a pasta shape... prob rigatoni?", [("rigatoni", "What's my favourite pasta shape?")]),
 ]
 
 
@@ -452,6 +455,7 @@ NEW_NOT_FACTS = [
     "I'm not married any more, no.",  # the negation is the statement itself, not a tail
     "fave pizza? idk tbh",  # a favourite asked, and no answer given
     "favourite band? ugh too many to choose",
+    "whats the best way to descale a kettle? mine is crusty",  # "the best way" asks for advice, no favourite
 ]
 
 

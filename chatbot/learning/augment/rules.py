@@ -1327,7 +1327,7 @@ _RULES: list[tuple[re.Pattern, Callable[[_Said], _Draft | list[_Draft] | None]]]
          rf"{_NAMING}(?: (?:it|him|her|them))? (?P<x>.+)"), _named_it),
     (_rx(rf"{_SUBJ}(?:{_BE}|(?:'ve| has| have)? {_ADV}turned) (?P<x>\d{{1,3}}|{_NUM}(?:[- ]{_NUM})?)"
          r"(?: years? old| yrs? old| yo)?(?P<tail>(?:,| and| but) .*|(?: lol| haha| now| already| btw| tho| on| last| "
-         r"this| in| yesterday| today)\b.*)?"), _age),  # "I turned 52 last month", "im 25 lol
+         r"this| in| yesterday| today| not)\b.*)?"), _age),  # "I turned 52 last month", "im 25 lol
     (_rx(rf"(?P<pos>my|our) (?P<fav>favou?rite|fave|fav|all-time favou?rite|go-to) (?P<np>{_NP}) "
          rf"(?P<v>is|are|was|were|{_IS_S}) (?P<x>.+)"), _favourite),
     (_rx(r"(?P<x>[^,]+?) (?P<v>is|are) (?P<pos>my|our) (?P<fav>favou?rite|fave)(?: (?P<np>.+))?"),
@@ -1526,10 +1526,12 @@ def _hedged(said: str, core: str, before: str = "") -> _Draft | None:
 
 
 # "fave food? prob bunny chow if im honest": a favourite the user asks themselves and answers with a bare value
-_FAV_ASKED = _rx(r"(?:.*\W)?(?:favou?rite|favorite|fave|fav|best) (?P<np>[a-z][\w' -]{1,30}?)"
-                 r"(?: of all time| ever| rn| atm| these days)?\s*\?+\W*"
+_FAV_ASKED = _rx(r"(?:.*\W)?(?:favou?rite|favorite|fave|fav|best(?! (?:way|time|place|thing|option|idea|advice)\b)|"
+                 r"if (?:i|we) (?:had|have) to (?:pick|choose) (?:a|an|one|my|our)) (?P<np>[a-z][\w' -]{1,30}?)"
+                 r"(?: of all time| ever| rn| atm| these days)?\s*(?:\?+|\.{2,}|…)\W*"
                  r"(?:(?:hmm+|uf+|ugh+|ooh+|oh+|well|ok|okay|so|hard|tough|good question)\W*)*")
 _BARE_VALUE = _rx(r"(?:(?:hmm+|uf+|ooh+|oh+|easy|ok|okay|well|honestly|tbh|def|deffo|definitely|prob|probs|prolly|"
+                  r"i think|i guess|i'd say|id say|ya|yeah|"
                   r"probably|maybe|obviously|obv|gotta be|has to be|it'?s|that'?s|easily|"
                   r"mine(?:'s| is| would be))[,.!\s]+)*"
                   r"(?P<x>[^\W\d_][\w'’.&-]*(?: [\w'’.&-]+){0,5}?)"
@@ -1546,6 +1548,7 @@ def _answered(said: str, core: str, before: str) -> _Draft | None:
     if not m or _NO_ANSWER.match(m.group("x")):
         return None
     x, np = _value(said[m.start("x"):m.end("x")]), _fav_np(topic.group("np")).lower()
+    np = re.split(r"\s+(?:from|of|in|at|on|for|that|which|where|to)\b", np, maxsplit=1)[0]  # "horse at the farm"
     if not x or not np or len(np.split()) > 3:
         return None
     qs = _ME.ask(f"What's {{P}} favourite {np}?", f"What is {{P}} favorite {np}?", f"Which {np} do {{S}} like best?",

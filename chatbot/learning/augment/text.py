@@ -223,7 +223,7 @@ _FILLER = re.compile(
     r"yes|yep|no|nope|fyi|for the record|fun fact|to be honest|honestly|frankly|tbh|funnily enough|at least|"
     r"originally(?= (?:i|we)\b)|"
     r"ugh+|pf+t?|phew|haha+|lol|sorry|oops|whoops|my mistake|my bad|ah no|correction|small correction|update|"
-    r"quick update|scratch that|good news(?: though)?|"
+    r"quick update|scratch that|good news(?: though)?|wait|hang on|"
     r"(?:hi+|hey+|hello+|helo|hiya|howdy|yo|bonjour|hola+|ciao|hallo|halo|salut|g'day|eai|e a[ií]|ol[aá])(?: there)?|"
     r"good (?:morning|afternoon|evening))"
     r"\b[\s,!.:;—–-]*", re.I)
