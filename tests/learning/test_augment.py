@@ -385,6 +385,9 @@ NEW_FORMS = [
     ("I live with my nephew Tobi, who is nine, and his mum.", [("nine", "How old is my nephew?")]),
     ("Sorry, I'm not 44 but 45.", [("45", "How old am I?")]),  # "not X but Y": Y holds
     ("wait im 27 not 26, forgot my bday lol", [("27", "How old am I?")]),
+    # a name's thing typed in lowercase after "remember"; a calendar date is a when
+    ("pls remember: tomek's bday is 3 june", [("3 june", "When is tomek's bday?")]),
+    ("Remember this: the boiler service is the 12th of May.", [("12th of May", "When is the boiler service?")]),
     ("fav city... hmm prob lisbon? ya lisbon", [("lisbon", "What's my favourite city?")]),
     ("if i had to pick a pasta shape... prob rigatoni?", [("rigatoni", "What's my favourite pasta shape?")]),
 ]
@@ -494,6 +497,8 @@ def test_words_that_are_no_value_never_become_a_key(message, not_key):
     ("we train every tuesday at the leisure centre", "What do we train?"),  # when, not what
     ("I work nights at the depot.", "What do I work?"),
     ("my locker is 41", "How old is my locker?"),  # a number of a thing is no age
+    ("my locker is 41", "When is my locker?"),  # nor a date
+    ("My anniversary is March 5.", "What is my anniversary called?"),  # a date is no name
 ])
 def test_never_asks_the_wrong_kind_of_question(message, question):
     facts = _facts(message)

@@ -622,6 +622,12 @@ _DATE = re.compile(rf"(?:the )?(?:\d|{_MONTH}|(?:mon|tues|wednes|thurs|fri|satur
                    r"halloween|midsummer|ramadan|boxing day)\b|(?-i:(?:St\.? |Saint )?[A-Z]\w+'s Day\b))", re.I)
 
 
+# A day of the calendar: "19 october", "the 3rd", "March 5", "the fourteenth of March" (not "41" nor "next door")
+_CALENDAR_DATE = re.compile(rf"(?:on )?(?:the )?(?:\d{{1,2}}(?:st|nd|rd|th)?(?: of)? {_MONTH}|"
+                            rf"\d{{1,2}}(?:st|nd|rd|th)\b|{_MONTH} \d{{1,2}}(?:st|nd|rd|th)?\b|"
+                            rf"{_ORDINAL} of {_MONTH})", re.I)
+
+
 def _born(g: _Said) -> _Draft | None:
     # "I was born in 1990" (when) vs "I was born in Lisbon" (where): a date starts with a digit or a month.
     x = _value(g["x"])
@@ -813,9 +819,10 @@ def _my_np_is(g: _Said) -> _Draft | None:
         return None  # "My wife and I are vegetarian" is about two people; "my mum's helping" is no value
     if _EPISODE_TIME.search(g.said) and not (_proper_run(x) or re.search(r"\d", x)):
         return None  # "My train was late again this morning": chit-chat
-    if np.lower() == "birthday":
-        qs = [f"When is {pos} birthday?", f"What is {pos} birthday?", f"Do you remember {pos} birthday?",
-              f"What date is {pos} birthday?"]
+    if np.lower() in ("birthday", "bday", "b-day", "birthdate") or _CALENDAR_DATE.match(x):
+        # "priya's bday is 19 october", "the vet appointment is the 3rd of every month": a when
+        qs = [f"When {v} {pos} {np}?", f"What {v} {pos} {np}?", f"Do you remember {pos} {np}?",
+              f"What date {v} {pos} {np}?"]
     else:
         qs = [f"What {v} {pos} {np}?", f"Do you remember {pos} {np}?", f"Can you tell me {pos} {np}?",
               f"What did I say {pos} {np} {v}?"]
@@ -827,13 +834,13 @@ def _my_np_is(g: _Said) -> _Draft | None:
     if named:  # "my main in Blade Arena is a character called Vex"
         return _Draft(g.answer(x), qs, _name_key(named[1]))
     where = _WHERE.match(x)
-    if where and np.lower() != "birthday" and not _DATE.match(where.group("at")):
+    if where and np.lower() not in ("birthday", "bday") and not _DATE.match(where.group("at")):
         # "the spare key is under the blue flowerpot"; a birthday "on St Piran's Day" is a when
         qs = [f"Where {v} {pos} {np}?", f"Do you remember where {pos} {np} {v}?", f"Where did I say {pos} {np} {v}?",
               f"Where {'do' if v == 'are' else 'does'} {pos} {np} go?"]
         return _Draft(g.answer(x), qs, _proper_run(where.group("at")) or _key(where.group("at")))
     key = _key(x)
-    if run := _name_run(x):
+    if (run := _name_run(x)) and not _CALENDAR_DATE.match(x):  # "March 5" is no name
         if _is_person(np):
             key = run  # "Dr Okafor on Mill Lane" -> "Okafor"
         if re.sub(r"^(?:the|a|an)\s+", "", x, flags=re.I) in (run, "Dr " + run, "Mrs " + run):
@@ -1300,7 +1307,9 @@ def _proper_run(text: str) -> str:
 
 # Priority order: the first rule whose pattern matches the whole clause (and whose builder accepts it) wins,
 # so the specific forms ("my dog's name is") come before the general ones ("my <np> is").
-_POS = r"(?P<pos>my|our|the|(?-i:[A-Z][\w-]+)'s)"  # "Sora's exam is on February 24" (after "remember")
+# "Sora's exam is on February 24" (after "remember"), "bia's birthday is ..." typed in lowercase
+_POS = (r"(?P<pos>my|our|the|(?-i:[A-Z][\w-]+)'s|(?!(?:it|that|what|there|here|he|she|who|let|where|how|this|one|"
+        r"today|tomorrow|yesterday|everyone|everybody|nobody|somebody|someone|life|mine)'s)(?-i:[a-zà-ÿ][\w-]+)'s)")
 _NAMING = r"(?P<nv>called|named|call|name|christened|dubbed|nicknamed)"
 _RULES: list[tuple[re.Pattern, Callable[[_Said], _Draft | list[_Draft] | None]]] = [
     (_rx(r"(?P<pos>my|our) (?P<kind>(?:full |first |last |middle |real |given |family |sur|nick)?name) "

@@ -230,7 +230,8 @@ _FILLER = re.compile(
 # A short label before a colon: "New job: I'm ...", "Note for later: my ...". Not "My locker: 42B" (that is the fact).
 _LABEL = re.compile(r"(?!(?:my|our|i|we)\b)[^\W\d][\w']*(?:[ ,]+[\w']+){0,4}\s*:\s+", re.I)
 # An explicit request to remember: what follows is a fact even without "I" or "my" ("the boat licence renews ...").
-_REMEMBER = (r"(?:(?:please|pls|can you|could you|would you|will you|i need you to|i'd like you to|i want you to)\s+)*"
+_REMEMBER = (r"(?:(?:please|pls|plz|porfa|can you|could you|would you|will you|i need you to|i'd like you to|"
+             r"i want you to)\s+)*"
              r"(?:remember|note|make a note|keep in mind|don't forget|do not forget|never forget|don't let me forget|"
              r"note for later|note to self|for future reference|save this|store this|memori[sz]e)"
              r"(?:\s+(?:this|that|it|of this))?(?:\s+for\s+(?:me|later|us))?(?:\s+that)?(?:[\s,:—–-]+|$)")
