@@ -239,6 +239,16 @@ def _my_name(x: str) -> _Draft:
                                                   "What am I called?", "Who am I?"], x)
 
 
+def _my_age(age: str) -> _Draft:
+    return _Draft(_sentence(f"You're {age} years old"), _ME.ask("How old am I?", "What is my age?", "What age am I?"),
+                  age)
+
+
+def _my_home_town(place: str, key: str) -> _Draft:
+    return _Draft(_sentence(f"You're from {place}"), _ME.ask(
+        "Where am I from?", "Where do I come from?", "Do you remember where I'm from?", "What is my hometown?"), key)
+
+
 def _intro(g: _Said) -> list[_Draft] | None:
     # "Hi, I'm Anna": a name only after a greeting and when it looks like one ("I'm Canadian" is not a name);
     # "yo im mads, 24": the age said with it.
@@ -247,9 +257,7 @@ def _intro(g: _Said) -> list[_Draft] | None:
         return None
     drafts = [_my_name(x)]
     if age := g.norm("age"):
-        drafts.append(_Draft(_sentence(f"You're {age} years old"), _ME.ask("How old am I?", "What is my age?",
-                                                                              "What age am I?"), age))
-        drafts += _role_after_intro(g["rest"])
+        drafts += [_my_age(age), *_role_after_intro(g["rest"])]
     return drafts
 
 
@@ -258,14 +266,11 @@ def _role_after_intro(rest: str) -> list[_Draft]:
     (and where it is done). Not a verb ("yo im mads, 24, just got back") and not a new clause ("and I farm ...")."""
     rest = _value(re.split(r"[^\w\s'’&.,()-]", rest)[0])  # up to an emoji: "... in soweto 💇🏾‍♀️ stay in ..."
     if home := re.fullmatch(r"(?:originally )?from (?P<x>.+)", rest, re.I):  # "yo im sam, 30, from leeds"
-        return [_Draft(_sentence(f"You're from {home.group('x')}"), _ME.ask(
-            "Where am I from?", "Where do I come from?", "Do you remember where I'm from?", "What is my hometown?"),
-            _place_key(home.group("x")))]
+        return [_my_home_town(home.group("x"), _place_key(home.group("x")))]
     drafts = []
     if (home := re.fullmatch(r"(?P<role>.+?) from (?P<x>.+)", rest, re.I)) and (place := _proper_run(home["x"])):
         rest = home.group("role")  # "game dev from bandung": the job, and where the user is from
-        drafts.append(_Draft(_sentence(f"You're from {home.group('x')}"), _ME.ask(
-            "Where am I from?", "Where do I come from?", "Do you remember where I'm from?"), place))
+        drafts.append(_my_home_town(home.group("x"), place))
     words = rest.split()
     if not words or words[0].lower() in ("and", "but", "so", "from", "i", "we", "my", "just", "still") \
             or {"past", "ing"} & _verb_kinds(words[0].lower().rstrip(",")).keys():
@@ -304,9 +309,7 @@ def _introduced(core: str, said: str, greeted: bool) -> list[_Draft]:
         return []
     drafts = [_my_name(x)]
     if age := m.group("age"):
-        drafts.append(_Draft(_sentence(f"You're {age} years old"), _ME.ask("How old am I?", "What is my age?",
-                                                                              "What age am I?"), age))
-        drafts += _role_after_intro(said[m.start("rest"):m.end("rest")] if m.group("rest") else "")
+        drafts += [_my_age(age), *_role_after_intro(said[m.start("rest"):m.end("rest")] if m.group("rest") else "")]
     return drafts
 
 
@@ -528,7 +531,7 @@ _OCCUPATIONS = frozenset("""
     curator illustrator paralegal sonographer radiographer optician surveyor welder courier postman postwoman miner
     firmware sous caregiver carer housekeeper shopkeeper bookkeeper beekeeper cabbie trucker headmaster
     headteacher principal shepherd fisherman labourer laborer contractor auditor adviser advisor instructor dev
-    coder animator mechanic
+    coder animator
 """.split())
 _OCCUPATION_SUFFIX = re.compile(r"(?:grapher|ologist|ician|iatrist|apist|wright|smith|monger|ineer)$", re.I)
 
