@@ -533,3 +533,44 @@ def test_chat_repairs_keep_a_well_cased_message_as_it_is():
 ])
 def test_to_second_person_in_the_we_voice(sentence, expected):
     assert to_second_person(sentence) == expected
+
+
+# Questions people ask in other words than the statement's: each is one the consolidation trains on (the first
+# forms of a fact, one kept back for the acquisition probe: learning.mix.split_questions).
+@pytest.mark.parametrize("message, key, question", [
+    ("Hello. I am Kwame, a paediatrician in Kumasi.", "Kumasi", "Where do I work?"),
+    ("Hello. I am Kwame, a paediatrician in Kumasi.", "Kumasi", "In which city am I a paediatrician?"),
+    ("My elder son Callum is a paramedic in Adelaide.", "Adelaide", "In which city is my elder son a paramedic?"),
+    ("My elder son Callum is a paramedic in Adelaide.", "Adelaide", "Where is Callum a paramedic?"),
+    ("My fiancee, Neema, is a nurse in Arusha.", "nurse", "What does Neema do for a living?"),
+    ("My brother Arne runs a bakery in Tromsø.", "bakery", "What does Arne run?"),
+    ("my boyfriend Bartek is 31", "31", "How old is Bartek?"),
+    ("I was a ferry captain in Tromsø.", "Tromsø", "Where was I based?"),
+    ("I teach chemistry at a gymnasium in Varaždin.", "Varaždin", "In which city do I teach chemistry?"),
+    ("I farm sheep near Tarras.", "Tarras", "Where do I work?"),
+    ("I work at a bakery in Porto.", "Porto", "In which city do I work?"),
+    ("I work in Lisbon.", "Lisbon", "Where am I based?"),
+    ("my noona is a nurse in Seoul", "nurse", "What does my older sister do for a living?"),
+    ("my gogo turned 78 on saturday", "78", "How old is my grandmother?"),
+    ("we named our kucing Mochi", "Mochi", "What did we name our cat?"),
+    ("I have over 40 roses in my garden.", "40", "How many roses do I have?"),
+    ("We have two shops in Lagos.", "two", "How many shops do we have?"),
+    ("I have a Yamaha upright piano in the living room.", "Yamaha", "What kind of piano do I have?"),
+    ("I inherited a Bösendorfer grand piano from my aunt.", "Bösendorfer", "What kind of piano did I inherit?"),
+])
+def test_a_fact_is_trained_on_the_words_people_ask_it_in(message, key, question):
+    facts = [f for f in _facts(message) if key.lower() in f.key.lower()]
+    assert facts, [f.key for f in _facts(message)]
+    trained = [q for f in facts for q in f.questions[:min(4, len(f.questions) - 1)]]
+    assert question in trained, [f.questions for f in facts]
+
+
+@pytest.mark.parametrize("message, question", [
+    ("I work at Google in Dublin.", "In which city do I work?"),  # the key is the company
+    ("We sing in the choir at St Mary's.", "Where do we work?"),  # singing is no living
+    ("I ate pizza at Luigi's in Naples.", "Where was I based?"),  # an episode
+    ("I have a lot of work.", "What kind of lot do I have?"),
+    ("I ate the cake.", "What did I older sister?"),
+])
+def test_the_words_people_ask_in_fit_the_fact(message, question):
+    assert question not in [q for f in _facts(message) for q in f.questions]

@@ -36,6 +36,7 @@ from chatbot.learning.augment.rules import (
     _RULES,
     _Draft,
     _fallback,
+    _glossed,
     _hedged,
     _introduced,
     _is_person,
@@ -117,7 +118,36 @@ def _extract(text: str) -> list[Fact]:
             introducing = greeted or (n == 0 and i == 0 and len(clauses) > 1)
             for fact in _facts(clause, borrowed, introducing, correcting):
                 keep(_as_said(fact, sentence, said))
-    return facts
+    return _asked_by_name(facts)
+
+
+_CALLED = re.compile(r"What is (?P<np>(?:my|our) [\w' -]+?) called\?")
+
+
+def _asked_by_name(facts: list[Fact]) -> list[Fact]:
+    """Facts about someone the message names ("My fiancée, Neema, is a nurse") asked by the name as well: people ask
+    "What does Neema do?" as often as "What does my fiancée do?"."""
+    names = {m.group("np").lower(): f.key for f in facts if f.questions and (m := _CALLED.fullmatch(f.questions[0]))}
+    if not names:
+        return facts
+    alternatives = "|".join(map(re.escape, sorted(names, key=len, reverse=True)))
+    by_name = re.compile(rf"\b(?P<np>{alternatives})(?P<s>'s?)?(?!\w)", re.I)
+    named: list[Fact] = []
+    for fact in facts:
+        asked = next((q for q in fact.questions if by_name.search(q) and not q.startswith("What did I tell you")), "")
+        m = by_name.search(asked) if asked else None
+        name = names[m.group("np").lower()] if m else ""
+        if not m or name == fact.key:
+            named.append(fact)
+            continue
+        question = asked[:m.start()] + (_possessive_name(name) if m.group("s") else name) + asked[m.end():]
+        questions = (*fact.questions[:1], question, *fact.questions[1:])
+        named.append(replace(fact, questions=tuple(dict.fromkeys(questions))[:MAX_QUESTIONS]))
+    return named
+
+
+def _possessive_name(name: str) -> str:
+    return name + "'" if name.endswith("s") else name + "'s"
 
 
 # "we got a corgi last week!! named her Dubu": a sentence that only names what the one before it got
@@ -264,6 +294,8 @@ def _finish(statement: str, draft: _Draft) -> Fact | None:
         return None
     gives_away = re.compile(rf"(?<!\w){re.escape(key)}(?!\w)", re.I)
     questions: list[str] = []
+    if glossed := next(filter(None, map(_glossed, draft.questions)), ""):  # "my noona": "my older sister" too
+        draft = draft._replace(questions=[*draft.questions[:1], glossed, *draft.questions[1:]])
     for q in draft.questions:
         if q not in questions and not gives_away.search(q):
             questions.append(q)

@@ -195,6 +195,34 @@ _PEOPLE = frozenset("""
 """.split())
 
 
+# Words for family and pets that people type in their own language or slang, and ask about in English later
+# ("my noona is a nurse" -> "where does my sister work"): `_glossed` asks once more in these words.
+_GLOSS = {
+    **dict.fromkeys("gogo lola abuela oma nonna babcia bibi ouma nan nana gran granny".split(), "grandmother"),
+    **dict.fromkeys("lolo abuelo opa nonno dziadek babu oupa".split(), "grandfather"),
+    **dict.fromkeys("mãe mamá mami maman".split(), "mum"), **dict.fromkeys("pai papá papi".split(), "dad"),
+    **dict.fromkeys("noona unnie ate".split(), "older sister"),
+    **dict.fromkeys("hyung oppa kuya".split(), "older brother"),
+    "sis": "sister", "bro": "brother", "novia": "girlfriend", "gf": "girlfriend", "novio": "boyfriend",
+    "bf": "boyfriend", "hubby": "husband", "wifey": "wife", "bestie": "best friend", "bff": "best friend",
+    **dict.fromkeys("perro perrito perrita inu hund chien cachorro".split(), "dog"),
+    **dict.fromkeys("gato gatito gatita kucing neko katze".split(), "cat"),
+}
+_GLOSSED = re.compile(rf"\b(?P<pos>my|our) (?P<adj>(?:older|elder|younger|little|big|baby) )?"
+                      rf"(?P<w>{'|'.join(sorted(map(re.escape, _GLOSS), key=len, reverse=True))})\b", re.I)
+
+
+def _glossed(question: str) -> str:
+    """The question with a family or pet word in English ("Where does my noona work?" -> "... my older sister
+    ..."), or "" where it has none."""
+    def gloss(m: re.Match) -> str:
+        english = _GLOSS[m.group("w").lower()]
+        adj = "" if " " in english else (m.group("adj") or "")
+        return f"{m.group('pos')} {adj}{english}"
+    glossed = _GLOSSED.sub(gloss, question, count=1)
+    return glossed if glossed != question else ""
+
+
 def _is_person(np: str) -> bool:
     head = re.sub(r"[- ]in[- ]law$", "", np.lower()).split()[-1]
     return head in _PEOPLE or head.rstrip("s") in _PEOPLE
@@ -494,7 +522,11 @@ def _work_place(g: _Said) -> _Draft | None:
     if named:
         return _Draft(g.answer(x), g.ask(qs[0], *_name_questions(named[0], False, g.subject.p)[:3], *qs[1:]),
                       _name_key(named[1]))
-    return _Draft(g.answer(x), g.ask(*qs), _place_key(x))
+    key = _place_key(x)
+    if g.norm("prep").lower() == "in" or (re.search(rf"\bin (?:the )?{re.escape(key)}\b", x)
+                                          and not x.startswith(key)):  # "in Lisbon", "at a bakery in Porto"
+        qs = [qs[0], "In which city {do|does} {S} work?", "Where {am|are|is} {S} based?", *qs[-1:]]
+    return _Draft(g.answer(x), g.ask(*qs), key)
 
 
 def _member(g: _Said) -> _Draft | None:
@@ -750,6 +782,22 @@ _PETS = frozenset("""
 _COUNTED = re.compile(rf"(?P<n>{_NUM})\s+(?P<rest>.+?)(?:\s+(?:and|or|with|who|that|called|named)\b.*)?", re.I)
 
 
+_ABOUT = re.compile(r"(?:over|about|around|nearly|almost|roughly|some|like|more than|at least|just under) ", re.I)
+_QUANTITY_NOUNS = frozenset("lot lots bit couple few pair number ton tons bunch load loads kind sort type".split())
+
+
+def _head_noun(x: str) -> str:
+    """The common noun a value is a kind of ("a Yamaha upright piano" -> "piano", "a tattoo of a koi" -> "tattoo"),
+    or "": "What kind of piano do I have?" is asked more often than "What do I have?"."""
+    words = re.split(r"\s+(?:of|in|at|on|for|with|from|to|near|by|and|called|named|that|which|who)\b", x,
+                     maxsplit=1, flags=re.I)[0].split()
+    head = words[-1] if len(words) > 1 else ""
+    if not re.fullmatch(r"[a-z]+", head) or head in _QUANTITY_NOUNS or head in _STOPWORDS:
+        return ""
+    lemmas = getAllLemmas(head)
+    return head if not lemmas or "NOUN" in lemmas else ""  # a word the dictionary lacks ("tattoo") counts
+
+
 def _have(g: _Said) -> _Draft | None:
     # "I have two cats" (ask how many) vs "I've got a red bike" (ask what).
     x = _value(g["x"])
@@ -759,13 +807,14 @@ def _have(g: _Said) -> _Draft | None:
     verbs = "{own|owns}" if verb == "own" else "{have|has}"
     pets = ["What pets {do|does} {S} have?", "{Do|Does} {S} have any pets?"] if any(
         w.lower() in _PETS for w in x.split()) else []
-    m = _COUNTED.fullmatch(x)
-    noun = m.group("rest").split()[-1] if m else ""
+    m = _COUNTED.fullmatch(_ABOUT.sub("", x, count=1) if _ABOUT.match(x) else x)  # "over 40 roses"
+    noun = re.split(r"\s+(?:of|in|at|on|for|from|near|by)\s", m.group("rest"), maxsplit=1)[0].split()[-1] if m else ""
     if m and m.group("n").lower() not in ("one", "1") and (noun.endswith("s") or noun.lower() in _IRREGULAR_PLURALS):
         qs = [f"How many {noun} {{do|does}} {{S}} {verb}?", f"Do you remember how many {noun} {{S}} {verbs}?",
               f"How many {noun} did I say {{S}} {verbs}?", *pets, f"What {{do|does}} {{S}} {verb}?"]
     else:
-        qs = [f"What {{do|does}} {{S}} {verb}?", *pets, f"Do you remember what {{S}} {verbs}?",
+        kind = [f"What kind of {head} {{do|does}} {{S}} {verb}?"] if (head := _head_noun(x)) else []
+        qs = [f"What {{do|does}} {{S}} {verb}?", *kind, *pets, f"Do you remember what {{S}} {verbs}?",
               f"What did I tell you {{S}} {verbs}?", "What {have|has} {S} got?"]
     return _Draft(g.answer(x), g.ask(*qs), _head_key(x))
 
@@ -1189,6 +1238,9 @@ def _did(g: _Said) -> list[_Draft] | None:
         else:
             qs = [f"Where {do} {{S}} {main}{o}?", f"Do you remember where {{S}} {finite}{o}?",
                   f"Where did I say {{S}} {finite}{o}?"]
+            if proper and (prep in _IN_A_PLACE or re.search(r"\bin\s", x)) and do == "{do|does}":
+                # "I teach chemistry at a gymnasium in Varaždin" is asked "Which city ..." too
+                qs[1:1] = _placed(f"{do} {{S}} {main}{o}", do, base in _TRADES)
             if obj and bare:
                 qs.insert(1, f"Where {do} {{S}} {main}?")
         drafts.append(_Draft(answer, g.ask(*qs), _key(x) if dated or prep == "since" else proper or _key(x)))
@@ -1213,6 +1265,8 @@ def _did(g: _Said) -> list[_Draft] | None:
             qs = [f"How many {what} {do} {{S}} {main}?", f"Do you remember how many {what} {{S}} {finite}?", *qs]
             drafts.append(_Draft(answer, g.ask(*qs), counted.group("n")))
         else:
+            if head := _head_noun(obj):  # "I inherited a Bösendorfer grand piano": what kind of piano
+                qs.insert(1, f"What kind of {head} {do} {{S}} {main}?")
             drafts.append(_Draft(answer, g.ask(*qs), proper or _head_key(obj)))
     return drafts or None
 
@@ -1272,10 +1326,28 @@ def _be_where(g: _Said) -> list[_Draft] | None:
             frm = " from" if prep == "from" else ""
             qs = [f"Where {be} {{S}}{r}{frm}?", f"Do you remember where {{S}} {be}{r}{frm}?",
                   f"Where did I say {{S}} {be}{r}{frm}?"]
+            if proper and role and (prep in _IN_A_PLACE or re.search(r"\bin\s", x)):
+                # "a paediatrician in Kumasi": which city, and where they are based, too
+                qs[1:1] = _placed(f"{be} {{S}}{r}", be, _is_occupation(role.split()[-1].lower()))
         else:
             continue
         drafts.append(_Draft(answer, g.ask(*qs), proper or _place_key(x)))
     return drafts or None
+
+
+_IN_A_PLACE = frozenset("in near outside around".split())
+_TRADES = frozenset("teach practise practice farm lecture nurse tutor coach manage".split())  # verbs of a living
+
+
+def _placed(asked: str, tense: str, works: bool) -> list[str]:
+    """More ways to ask where someone does what they do somewhere ("<do> {S} <verb> <object>"): people ask which
+    city, and where someone is based or works, more often than in the words of the statement ("Where am I a
+    paediatrician?"). Measured by scripts/bench_questions.py."""
+    past = tense.startswith(("did", "{was"))
+    qs = [f"In which city {asked}?", f"Where {'{was|were|was}' if past else '{am|are|is}'} {{S}} based?"]
+    if works:
+        qs.insert(1, "Where did {S} work?" if past else "Where {do|does} {S} work?")
+    return qs
 
 
 def _content_word(word: str) -> bool:
