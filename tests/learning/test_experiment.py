@@ -16,6 +16,7 @@ from chatbot.learning.rehearsal import load_prompts
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
+import bench_questions  # noqa: E402
 import experiment  # noqa: E402
 import recall_breakdown  # noqa: E402
 
@@ -96,6 +97,29 @@ def test_recall_breakdown_splits_answers_by_what_the_rules_read():
     # round 2: m1 is corrected by m3, so only m2 and m3 are current and m1's answers do not count
     assert r2["facts"] == 2 and r2["read"]["facts"] == 1 and r2["read"]["recall"] == 1.0
     assert r2["unread"]["recall"] == 0.0 and r2["recall"] == 0.5
+
+
+def test_bench_questions_compares_what_is_asked_with_what_is_trained(tmp_path):
+    from types import SimpleNamespace
+
+    from chatbot.learning.mix import split_questions
+    from chatbot.memory.embed import Embedder
+
+    questions = ("a?", "b?", "c?", "d?", "e?", "f?")
+    for n in range(1, 7):  # the forms trained are learning.mix's, one kept back for the acquisition probe
+        fact = SimpleNamespace(questions=questions[:n])  # split_questions reads nothing else of a ledger row
+        assert bench_questions.trained_questions(questions[:n], 4) == split_questions(fact, 4)[0]
+    split = tmp_path / "split.jsonl"
+    row = {"id": "m1", "persona": "u", "round": 1, "kind": "plain", "not_facts": [], "message": "My dog is called Rex.",
+           "facts": [{"key": "Rex", "answer": "Your dog is called Rex.", "corrects": None,
+                      "questions": ["What is my dog called?", "What's the weather like in Lima?",
+                                    "What's the weather like in Lima?"]}]}
+    split.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    result = bench_questions.coverage(split, Embedder().encode, 4, worst=2)
+    assert result["facts_read"] == 1 and result["questions"] == 3
+    assert result["covered"] == 0.333  # the trained question itself (cosine 1); twice one about something else
+    assert result["worst"][0]["asked"] == "What's the weather like in Lima?" and result["worst"][0]["sim"] < 0.5
+    assert result["mean_nearest"] == pytest.approx((1 + 2 * result["worst"][0]["sim"]) / 3, abs=0.01)  # rounded
 
 
 def test_transfer_metrics_match_hand_computation():
