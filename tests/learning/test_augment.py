@@ -571,6 +571,9 @@ def test_a_fact_is_trained_on_the_words_people_ask_it_in(message, key, question)
     ("I ate pizza at Luigi's in Naples.", "Where was I based?"),  # an episode
     ("I have a lot of work.", "What kind of lot do I have?"),
     ("I ate the cake.", "What did I older sister?"),
+    ("we have about eleven", "What kind of eleven do we have?"),  # a number is no kind
+    ("we have eleven now, after the bear", "What kind of bear do we have?"),  # the bear came after
+    ("my cousin keoni is in hilo this week", "Where is keoni Keoni?"),  # the question names them already
 ])
 def test_the_words_people_ask_in_fit_the_fact(message, question):
     assert question not in [q for f in _facts(message) for q in f.questions]

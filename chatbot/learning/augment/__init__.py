@@ -137,7 +137,7 @@ def _asked_by_name(facts: list[Fact]) -> list[Fact]:
         asked = next((q for q in fact.questions if by_name.search(q) and not q.startswith("What did I tell you")), "")
         m = by_name.search(asked) if asked else None
         name = names[m.group("np").lower()] if m else ""
-        if not m or name == fact.key:
+        if not m or name == fact.key or re.search(rf"\b{re.escape(name)}\b", asked, re.I):  # "my cousin Keoni"
             named.append(fact)
             continue
         question = asked[:m.start()] + (_possessive_name(name) if m.group("s") else name) + asked[m.end():]

@@ -789,10 +789,10 @@ _QUANTITY_NOUNS = frozenset("lot lots bit couple few pair number ton tons bunch 
 def _head_noun(x: str) -> str:
     """The common noun a value is a kind of ("a Yamaha upright piano" -> "piano", "a tattoo of a koi" -> "tattoo"),
     or "": "What kind of piano do I have?" is asked more often than "What do I have?"."""
-    words = re.split(r"\s+(?:of|in|at|on|for|with|from|to|near|by|and|called|named|that|which|who)\b", x,
-                     maxsplit=1, flags=re.I)[0].split()
+    words = re.split(r",|\s+(?:of|in|at|on|for|with|from|to|near|by|and|called|named|that|which|who|after|before|"
+                     r"since|until|because|but|so|now)\b", x, maxsplit=1, flags=re.I)[0].split()
     head = words[-1] if len(words) > 1 else ""
-    if not re.fullmatch(r"[a-z]+", head) or head in _QUANTITY_NOUNS or head in _STOPWORDS:
+    if not re.fullmatch(r"[a-z]+", head) or head in _QUANTITY_NOUNS or head in _STOPWORDS or re.fullmatch(_NUM, head):
         return ""
     lemmas = getAllLemmas(head)
     return head if not lemmas or "NOUN" in lemmas else ""  # a word the dictionary lacks ("tattoo") counts
@@ -861,6 +861,9 @@ def _activity(g: _Said) -> list[_Draft] | None:
     return drafts
 
 
+_BIRTHDAY = frozenset(("birthday", "bday", "b-day", "birthdate"))
+
+
 def _my_np_is(g: _Said) -> _Draft | None:
     # "My birthday is on May 3rd", "My blood type is O negative", "our solicitor is Alwen Pryce",
     # "the kids' dentist is Dr Okafor" (after "remember ..."), "my gamertag: NightOtter99".
@@ -871,7 +874,7 @@ def _my_np_is(g: _Said) -> _Draft | None:
         return None  # "My wife and I are vegetarian" is about two people; "my mum's helping" is no value
     if _EPISODE_TIME.search(g.said) and not (_proper_run(x) or re.search(r"\d", x)):
         return None  # "My train was late again this morning": chit-chat
-    if np.lower() in ("birthday", "bday", "b-day", "birthdate") or _CALENDAR_DATE.match(x):
+    if np.lower() in _BIRTHDAY or _CALENDAR_DATE.match(x):
         # "priya's bday is 19 october", "the vet appointment is the 3rd of every month": a when
         qs = [f"When {v} {pos} {np}?", f"What {v} {pos} {np}?", f"Do you remember {pos} {np}?",
               f"What date {v} {pos} {np}?"]
@@ -886,7 +889,7 @@ def _my_np_is(g: _Said) -> _Draft | None:
     if named:  # "my main in Blade Arena is a character called Vex"
         return _Draft(g.answer(x), qs, _name_key(named[1]))
     where = _WHERE.match(x)
-    if where and np.lower() not in ("birthday", "bday") and not _DATE.match(where.group("at")):
+    if where and np.lower() not in _BIRTHDAY and not _DATE.match(where.group("at")):
         # "the spare key is under the blue flowerpot"; a birthday "on St Piran's Day" is a when
         qs = [f"Where {v} {pos} {np}?", f"Do you remember where {pos} {np} {v}?", f"Where did I say {pos} {np} {v}?",
               f"Where {'do' if v == 'are' else 'does'} {pos} {np} go?"]
