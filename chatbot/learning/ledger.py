@@ -37,10 +37,11 @@ from chatbot.memory.facts import FactStore, LedgerFact, NewFact
 log = logging.getLogger(__name__)
 
 _SIMILAR = 0.6  # difflib ratio of two keys for a cue-only correction ("HT-4410" → "HT-4401": 0.86)
-# question forms shared by unrelated facts: never a slot
+# question forms shared by unrelated facts: never a slot. "Where am I based?" is asked of where someone lives and of
+# where each of their jobs is (augment.rules._placed): a job in the Atacama is no correction of a home in Bergen.
 _GENERIC = re.compile(r"\babout (?:me|myself|us|ourselves)\b|^what did i tell you about\b|^what do you know about\b|"
-                      r"^(?:do you remember )?what (?:am|are) (?:i|we)\??$|^who am i\??$|^what do (?:i|we) do\??$",
-                      re.I)
+                      r"^(?:do you remember )?what (?:am|are) (?:i|we)\??$|^who am i\??$|^what do (?:i|we) do\??$|"
+                      r"^where (?:am|are|is|was|were) [\w' -]+ based\??$", re.I)
 
 
 def _slot(questions: Iterable[str]) -> set[str]:

@@ -577,3 +577,19 @@ def test_a_fact_is_trained_on_the_words_people_ask_it_in(message, key, question)
 ])
 def test_the_words_people_ask_in_fit_the_fact(message, question):
     assert question not in [q for f in _facts(message) for q in f.questions]
+
+
+@pytest.mark.parametrize("message, keys", [
+    ("My brother Karl, who is 40, lives in Oslo.", ["Karl", "40", "Oslo"]),
+    ("my sister, who lives in Lyon, is a nurse.", ["Lyon", "nurse"]),
+    ("Our neighbour Priya, who's a vet, looks after the cat.", ["Priya", "vet"]),
+    ("my dad, who was a pilot, retired in 2010", ["pilot", "2010"]),
+])
+def test_a_clause_between_commas_about_someone_is_read_as_well(message, keys):
+    found = [f.key for f in _facts(message)]
+    assert all(any(k.lower() in f.lower() for f in found) for k in keys), found
+    assert all(f.statement == message for f in _facts(message) if "the cat" not in message)
+
+
+def test_an_opinion_between_commas_is_no_fact():
+    assert [f.key for f in _facts("My boss, who is awful, wants a report.")] == []

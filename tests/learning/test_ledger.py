@@ -50,6 +50,16 @@ def test_unrelated_facts_and_other_owners_are_kept(tmp_path):
     assert [f.key for f in facts.current("bob")] == ["Rome"]
 
 
+def test_a_job_somewhere_does_not_correct_where_someone_lives(tmp_path):
+    # both are asked "Where am I based?"; a question form shared by the two is no slot
+    facts = ledger_of(tmp_path, [("ann", "I live in Bergen, on the west coast of Norway."),
+                                 ("ann", "I work nights at an observatory in the Atacama Desert."),
+                                 ("bob", "I live in Accra."), ("bob", "I'm a paediatrician in Kumasi.")])
+    for user in ("ann", "bob"):
+        assert all(f.current for f in facts.facts(user)), [(f.key, f.status) for f in facts.facts(user)]
+    assert {"Accra", "Kumasi"} <= {f.key for f in facts.current("bob")}
+
+
 def test_replaced_values():
     assert replaced_values("the nursery is Little Oaks, not Little Acorns.") == ["Little Acorns"]
     assert "Juniper" in replaced_values("Ugh, I got it wrong: the rabbits are Clover and Maple. Juniper is the "

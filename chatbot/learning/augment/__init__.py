@@ -30,6 +30,8 @@ import random
 import re
 from dataclasses import dataclass, replace
 
+from lemminflect import getAllLemmas
+
 from chatbot.learning.augment.person import to_second_person
 from chatbot.learning.augment.rules import (
     _MORE_RULES,
@@ -162,6 +164,9 @@ _DECORATION_END = re.compile(r"[^\w\s'’)]+\s*$")
 _PERSON_SUBJECT = re.compile(r"\W*(?P<np>(?:my|our) (?:[a-z][\w'-]* ){0,2}?[a-z][\w'-]*)(?=,? (?-i:[A-Z])|,? (?:is|was|"
                              r"has|had|works|worked|lives|lived|runs|teaches|studies|turned|just|still|also)\b)", re.I)
 _HE_SHE = re.compile(r"\W*(?:he|she)(?=\s|'s\s)", re.I)
+# "My brother Karl, who is 40, lives in Oslo": the clause between the commas is a sentence of its own about him
+_WHO_BETWEEN = re.compile(r"(?P<lead>\W*)(?P<subj>(?:my|our) [^,]{1,40}?),\s+who(?:'s\s+|\s+is\s+)?"
+                          r"(?P<rel>[^,]{1,60}?),\s+(?P<rest>[^,]+?[.!]?)\s*$", re.I)
 
 
 def _joined(text: str, sentences: list[str]) -> list[tuple[str, str]]:
@@ -181,6 +186,12 @@ def _joined(text: str, sentences: list[str]) -> list[tuple[str, str]]:
             out[-1] = (f"{read.rstrip(' .!?…')}, {sentence.strip()}", both)
             continue
         said = sentence
+        if who := _WHO_BETWEEN.match(sentence):
+            subj, rel = who.group("subj"), who.group("rel").strip()
+            is_ = who.group(0)[who.end("subj"):who.start("rel")].strip(", ").lower() != "who"  # "who's", "who is"
+            if not (is_ and " " not in rel and "ADJ" in getAllLemmas(rel.lower())):  # "my boss, who is awful, ..."
+                out.append((f"{who.group('lead')}{subj} {'is ' if is_ else ''}{rel}.", said))
+            sentence = f"{subj} {who.group('rest')}"
         if out and (he := _HE_SHE.match(sentence)) and (who := _PERSON_SUBJECT.match(out[-1][0])) \
                 and _is_person(who.group("np").split(" ", 1)[1]):
             np = who.group("np")
