@@ -43,6 +43,7 @@ from chatbot.learning.augment.rules import (
     _introduced,
     _is_person,
     _names,
+    _possessive,
     _Said,
     _verb_kinds,
 )
@@ -136,20 +137,17 @@ def _asked_by_name(facts: list[Fact]) -> list[Fact]:
     by_name = re.compile(rf"\b(?P<np>{alternatives})(?P<s>'s?)?(?!\w)", re.I)
     named: list[Fact] = []
     for fact in facts:
-        asked = next((q for q in fact.questions if by_name.search(q) and not q.startswith("What did I tell you")), "")
-        m = by_name.search(asked) if asked else None
+        m = next((m for q in fact.questions if not q.startswith("What did I tell you") and (m := by_name.search(q))),
+                 None)
         name = names[m.group("np").lower()] if m else ""
-        if not m or name == fact.key or re.search(rf"\b{re.escape(name)}\b", asked, re.I):  # "my cousin Keoni"
+        if not m or name == fact.key or re.search(rf"\b{re.escape(name)}\b", m.string, re.I):  # "my cousin Keoni"
             named.append(fact)
             continue
-        question = asked[:m.start()] + (_possessive_name(name) if m.group("s") else name) + asked[m.end():]
+        question = m.string[:m.start()] + (_possessive(name) if m.group("s") else name) + m.string[m.end():]
         questions = (*fact.questions[:1], question, *fact.questions[1:])
         named.append(replace(fact, questions=tuple(dict.fromkeys(questions))[:MAX_QUESTIONS]))
     return named
 
-
-def _possessive_name(name: str) -> str:
-    return name + "'" if name.endswith("s") else name + "'s"
 
 
 # "we got a corgi last week!! named her Dubu": a sentence that only names what the one before it got
@@ -165,7 +163,7 @@ _PERSON_SUBJECT = re.compile(r"\W*(?P<np>(?:my|our) (?:[a-z][\w'-]* ){0,2}?[a-z]
                              r"has|had|works|worked|lives|lived|runs|teaches|studies|turned|just|still|also)\b)", re.I)
 _HE_SHE = re.compile(r"\W*(?:he|she)(?=\s|'s\s)", re.I)
 # "My brother Karl, who is 40, lives in Oslo": the clause between the commas is a sentence of its own about him
-_WHO_BETWEEN = re.compile(r"(?P<lead>\W*)(?P<subj>(?:my|our) [^,]{1,40}?),\s+who(?:'s\s+|\s+is\s+)?"
+_WHO_BETWEEN = re.compile(r"(?P<lead>\W*)(?P<subj>(?:my|our) [^,]{1,40}?),\s+who(?P<is>'s\s+|\s+is\s+)?"
                           r"(?P<rel>[^,]{1,60}?),\s+(?P<rest>[^,]+?[.!]?)\s*$", re.I)
 
 
@@ -187,8 +185,7 @@ def _joined(text: str, sentences: list[str]) -> list[tuple[str, str]]:
             continue
         said = sentence
         if who := _WHO_BETWEEN.match(sentence):
-            subj, rel = who.group("subj"), who.group("rel").strip()
-            is_ = who.group(0)[who.end("subj"):who.start("rel")].strip(", ").lower() != "who"  # "who's", "who is"
+            subj, rel, is_ = who.group("subj"), who.group("rel").strip(), bool(who.group("is"))  # "who's", "who is"
             if not (is_ and " " not in rel and "ADJ" in getAllLemmas(rel.lower())):  # "my boss, who is awful, ..."
                 out.append((f"{who.group('lead')}{subj} {'is ' if is_ else ''}{rel}.", said))
             sentence = f"{subj} {who.group('rest')}"

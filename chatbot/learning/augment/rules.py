@@ -1241,9 +1241,9 @@ def _did(g: _Said) -> list[_Draft] | None:
         else:
             qs = [f"Where {do} {{S}} {main}{o}?", f"Do you remember where {{S}} {finite}{o}?",
                   f"Where did I say {{S}} {finite}{o}?"]
-            if proper and (prep in _IN_A_PLACE or re.search(r"\bin\s", x)) and do == "{do|does}":
+            if proper and _in_a_place(prep, x) and do == "{do|does}":
                 # "I teach chemistry at a gymnasium in Varaždin" is asked "Which city ..." too
-                qs[1:1] = _placed(f"{do} {{S}} {main}{o}", do, base in _TRADES)
+                qs[1:1] = _placed(f"{do} {{S}} {main}{o}", False, base in _TRADES)
             if obj and bare:
                 qs.insert(1, f"Where {do} {{S}} {main}?")
         drafts.append(_Draft(answer, g.ask(*qs), _key(x) if dated or prep == "since" else proper or _key(x)))
@@ -1329,9 +1329,9 @@ def _be_where(g: _Said) -> list[_Draft] | None:
             frm = " from" if prep == "from" else ""
             qs = [f"Where {be} {{S}}{r}{frm}?", f"Do you remember where {{S}} {be}{r}{frm}?",
                   f"Where did I say {{S}} {be}{r}{frm}?"]
-            if proper and role and (prep in _IN_A_PLACE or re.search(r"\bin\s", x)):
+            if proper and role and _in_a_place(prep, x):
                 # "a paediatrician in Kumasi": which city, and where they are based, too
-                qs[1:1] = _placed(f"{be} {{S}}{r}", be, _is_occupation(role.split()[-1].lower()))
+                qs[1:1] = _placed(f"{be} {{S}}{r}", be.startswith("{was"), _is_occupation(role.split()[-1].lower()))
         else:
             continue
         drafts.append(_Draft(answer, g.ask(*qs), proper or _place_key(x)))
@@ -1342,11 +1342,15 @@ _IN_A_PLACE = frozenset("in near outside around".split())
 _TRADES = frozenset("teach practise practice farm lecture nurse tutor coach manage".split())  # verbs of a living
 
 
-def _placed(asked: str, tense: str, works: bool) -> list[str]:
+def _in_a_place(prep: str, x: str) -> bool:
+    """The phrase says in which place: "in Kumasi", "near Tarras", "at a gymnasium in Varaždin"."""
+    return prep in _IN_A_PLACE or bool(re.search(r"\bin\s", x))
+
+
+def _placed(asked: str, past: bool, works: bool) -> list[str]:
     """More ways to ask where someone does what they do somewhere ("<do> {S} <verb> <object>"): people ask which
     city, and where someone is based or works, more often than in the words of the statement ("Where am I a
     paediatrician?"). Measured by scripts/bench_questions.py."""
-    past = tense.startswith(("did", "{was"))
     qs = [f"In which city {asked}?", f"Where {'{was|were|was}' if past else '{am|are|is}'} {{S}} based?"]
     if works:
         qs.insert(1, "Where did {S} work?" if past else "Where {do|does} {S} work?")
