@@ -9,8 +9,9 @@ questions at 0.7 or more ("covered").
 
 Why this proxy: in the experiments on three held-out splits (test5, test7, test8, round 1; 240 answers to
 questions about facts the rules read) the closed-book answer held the key 0.43 of the time when the nearest trained
-question was below 0.6, 0.57 between 0.6 and 0.7, and 0.68-0.77 at 0.7 or more (`--answers DIR` recomputes this
-table from an experiment's answers.jsonl). It ranks question sets without a consolidation; the experiment is
+question was below 0.6, 0.57 between 0.6 and 0.7, and 0.68-0.77 at 0.7 or more, with the rules of session 25's start
+(`--answers DIR` recomputes this table from an experiment's answers.jsonl, with the trained questions of today's
+rules: run it at the experiment's commit to see the questions that run trained). It ranks question sets without a consolidation; the experiment is
 still what measures recall.
 
     .venv/bin/python scripts/bench_questions.py [--split PATH ...] [--answers DIR ...] [--worst N]
@@ -27,31 +28,22 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
-from bench_extraction import DEFAULT_SPLIT, is_generic, is_specific, keys_match, load  # noqa: E402
+from bench_extraction import DEFAULT_SPLIT, load  # noqa: E402
+from recall_breakdown import facts_read, load_run  # noqa: E402
 
 from chatbot.core.config import TrainConfig  # noqa: E402
 from chatbot.evaluation.scoring import has_word  # noqa: E402
-from chatbot.learning.augment import extract_facts  # noqa: E402
+from chatbot.learning.mix import split_questions  # noqa: E402
 
 COVERED = 0.7
 BUCKETS = ((0.0, 0.5), (0.5, 0.6), (0.6, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 1.01))
 
 
-def trained_questions(questions: tuple[str, ...], per_fact: int) -> list[str]:
-    """The forms a consolidation trains on: learning.mix.split_questions, on a Fact instead of a ledger row."""
-    n = min(per_fact, len(questions) - 1) if len(questions) > 1 else len(questions)
-    return list(questions[:n])
-
-
 def pairs(rows: list[dict], per_fact: int) -> dict[str, tuple[dict, list[str]]]:
-    """Fact id ("<message id>.<i>") -> (the split's fact, the questions trained for it) for the facts read."""
-    read = {}
-    for row in rows:
-        found = [f for f in extract_facts(row["message"]) if not is_generic(f) and is_specific(f)]
-        for i, want in enumerate(row["facts"]):
-            if match := [f for f in found if keys_match(f.key, want["key"])]:
-                read[f"{row['id']}.{i}"] = (want, trained_questions(match[0].questions, per_fact))
-    return read
+    """Fact id ("<message id>.<i>") -> (the split's fact, the questions trained for it) for the facts read.
+    `split_questions` reads only a fact's questions, so an extracted Fact stands in for its ledger row."""
+    split = {f"{row['id']}.{i}": want for row in rows for i, want in enumerate(row["facts"])}
+    return {fid: (split[fid], split_questions(fact, per_fact)[0]) for fid, fact in facts_read(rows).items()}
 
 
 def nearest(embed, asked: list[str], trained: list[list[str]]) -> np.ndarray:
@@ -81,10 +73,8 @@ def coverage(split: Path, embed, per_fact: int, worst: int = 0) -> dict:
 
 def answered_by_similarity(folder: Path, embed, per_fact: int) -> list[dict]:
     """Round-1 answers of an experiment about facts the rules read, bucketed by the nearest trained question."""
-    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
-    read = pairs(load(Path(results["facts_file"]["path"])), per_fact)
-    answers = [json.loads(line) for line in (folder / "answers.jsonl").read_text(encoding="utf-8").splitlines()
-               if line.strip()]
+    messages, answers = load_run(folder)
+    read = pairs(messages, per_fact)
     mine = [a for a in answers if a["round"] == 1 and a["fact"] in read]
     sims = nearest(embed, [a["question"] for a in mine], [read[a["fact"]][1] for a in mine])
     hits = np.array([has_word(a["answer"], read[a["fact"]][0]["key"]) for a in mine])

@@ -23,17 +23,42 @@ from bench_extraction import is_generic, is_specific, keys_match  # noqa: E402
 from experiment import current_facts, gold_facts, load_jsonl, rate, scenario  # noqa: E402
 
 from chatbot.evaluation.scoring import has_word  # noqa: E402
-from chatbot.learning.augment import extract_facts  # noqa: E402
+from chatbot.learning.augment import Fact, extract_facts  # noqa: E402
+
+
+def facts_read(messages: list[dict]) -> dict[str, Fact]:
+    """Fact id -> the first Fact the rules extract for it from its message with a specific question; the facts they
+    do not read are absent."""
+    read = {}
+    for m in messages:
+        found = [x for x in extract_facts(m["message"]) if not is_generic(x) and is_specific(x)]
+        for i, f in enumerate(m["facts"]):
+            if match := [x for x in found if keys_match(x.key, f["key"])]:
+                read[f"{m['id']}.{i}"] = match[0]
+    return read
 
 
 def read_by_rules(messages: list[dict]) -> dict[str, bool]:
     """Fact id -> whether the rules extract it from its message with a specific question."""
-    read = {}
-    for m in messages:
-        found = [x for x in extract_facts(m["message"]) if not is_generic(x)]
-        for i, f in enumerate(m["facts"]):
-            read[f"{m['id']}.{i}"] = any(keys_match(x.key, f["key"]) and is_specific(x) for x in found)
-    return read
+    read = facts_read(messages)
+    return {f"{m['id']}.{i}": f"{m['id']}.{i}" in read for m in messages for i in range(len(m["facts"]))}
+
+
+def load_run(out: Path, facts: Path | None = None) -> tuple[list[dict], list[dict]]:
+    """An experiment's output folder: (the messages of its users and rounds, its answers.jsonl)."""
+    results_path, answers_path = out / "results.json", out / "answers.jsonl"
+    for path in (results_path, answers_path):
+        if not path.exists():
+            raise SystemExit(f"{path} not found: give the --out folder of a scripts/experiment.py run "
+                             "(answers.jsonl is written since session 22)")
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    facts_path = facts or Path(results["facts_file"]["path"])
+    if not facts and not facts_path.exists():  # a run made in another checkout: the split of this one
+        facts_path = Path(__file__).resolve().parent.parent / "data" / "experiments" / facts_path.name
+    if not facts_path.exists():
+        raise SystemExit(f"{facts_path} not found: pass --facts data/experiments/<split>.jsonl")
+    messages = scenario(load_jsonl(facts_path), max(results["rounds"]), users=results["facts_file"]["users"])
+    return messages, load_jsonl(answers_path)
 
 
 def breakdown(messages: list[dict], answers: list[dict], read: dict[str, bool]) -> list[dict]:
@@ -62,19 +87,8 @@ def main() -> None:
     p.add_argument("--facts", type=Path, help="the facts file, if not where results.json says")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = p.parse_args()
-    results_path, answers_path = args.out / "results.json", args.out / "answers.jsonl"
-    for path in (results_path, answers_path):
-        if not path.exists():
-            raise SystemExit(f"{path} not found: give the --out folder of a scripts/experiment.py run "
-                             "(answers.jsonl is written since session 22)")
-    results = json.loads(results_path.read_text(encoding="utf-8"))
-    facts_path = args.facts or Path(results["facts_file"]["path"])
-    if not args.facts and not facts_path.exists():  # a run made in another checkout: the split of this one
-        facts_path = Path(__file__).resolve().parent.parent / "data" / "experiments" / facts_path.name
-    if not facts_path.exists():
-        raise SystemExit(f"{facts_path} not found: pass --facts data/experiments/<split>.jsonl")
-    messages = scenario(load_jsonl(facts_path), max(results["rounds"]), users=results["facts_file"]["users"])
-    rows = breakdown(messages, load_jsonl(answers_path), read_by_rules(messages))
+    messages, answers = load_run(args.out, args.facts)
+    rows = breakdown(messages, answers, read_by_rules(messages))
     if args.json:
         print(json.dumps(rows, indent=1))
         return

@@ -100,21 +100,18 @@ def test_recall_breakdown_splits_answers_by_what_the_rules_read():
 
 
 def test_bench_questions_compares_what_is_asked_with_what_is_trained(tmp_path):
-    from types import SimpleNamespace
-
-    from chatbot.learning.mix import split_questions
+    from chatbot.learning.augment import extract_facts
     from chatbot.memory.embed import Embedder
 
-    questions = ("a?", "b?", "c?", "d?", "e?", "f?")
-    for n in range(1, 7):  # the forms trained are learning.mix's, one kept back for the acquisition probe
-        fact = SimpleNamespace(questions=questions[:n])  # split_questions reads nothing else of a ledger row
-        assert bench_questions.trained_questions(questions[:n], 4) == split_questions(fact, 4)[0]
     split = tmp_path / "split.jsonl"
     row = {"id": "m1", "persona": "u", "round": 1, "kind": "plain", "not_facts": [], "message": "My dog is called Rex.",
            "facts": [{"key": "Rex", "answer": "Your dog is called Rex.", "corrects": None,
                       "questions": ["What is my dog called?", "What's the weather like in Lima?",
                                     "What's the weather like in Lima?"]}]}
     split.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    # the forms trained are learning.mix's: the first four of the fact's five, one kept back for the acquisition probe
+    questions = extract_facts(row["message"])[0].questions
+    assert len(questions) == 5 and bench_questions.pairs([row], 4)["m1.0"][1] == list(questions[:4])
     result = bench_questions.coverage(split, Embedder().encode, 4, worst=2)
     assert result["facts_read"] == 1 and result["questions"] == 3
     assert result["covered"] == 0.333  # the trained question itself (cosine 1); twice one about something else
