@@ -11,8 +11,8 @@ Why this proxy: in the experiments on three held-out splits (test5, test7, test8
 questions about facts the rules read) the closed-book answer held the key 0.43 of the time when the nearest trained
 question was below 0.6, 0.57 between 0.6 and 0.7, and 0.68-0.77 at 0.7 or more, with the rules of session 25's start
 (`--answers DIR` recomputes this table from an experiment's answers.jsonl, with the trained questions of today's
-rules: run it at the experiment's commit to see the questions that run trained). It ranks question sets without a consolidation; the experiment is
-still what measures recall.
+rules: run it at the experiment's commit to see the questions that run trained). It ranks question sets without a
+consolidation; the experiment is still what measures recall.
 
     .venv/bin/python scripts/bench_questions.py [--split PATH ...] [--answers DIR ...] [--worst N]
 """
