@@ -28,11 +28,20 @@ _REPLACED = re.compile(rf"\b(?:not|rather than|instead of|no longer|isn't|wasn't
                        rf"\bi (?:said|told you|wrote)\s+(?:it was\s+|it's\s+|its\s+)?({_RUN}{{1,40}}?)\s+but\b|"
                        rf"\b(?:switched|changed|shifted|swapped)\b{_RUN}{{0,40}}?\bfrom\s+(?:the\s+)?"
                        rf"({_RUN}{{1,40}}?)\s+to\b|"  # "we've switched Meera from swimming to water polo"
-                       rf"\b(?:left|quit)\s+(?:the\s+|my\s+|our\s+)?({_RUN}{{1,40}}?)(?=\s+(?:last|this|in|on|at|"
-                       r"and|so|because|since|,|\.|;|—|–|-|$))", re.I)
+                       rf"\b(?:left|quit|leave|leaving|sold|no more|bye|rip)\s+(?!(?:for|to|at|on|in|home|early|today|tomorrow|"
+                       rf"soon|lol|haha)\b)(?:the\s+|my\s+|our\s+)?"
+                       rf"({_RUN}{{1,40}}?)(?=\s*[,.;:!?—–]|\s+(?:-|last|this|in|on|at|and|so|because|since|for|"
+                       r"lol|now|finally)\b|\s*$)", re.I)
 # "Juniper is the neighbours' guinea pig", "Larchfield only did the pre-seed", "Soggy Toast was taken":
 # a name that the correction moves elsewhere
 _MOVED = re.compile(r"(?:^|[.;:,—–-]\s*)([A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)*)\s+(?:is|was|only|did|were|are)\b")
+# "Uldis has retired", "Marmalade passed away", "the Tile Sisters broke up", "salt flats is no more": a name (or
+# thing) that is gone, so a fact the same message states about its successor replaces its facts (only there:
+# see `gone_values`)
+_GONE = re.compile(r"(?:^|[.;:!?—–(]\s*|,\s*|\bso\s+)(?:ok\s+so\s+|so\s+|and\s+)?([\w'’&-]+(?:\s+[\w'’&-]+){0,3}?)\s+"
+                   r"(?:has\s+|have\s+|had\s+|is\s+|was\s+|are\s+|were\s+)?(?:finally\s+|now\s+)?(?:retired|"
+                   r"passed away|died|broke up|split up|closed|gave up the ghost|no more|gone|moved (?:away|out|to))\b",
+                   re.I)
 _MOVED_FROM = re.compile(rf"\b(?:moved|relocated|went)\b(?:{_RUN}|!){{0,40}}?\bfrom\s+(?:the\s+)?"
                          rf"({_RUN}{{1,40}}?)\s+to\b", re.I)
 # An answer that says where someone is now, which "moved from X to Y" ends ("You live in X", "works ... in X")
@@ -61,7 +70,8 @@ _NEW_AFTER = re.compile(r"\b(?:now|moved|switched|changed|transferred|joined)\b(
                         r"it's|its|it is|we're|were|we are|i'm|im|i am|to|in|at|on|with|joined|working|work|"
                         rf"for|by|doing|shifts|a|an|the|our|my))*\s+({_RUN}+)", re.I)
 _NEW_BEFORE_NOW = re.compile(
-    rf"\b(?:actually|really|in|at|on|to|with|called|named|it's|its|it is)\s+({_RUN}+?)\s+now\b", re.I)
+    rf"\b(?:actually|really|in|at|on|to|with|called|named|it's|its|it is|he's|hes|she's|shes|he is|she is|"
+    rf"i'm|im|i am)\s+(?:an?\s+|the\s+)?({_RUN}+?)\s+now\b", re.I)
 _FROM_TO = re.compile(rf"\bfrom\s+{_RUN}+?\s+to\s+(?:the\s+)?({_RUN}+)", re.I)
 _NEW_ACTUALLY = re.compile(rf"\b(?:actually|really)\s+(?:in|at|on|with|called|named|from)?\s*({_RUN}+)", re.I)
 _BEFORE_NOT = re.compile(r"((?:[^,.;!?—–:-]|(?<=\w)-(?=\w))+?),?\s+(?:and\s+)?(?:not|rather than|instead of)\s",
@@ -69,7 +79,8 @@ _BEFORE_NOT = re.compile(r"((?:[^,.;!?—–:-]|(?<=\w)-(?=\w))+?),?\s+(?:and\s+
 # Words that end a value phrase from its right ("oncology ward since march") or its left ("retires at Easter").
 _BOUNDARY = {"in", "at", "on", "to", "for", "since", "as", "by", "from", "with", "of", "and", "but", "so",
              "because", "last", "this", "next", "now", "anymore", "is", "was", "are", "were", "it's", "its", "am",
-             "i'm", "im", "be", "been", "a", "an", "the", "my", "our", "actually", "really", "just", "pala", "na"}
+             "i'm", "im", "be", "been", "a", "an", "the", "my", "our", "actually", "really", "just", "pala", "na",
+             "lol", "haha", "jaja", "kkkk", "tho", "btw", "rn"}
 _MAX_WORDS = 4
 # A correction is a sentence or two. The patterns above scan the whole message and backtrack, so a long one
 # (measured: 30 s for 21,000 characters of "now in now in …") is left to the extractor.
@@ -110,6 +121,13 @@ def replaced_values(message: str) -> list[str]:
     return values
 
 
+def gone_values(message: str) -> list[str]:
+    """Who or what a message says is gone: "Uldis has retired, so a young chap named Rainer takes care of my roof
+    now". Not a correction by itself (nothing in it says which value is new), so it only lets a fact of the same
+    message replace the gone one's (ledger.superseded), and never swaps a value (`corrected`)."""
+    return [m.group(1) for m in _GONE.finditer(_norm(message))]
+
+
 def _phrase(tokens: list[str]) -> str:
     """Up to _MAX_WORDS words of a value phrase, cut at the first boundary word."""
     out: list[str] = []
@@ -136,16 +154,21 @@ def _new_name(message: str, replaced: list[str], old: LedgerFact) -> str:
             if fresh(value := _phrase(m.group(1).split())):
                 return value
     for m in _BEFORE_NOT.finditer(message):
-        back = list(reversed(m.group(1).split()))
-        while back and back[0].lower() in ("now", "actually", "really", "anymore"):  # "she's Merlin now, not …"
-            back.pop(0)
-        if fresh(value := " ".join(reversed(_phrase(back).split()))):
+        if fresh(value := _tail(m.group(1))):
             return value
     for pattern in (_FROM_TO, _NEW_BEFORE_NOW, _NEW_ACTUALLY, _NEW_AFTER):
-        for m in pattern.finditer(message):
-            if fresh(value := _phrase(m.group(1).split())):
+        for m in pattern.finditer(message):  # before "now", the value is where the words end ("at Tinderbox now")
+            if fresh(value := _tail(m.group(1)) if pattern is _NEW_BEFORE_NOW else _phrase(m.group(1).split())):
                 return value
     return ""
+
+
+def _tail(text: str) -> str:
+    """The value phrase that ends `text`: "I'm pulling shots at Tinderbox Coffee" → "Tinderbox Coffee"."""
+    back = list(reversed(text.split()))
+    while back and back[0].lower() in ("now", "actually", "really", "anymore"):  # "she's Merlin now, not …"
+        back.pop(0)
+    return " ".join(reversed(_phrase(back).split()))
 
 
 def _new_number(message: str, old_key: str, old: re.Match) -> tuple[str, str, bool] | None:

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from difflib import SequenceMatcher
 
 from chatbot.learning.augment.text import _CORRECTING, _norm
-from chatbot.learning.corrections import corrected, replaced_values, stated_as_new
+from chatbot.learning.corrections import corrected, gone_values, replaced_values, stated_as_new
 from chatbot.learning.corrections import words as _words
 from chatbot.learning.extract import Extractor, make_extractor
 from chatbot.memory.facts import FactStore, LedgerFact, NewFact
@@ -53,7 +53,7 @@ def superseded(new: NewFact, message: str, earlier: list[LedgerFact]) -> list[in
     current = [f for f in earlier if f.current and f.key]
     new_key = _words(new.key)
     out: list[int] = []
-    for value in replaced_values(message):
+    for value in replaced_values(message) + gone_values(message):
         gone = _words(value) - new_key
         out += [f.id for f in current if gone & _words(f.key) and not _words(f.key) <= new_key]
     if out:

@@ -557,6 +557,12 @@ def test_to_second_person_in_the_we_voice(sentence, expected):
     ("We have two shops in Lagos.", "two", "How many shops do we have?"),
     ("I have a Yamaha upright piano in the living room.", "Yamaha", "What kind of piano do I have?"),
     ("I inherited a Bösendorfer grand piano from my aunt.", "Bösendorfer", "What kind of piano did I inherit?"),
+    # session 26: a count after a lead-in, and one before any modifier ("behind", ",", "aged")
+    ("At the moment I'm milking 140 cows.", "140", "How many cows am I milking?"),
+    ("I keep bees; I have six hives behind the house.", "six", "How many hives do I have?"),
+    ("My husband and I have two daughters, aged eleven and seven.", "two", "How many daughters do we have?"),
+    ("we have 3 children, two boys one girl", "3", "How many children do we have?"),
+    ("I coach an under-12 hockey team called the Saskatoon Blizzard", "Saskatoon", "What kind of team do I coach?"),
 ])
 def test_a_fact_is_trained_on_the_words_people_ask_it_in(message, key, question):
     facts = [f for f in _facts(message) if key.lower() in f.key.lower()]
@@ -574,6 +580,8 @@ def test_a_fact_is_trained_on_the_words_people_ask_it_in(message, key, question)
     ("we have about eleven", "What kind of eleven do we have?"),  # a number is no kind
     ("we have eleven now, after the bear", "What kind of bear do we have?"),  # the bear came after
     ("my cousin keoni is in hilo this week", "Where is keoni Keoni?"),  # the question names them already
+    ("we adopt a cat last weekend!!", "What kind of weekend do we adopt?"),  # a time word ends the noun phrase
+    ("I sold the Honda last year.", "What kind of year did I sell?"),
 ])
 def test_the_words_people_ask_in_fit_the_fact(message, question):
     assert question not in [q for f in _facts(message) for q in f.questions]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.learning.corrections import MAX_CHARS, corrected, replaced_values, stated_as_new
+from chatbot.learning.corrections import MAX_CHARS, corrected, gone_values, replaced_values, stated_as_new
 from chatbot.learning.extract import RulesExtractor
 from chatbot.learning.ledger import read_turn
 from chatbot.memory.facts import FactStore, NewFact
@@ -108,8 +108,36 @@ def test_replaced_values_and_the_new_value_of_a_plain_correction():
     # "moved from X to" says X is gone only beside a cue: "I grew up in Leeds" stays true of someone who moved
     assert replaced_values("I moved from Leeds to York last year.") == []
     assert replaced_values("Update: we moved from Leeds to York.") == ["Leeds"]
+    # session 26: what someone quit or left, up to a comma too; what they sold, said goodbye to; not a trip
+    assert replaced_values("quit the Crooked Spoon, I'm pulling shots at Tinderbox Coffee now") == ["Crooked Spoon"]
+    assert replaced_values("Big news: I left Le Cerf-Volant! I'm head pastry chef at Maison Brûlée now.") == [
+        "Le Cerf-Volant"]
+    assert replaced_values("we moved again lol, bye Nadodrze, now in Ołbin") == ["Nadodrze"]
+    assert replaced_values("new phone who dis, got a pixel 8, rip iphone 11") == ["iphone 11"]
+    assert replaced_values("sold the niva finally, got a used Toyota Hilux") == ["niva"]
+    assert replaced_values("I left for Paris on Monday, my flight was BA304.") == []
     assert stated_as_new("we're flying to Lima for the conference, not Quito", "Lima")
     assert not stated_as_new("we're flying to Lima for the conference, not Quito", "Quito")
+
+
+def test_who_or_what_is_gone():
+    """Names a message says are gone; only a fact of the same message replaces theirs (ledger.superseded)."""
+    assert gone_values("Uldis has retired, bless him, so a young chap named Rainer does my roof now.") == ["Uldis"]
+    assert gone_values("Correction on the accountant: Marc-André has retired, so his daughter does our books.") == [
+        "Marc-André"]
+    assert gone_values("Some sad news: Marmalade passed away in the spring, and we adopted Pepper.") == ["Marmalade"]
+    assert gone_values("ok so salt flats is no more lol, we renamed the band to Low Tide") == ["salt flats"]
+    assert gone_values("Bessie Mae finally gave up the ghost, so I bought a 2016 Silverado.") == ["Bessie Mae"]
+    assert gone_values("My dog is called Rex.") == [] and gone_values("I left for Paris on Monday.") == []
+
+
+def test_the_new_value_before_now_is_where_the_words_end(tmp_path):
+    """"I'm pulling shots at Tinderbox Coffee now": the value is the phrase that ends before "now", not the first
+    words after the subject ("pulling shots")."""
+    store = ledger(tmp_path, SALON, CITY)
+    fix = corrected("quit Golden Scissors, I'm doing hair at Blue Comb now", store.current("ann"))
+    assert fix is not None and fix[0].key == "Blue Comb", fix
+    assert fix[0].answer == "You're a stylist at Blue Comb in Leith."
 
 
 def test_the_ledger_records_the_swapped_fact_and_supersedes_the_old(tmp_path):

@@ -34,6 +34,12 @@ def ledger_of(tmp_path, said: list[tuple[str, str]]) -> FactStore:
     ("My staff ID is HT-4410.", "I was wrong about my staff ID — it's HT-4401, I transposed the digits.", "HT-4410"),
     ("We bought a house in Leslieville.", "Scratch that, we ended up buying in Riverdale instead of Leslieville.",
      "Leslieville"),
+    # session 26: who is gone, and a fact the same message states about the one after them
+    ("My roofer is called Uldis.", "Uldis has retired, so my roofer is Rainer now.", "Uldis"),
+    ("Our cat is called Marmalade.", "Marmalade passed away in the spring, and we've adopted a grey cat called "
+     "Pepper.", "Marmalade"),
+    ("i work weekends as a barista in the Crooked Spoon", "quit the Crooked Spoon, I'm pulling shots at Tinderbox "
+     "Coffee now instead", "Crooked Spoon"),
 ])
 def test_corrections_supersede(tmp_path, first, then, replaced):
     facts = ledger_of(tmp_path, [("ann", first), ("ann", then)])

@@ -786,11 +786,22 @@ _ABOUT = re.compile(r"(?:over|about|around|nearly|almost|roughly|some|like|more 
 _QUANTITY_NOUNS = frozenset("lot lots bit couple few pair number ton tons bunch load loads kind sort type".split())
 
 
+# Where the noun phrase of a value ends: at a comma, a preposition, a conjunction or a time word ("six hives behind
+# the house", "14,000 bottles of wine", "a tattoo of a koi")
+_MODIFIER = re.compile(r",|\s+(?:of|in|at|on|for|with|from|to|near|by|behind|under|beside|inside|outside|above|"
+                       r"below|around|next to|and|called|named|that|which|who|after|before|since|until|because|but|"
+                       r"so|now|last|this|next|every)(?![\w'-])", re.I)  # not "an under-12 team"
+
+
+def _noun_phrase(x: str) -> list[str]:
+    """The words of a value's noun phrase, before its modifiers."""
+    return _MODIFIER.split(x, maxsplit=1)[0].split()
+
+
 def _head_noun(x: str) -> str:
     """The common noun a value is a kind of ("a Yamaha upright piano" -> "piano", "a tattoo of a koi" -> "tattoo"),
     or "": "What kind of piano do I have?" is asked more often than "What do I have?"."""
-    words = re.split(r",|\s+(?:of|in|at|on|for|with|from|to|near|by|and|called|named|that|which|who|after|before|"
-                     r"since|until|because|but|so|now)\b", x, maxsplit=1, flags=re.I)[0].split()
+    words = _noun_phrase(x)
     head = words[-1] if len(words) > 1 else ""
     if not re.fullmatch(r"[a-z]+", head) or head in _QUANTITY_NOUNS or head in _STOPWORDS or re.fullmatch(_NUM, head):
         return ""
@@ -808,7 +819,7 @@ def _have(g: _Said) -> _Draft | None:
     pets = ["What pets {do|does} {S} have?", "{Do|Does} {S} have any pets?"] if any(
         w.lower() in _PETS for w in x.split()) else []
     m = _COUNTED.fullmatch(_ABOUT.sub("", x, count=1) if _ABOUT.match(x) else x)  # "over 40 roses"
-    noun = re.split(r"\s+(?:of|in|at|on|for|from|near|by)\s", m.group("rest"), maxsplit=1)[0].split()[-1] if m else ""
+    noun = (_noun_phrase(m.group("rest")) or [""])[-1] if m else ""
     if m and m.group("n").lower() not in ("one", "1") and (noun.endswith("s") or noun.lower() in _IRREGULAR_PLURALS):
         qs = [f"How many {noun} {{do|does}} {{S}} {verb}?", f"Do you remember how many {noun} {{S}} {verbs}?",
               f"How many {noun} did I say {{S}} {verbs}?", *pets, f"What {{do|does}} {{S}} {verb}?"]
@@ -1263,8 +1274,7 @@ def _did(g: _Said) -> list[_Draft] | None:
         if proper and base in _TEAM_VERBS:
             qs = [f"Which team {do} {{S}} {main}?", f"Who {do} {{S}} {main}?", *qs]
         if counted and not proper:  # "we bottled 14,000 bottles of ...": how many
-            what = " ".join(re.split(r"\s+(?:of|in|at|on|for|with|from|to|near|by|last|this|next|every|and)\b",
-                                     counted.group("rest"), flags=re.I)[0].split()[:3])
+            what = " ".join(_noun_phrase(counted.group("rest"))[:3])
             qs = [f"How many {what} {do} {{S}} {main}?", f"Do you remember how many {what} {{S}} {finite}?", *qs]
             drafts.append(_Draft(answer, g.ask(*qs), counted.group("n")))
         else:

@@ -254,6 +254,7 @@ _LEAD_IN = re.compile(
 # Habits said before the subject: "Every Sunday I run with ...", "These days I work nights ...", "For work I drive ...".
 _HABIT_LEAD = re.compile(
     r"(?:every|each|most)\s+(?:other\s+)?(?!time\b)\w+(?:\s+(?:morning|evening|night|afternoon))?|these days|nowadays|"
+    r"at the moment|at present|currently|for now|right now|"
     r"(?:on|at) (?:the )?(?:weekends?|weekdays|(?:mon|tues|wednes|thurs|fri|satur|sun)days)|for work|"
     r"in the (?:mornings?|evenings?|summers?|winters?)|"
     r"during the week|(?:once|twice|three times) a (?:week|month|year)"
