@@ -28,8 +28,8 @@ _REPLACED = re.compile(rf"\b(?:not|rather than|instead of|no longer|isn't|wasn't
                        rf"\bi (?:said|told you|wrote)\s+(?:it was\s+|it's\s+|its\s+)?({_RUN}{{1,40}}?)\s+but\b|"
                        rf"\b(?:switched|changed|shifted|swapped)\b{_RUN}{{0,40}}?\bfrom\s+(?:the\s+)?"
                        rf"({_RUN}{{1,40}}?)\s+to\b|"  # "we've switched Meera from swimming to water polo"
-                       rf"\b(?:left|quit|leave|leaving|sold|no more|bye|rip)\s+(?!(?:for|to|at|on|in|home|early|today|tomorrow|"
-                       rf"soon|lol|haha)\b)(?:the\s+|my\s+|our\s+)?"
+                       rf"\b(?:left|quit|leave|leaving|sold|no more|bye|rip)\s+"
+                       rf"(?!(?:for|to|at|on|in|home|early|today|tomorrow|soon|lol|haha)\b)(?:the\s+|my\s+|our\s+)?"
                        rf"({_RUN}{{1,40}}?)(?=\s*[,.;:!?—–]|\s+(?:-|last|this|in|on|at|and|so|because|since|for|"
                        r"lol|now|finally)\b|\s*$)", re.I)
 # "Juniper is the neighbours' guinea pig", "Larchfield only did the pre-seed", "Soggy Toast was taken":
