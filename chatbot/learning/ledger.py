@@ -85,6 +85,7 @@ def read_turn(facts: FactStore, extractor: Extractor, user: str, turn_id: int | 
         if same_as_current(new, earlier):
             continue
         found.append((new, superseded(new, text, earlier)))
+    found = _one_successor(found, earlier)
     fix = corrected(text, [f for f in earlier if f.current])
     if fix:  # a correction of one fact: the old fact with its value swapped, instead of what the extractor made
         # of the same value ("it was eight years in the navy, not six"; "we open new one for yaba")
@@ -93,6 +94,27 @@ def read_turn(facts: FactStore, extractor: Extractor, user: str, turn_id: int | 
         if not any(stated_as_new(text, f.key) for f, _ in rivals):  # the extractor's reading, where it is plain
             found = [x for x in found if x not in rivals] + [(new, [old_id])]
     return facts.record(user, turn_id, found, extractor.name)
+
+
+def _one_successor(found: list[tuple[NewFact, list[int]]], earlier: list[LedgerFact]
+                   ) -> list[tuple[NewFact, list[int]]]:
+    """An old fact that several facts of one message replace ("I'm actually 31, not 29, i just like saying 29")
+    is replaced by the one most like it: asked the same, else a number for a number, else said first. Each of them
+    would supersede it alike; this decides which the ledger shows as its successor."""
+    old = {f.id: f for f in earlier}
+
+    def likeness(new: NewFact, old_id: int) -> tuple[bool, bool, bool]:
+        was = old[old_id]
+        numeric = bool(re.search(r"\d", new.key)) == bool(re.search(r"\d", was.key))
+        return bool(_slot(new.questions) & _slot(was.questions)), numeric, bool(_slot(new.questions))
+
+    best: dict[int, int] = {}
+    for i, (new, replaces) in enumerate(found):
+        for old_id in replaces:
+            if old_id in old and (old_id not in best
+                                  or likeness(new, old_id) > likeness(found[best[old_id]][0], old_id)):
+                best[old_id] = i
+    return [(new, [r for r in replaces if best.get(r, i) == i]) for i, (new, replaces) in enumerate(found)]
 
 
 def sync(facts: FactStore, extractor: Extractor, limit: int | None = None) -> int:

@@ -66,6 +66,16 @@ def test_a_job_somewhere_does_not_correct_where_someone_lives(tmp_path):
     assert {"Accra", "Kumasi"} <= {f.key for f in facts.current("bob")}
 
 
+def test_of_several_facts_that_replace_one_the_likest_is_its_successor(tmp_path):
+    """"im actually 31, not 29, i just like saying 29 jaja": both facts of the message name 29 as gone; the ledger
+    shows the number as what replaced it, not the last fact read ("jaja")."""
+    facts = ledger_of(tmp_path, [("ann", "I'm 29."), ("ann", "im actually 31, not 29, i just like saying 29 jaja")])
+    by_id = {f.id: f for f in facts.facts("ann")}
+    [old] = [f for f in by_id.values() if f.key == "29"]
+    assert old.status == "superseded" and by_id[old.superseded_by].key == "31", [
+        (f.key, f.status, f.superseded_by) for f in by_id.values()]
+
+
 def test_replaced_values():
     assert replaced_values("the nursery is Little Oaks, not Little Acorns.") == ["Little Acorns"]
     assert "Juniper" in replaced_values("Ugh, I got it wrong: the rabbits are Clover and Maple. Juniper is the "
