@@ -59,7 +59,8 @@ _NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven t
                  "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety "
                  "hundred thousand").split()
 _WORD_NUM = "(?:" + "|".join(_NUMBER_WORDS) + ")"
-_NUM = r"(?:\d+(?:[.,]\d+)*(?:st|nd|rd|th)?|" + _WORD_NUM + r"(?:[- ]" + _WORD_NUM + r")*)"
+# "7:15" is one number (a time), as "32,000" is
+_NUM = r"(?:\d+(?:[.,:]\d+)*(?:st|nd|rd|th)?|" + _WORD_NUM + r"(?:[- ]" + _WORD_NUM + r")*)"
 _NUMBER = re.compile(r"\b" + _NUM + r"\b", re.I)
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*"
 # A day and its month are one value: "18 March" moved to "2 April" is not "2 March".
@@ -232,7 +233,10 @@ def _swapped(old: LedgerFact, message: str, replaced: list[str]) -> tuple[NewFac
             return None, False
         new = dates.pop()
         return _swap(old, old.key.replace(date.group(0), new), date.group(0), new), True
-    if number := _NUMBER.search(old.key):
+    numbers = list(_NUMBER.finditer(old.key))
+    gone = {w for v in replaced for w in words(v)}
+    # the number the correction names ("not 20 yrs" in "9250 bus, 20 years already"), else the key's first
+    if number := next((n for n in numbers if words(n.group(0)) & gone), numbers[0] if numbers else None):
         found = _new_number(message, old.key, number)
         if not found:
             return None, False

@@ -34,6 +34,8 @@ NAME = ("Your granddaughter is called Meera.", "Meera", ("What is my granddaught
 SALON = ("You're a stylist at Golden Scissors in Leith.", "Golden Scissors", ("Where do I work?",))
 SON = ("Your son Ravi works as a welder in Perth.", "Perth", ("Where does my son work?",))
 GREW = ("You grew up in Leeds.", "Leeds", ("Where did I grow up?",))
+TRAM = ("You take the 7:15 tram to work every weekday.", "7:15 tram", ("What do I take?",))
+BUS = ("Your mom drives the 9250 bus, 20 years already.", "9250 bus, 20 years already", ("What does my mom drive?",))
 
 
 @pytest.mark.parametrize("message, facts, old_key, new_key, answer", [
@@ -62,6 +64,11 @@ GREW = ("You grew up in Leeds.", "Leeds", ("Where did I grow up?",))
      "Golden Shears", "You're a stylist at Golden Shears in Leith."),
     ("News about my son: Ravi has moved from Perth to Darwin for a better contract.", [SON, CITY], "Perth", "Darwin",
      "Your son Ravi works as a welder in Darwin."),
+    # session 26: a time is one number; of a key's numbers, the one the correction names is the one replaced
+    ("Small correction: I no longer catch the 7:15 tram. My rota changed, so it's the 6:40 now.", [TRAM, CITY],
+     "7:15 tram", "6:40", "You take the 6:40 tram to work every weekday."),
+    ("correction: my mom's been driving 25 yrs, not 20 yrs. she heard me say 20 and got mad lol", [BUS, CITY],
+     "9250 bus, 20 years already", "25", "Your mom drives the 9250 bus, 25 years already."),
 ])
 def test_a_correction_swaps_the_value_of_the_fact_it_names(tmp_path, message, facts, old_key, new_key, answer):
     store = ledger(tmp_path, *facts)
