@@ -50,7 +50,7 @@ _MOVING = re.compile(r"\b(?:moved|pushed|rescheduled|postponed)\b", re.I)  # no 
 # Cues that, beside _CORRECTING's, mark a message that restates a value: "actually it was 27 kilos", "update -",
 # "oops", "sorry mistake". Only used to swap a number whose unit and topic the message repeats (see `corrected`).
 _RESTATING = re.compile(r"\b(?:actually|update|updated|oops|mistake|correct myself|wrong|moved|rescheduled|"
-                        r"postponed|pushed|brought forward)\b", re.I)
+                        r"postponed|pushed|brought forward|(?:down|up) to)\b", re.I)  # "we're down to 118 cows"
 _STOP = {"a", "an", "the", "my", "our", "of", "in", "at", "on", "to", "and", "or", "is", "was", "it", "its", "it's",
          "i", "we", "me", "us", "you", "your", "he", "she", "they", "her", "his", "their", "for", "with", "now",
          "not", "just", "only", "really", "actually", "then", "that", "this", "one", "ones", "there", "here",

@@ -563,6 +563,7 @@ def test_to_second_person_in_the_we_voice(sentence, expected):
     ("My husband and I have two daughters, aged eleven and seven.", "two", "How many daughters do we have?"),
     ("we have 3 children, two boys one girl", "3", "How many children do we have?"),
     ("I coach an under-12 hockey team called the Saskatoon Blizzard", "Saskatoon", "What kind of team do I coach?"),
+    ("My best time is 27:40.", "27:40", "What is my best time?"),  # a time, not "my X: Y"
 ])
 def test_a_fact_is_trained_on_the_words_people_ask_it_in(message, key, question):
     facts = [f for f in _facts(message) if key.lower() in f.key.lower()]

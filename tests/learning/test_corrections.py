@@ -35,6 +35,7 @@ SALON = ("You're a stylist at Golden Scissors in Leith.", "Golden Scissors", ("W
 SON = ("Your son Ravi works as a welder in Perth.", "Perth", ("Where does my son work?",))
 GREW = ("You grew up in Leeds.", "Leeds", ("Where did I grow up?",))
 TRAM = ("You take the 7:15 tram to work every weekday.", "7:15 tram", ("What do I take?",))
+COWS = ("You're milking 140 cows.", "140", ("How many cows am I milking?",))
 BUS = ("Your mom drives the 9250 bus, 20 years already.", "9250 bus, 20 years already", ("What does my mom drive?",))
 
 
@@ -69,6 +70,8 @@ BUS = ("Your mom drives the 9250 bus, 20 years already.", "9250 bus, 20 years al
      "7:15 tram", "6:40", "You take the 6:40 tram to work every weekday."),
     ("correction: my mom's been driving 25 yrs, not 20 yrs. she heard me say 20 and got mad lol", [BUS, CITY],
      "9250 bus, 20 years already", "25", "Your mom drives the 9250 bus, 25 years already."),
+    ("We're down to 118 cows after I sold part of the herd to my cousin in Joure.", [COWS, CITY], "140", "118",
+     "You're milking 118 cows."),
 ])
 def test_a_correction_swaps_the_value_of_the_fact_it_names(tmp_path, message, facts, old_key, new_key, answer):
     store = ledger(tmp_path, *facts)
@@ -87,6 +90,7 @@ def test_a_correction_swaps_the_value_of_the_fact_it_names(tmp_path, message, fa
     "My mistake, I meant to ask you something else.",  # a cue, no value
     "Update: we now have 3 chickens and 2 goats",  # a cue and numbers, but no fact of theirs to restate
     "We moved house in 2019, it took 3 days",  # "moved", but two numbers and none beside a fact's unit
+    "We drove down to 118 Main Street for lunch",  # "down to" and a number, but no fact of that topic
 ])
 def test_no_correction_without_a_named_value_or_a_restated_number_on_topic(tmp_path, message):
     store = ledger(tmp_path, ARMY, CITY, BOAT)

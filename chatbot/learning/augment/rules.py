@@ -1495,7 +1495,7 @@ _RULES: list[tuple[re.Pattern, Callable[[_Said], _Draft | list[_Draft] | None]]]
     (_rx(rf"{_SUBJ}(?P<aux>{_BE}| was| were|(?:'ve| have| has| had) {_ADV}been) {_ADV}(?P<v>[a-z]+ing)"
          r"(?P<rest> \w.*)"), _did_any),
     (_rx(rf"{_SUBJ} {_ADV}(?P<v>[a-z]+)(?P<rest> \w.*)"), _did_any),
-    (_rx(rf"(?:.* )?(?P<pos>my|our) (?P<np>{_NP})\s*:\s*(?P<x>\S.*)"), _my_np_is),
+    (_rx(rf"(?:.* )?(?P<pos>my|our) (?P<np>{_NP})\s*:(?!\d)\s*(?P<x>\S.*)"), _my_np_is),  # not a time: "27:40"
     (_rx(rf"{_POS} (?P<np>{_NP})(?P<v> is| are| was| were|{_IS_S}) (?P<x>.+)"), _my_np_is),
     (_rx(rf"{_SUBJ}(?P<be>{_BE}|{_WAS}) {_ADV}(?P<rest>\w.*)"), _be_where),
 ]
