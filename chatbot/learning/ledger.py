@@ -9,8 +9,8 @@ the turn unread and the next sync reads it.
 
 Supersession ("the same fact, said again"), per owner, against the facts that are still current:
   1. a correction names the value it replaces ("I'm a sonographer, not a radiographer", "... instead of
-     Leslieville", "Juniper is the neighbours' guinea pig"): an earlier fact whose key shares a word with the
-     replaced value is superseded;
+     Leslieville", "Juniper is the neighbours' guinea pig", "quit the Crooked Spoon", and who is gone: "Uldis has
+     retired"): an earlier fact whose key shares a word with the replaced value is superseded;
   2. otherwise the same slot: the new fact and an earlier one share a specific question form ("What is my dog's
      name?"). Generic forms ("What did I tell you about myself?", "What am I?") do not make a slot;
   3. otherwise, in a message with a correction cue ("I was wrong about my staff ID — it's HT-4401"), the earlier
@@ -99,8 +99,9 @@ def read_turn(facts: FactStore, extractor: Extractor, user: str, turn_id: int | 
 def _one_successor(found: list[tuple[NewFact, list[int]]], earlier: list[LedgerFact]
                    ) -> list[tuple[NewFact, list[int]]]:
     """An old fact that several facts of one message replace ("I'm actually 31, not 29, i just like saying 29")
-    is replaced by the one most like it: asked the same, else a number for a number, else said first. Each of them
-    would supersede it alike; this decides which the ledger shows as its successor."""
+    is replaced by the one most like it: asked the same, else a number for a number, else one asked in specific
+    words, else the first said. Each of them would supersede it alike; this decides which the ledger shows as its
+    successor."""
     old = {f.id: f for f in earlier}
 
     def likeness(new: NewFact, old_id: int) -> tuple[bool, bool, bool]:
