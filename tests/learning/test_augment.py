@@ -564,6 +564,10 @@ def test_to_second_person_in_the_we_voice(sentence, expected):
     ("we have 3 children, two boys one girl", "3", "How many children do we have?"),
     ("I coach an under-12 hockey team called the Saskatoon Blizzard", "Saskatoon", "What kind of team do I coach?"),
     ("My best time is 27:40.", "27:40", "What is my best time?"),  # a time, not "my X: Y"
+    # "she" after a pet, or after a family word in the user's language, is who the sentence before was about
+    ("My cat is called Kinako. She is three years old.", "three", "How old is my cat?"),
+    ("My obaachan lives alone in Kagoshima. She is 88 and still grows her own daikon.", "88",
+     "How old is my obaachan?"),
 ])
 def test_a_fact_is_trained_on_the_words_people_ask_it_in(message, key, question):
     facts = [f for f in _facts(message) if key.lower() in f.key.lower()]
@@ -583,6 +587,7 @@ def test_a_fact_is_trained_on_the_words_people_ask_it_in(message, key, question)
     ("my cousin keoni is in hilo this week", "Where is keoni Keoni?"),  # the question names them already
     ("we adopt a cat last weekend!!", "What kind of weekend do we adopt?"),  # a time word ends the noun phrase
     ("I sold the Honda last year.", "What kind of year did I sell?"),
+    ("My shift ended late. She was angry.", "What was my shift?"),  # "she" is no shift
 ])
 def test_the_words_people_ask_in_fit_the_fact(message, question):
     assert question not in [q for f in _facts(message) for q in f.questions]

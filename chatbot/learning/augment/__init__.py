@@ -35,6 +35,7 @@ from lemminflect import getAllLemmas
 from chatbot.learning.augment.person import to_second_person
 from chatbot.learning.augment.rules import (
     _MORE_RULES,
+    _PETS,
     _RULES,
     _Draft,
     _fallback,
@@ -64,6 +65,7 @@ from chatbot.learning.augment.text import (
     _remembered,
     _repair,
     _sentences,
+    _unknown,
     _without_correction,
 )
 
@@ -190,11 +192,19 @@ def _joined(text: str, sentences: list[str]) -> list[tuple[str, str]]:
                 out.append((f"{who.group('lead')}{subj} {'is ' if is_ else ''}{rel}.", said))
             sentence = f"{subj} {who.group('rest')}"
         if out and (he := _HE_SHE.match(sentence)) and (who := _PERSON_SUBJECT.match(out[-1][0])) \
-                and _is_person(who.group("np").split(" ", 1)[1]):
+                and _he_or_she(who.group("np").split(" ", 1)[1]):
             np = who.group("np")
             sentence = np[:1].upper() + np[1:] + sentence[he.end():]
         out.append((sentence, said))
     return out
+
+
+def _he_or_she(np: str) -> bool:
+    """Whether "he" or "she" can be the `np` the sentence before was about: a person, a pet ("My cat is Kinako. She
+    is three"), or a word no dictionary knows, which after "my" is mostly a family word in the user's language
+    ("my obaachan", "my Enkel Jonas", "my maamiyaar") or a name ("my little sis chioma")."""
+    head = np.lower().split()[-1]
+    return _is_person(np) or head in _PETS or head.rstrip("s") in _PETS or _unknown(head)
 
 
 def _as_said(fact: Fact | None, read: str, said: str) -> Fact | None:

@@ -487,9 +487,9 @@ def _age(g: _Said) -> _Draft | None:
     if _MEASURED.search(g.subject.s):
         return None  # "my shoe size is ten": a number, not an age (`_my_np_is` asks what it is)
     np = g.norm("snp").lower() if g.m.groupdict().get("snp") else ""
-    if np and not any(_is_person(w) or w.rstrip("s") in _PETS for w in np.split()) \
+    if np and not any(_is_person(w) or w.rstrip("s") in _PETS or _unknown(w) for w in np.split()) \
             and not re.search(r"\b(?:old|yo|yrs?|years?|turned)\b", g.m.group(0), re.I):
-        return None  # "my locker is 41": a number; "my car is twelve years old" is an age
+        return None  # "my locker is 41": a number; "my car is twelve years old" is an age; "my obaachan is 88" too
     said = g.said[:g.m.start("tail")] if g.m.group("tail") else g.said
     return _Draft(_sentence(to_second_person(said)), g.ask(
         "How old {am|are|is} {S}?", "How many years old {am|are|is} {S}?", "Do you remember how old {S} {am|are|is}?",
