@@ -568,6 +568,11 @@ def test_to_second_person_in_the_we_voice(sentence, expected):
     ("My cat is called Kinako. She is three years old.", "three", "How old is my cat?"),
     ("My obaachan lives alone in Kagoshima. She is 88 and still grows her own daikon.", "88",
      "How old is my obaachan?"),
+    # a name with an age needs no greeting, nor a capital where the word can be a name ("jay")
+    ("I'm Luana, 24, a nurse in Porto.", "Luana", "What is my name?"),
+    ("I'm Luana, 24, a nurse in Porto.", "24", "How old am I?"),
+    ("yo im jay, 19, first year mech eng at manchester uni", "jay", "What is my name?"),
+    ("im actually 31, not 29 lol", "31", "How old am I?"),
 ])
 def test_a_fact_is_trained_on_the_words_people_ask_it_in(message, key, question):
     facts = [f for f in _facts(message) if key.lower() in f.key.lower()]
@@ -588,9 +593,16 @@ def test_a_fact_is_trained_on_the_words_people_ask_it_in(message, key, question)
     ("we adopt a cat last weekend!!", "What kind of weekend do we adopt?"),  # a time word ends the noun phrase
     ("I sold the Honda last year.", "What kind of year did I sell?"),
     ("My shift ended late. She was angry.", "What was my shift?"),  # "she" is no shift
+    ("im tired, 3 kids and no sleep", "What is my name?"),  # no adjective is a name
+    ("im actually 31, not 29 lol", "What is my name?"),  # nor an adverb
 ])
 def test_the_words_people_ask_in_fit_the_fact(message, question):
     assert question not in [q for f in _facts(message) for q in f.questions]
+
+
+def test_a_role_after_a_name_and_an_age_keeps_one_article():
+    assert {f.answer for f in _facts("I'm Luana, 24, a nurse in Porto.") if f.key == "nurse"} == {
+        "You're a nurse in Porto."}
 
 
 @pytest.mark.parametrize("message, keys", [

@@ -281,12 +281,20 @@ def _intro(g: _Said) -> list[_Draft] | None:
     # "Hi, I'm Anna": a name only after a greeting and when it looks like one ("I'm Canadian" is not a name);
     # "yo im mads, 24": the age said with it.
     x = _value(g["x"])
-    if not (g.greeted and _looks_like_name(x)):
-        return None
+    age = g.norm("age")
+    if not ((g.greeted or age) and (_looks_like_name(x) or age and _plain_name(x))):
+        return None  # "I'm Luana, 24, a nurse": a name and an age need no greeting; "yo im jay, 19": nor a capital
     drafts = [_my_name(x)]
-    if age := g.norm("age"):
+    if age:
         drafts += [_my_age(age), *_role_after_intro(g["rest"])]
     return drafts
+
+
+def _plain_name(x: str) -> bool:
+    """One word that can be a name although a dictionary knows it ("jay", "rose", "mark"): no adjective ("tired"),
+    no adverb ("actually"), not a word that is no name ("here", "fine")."""
+    return " " not in x and x.lower() not in _NOT_NAMES and not {"ADJ", "ADV"} & getAllLemmas(x.lower()).keys() \
+        and x.lower() not in _STOPWORDS
 
 
 def _role_after_intro(rest: str) -> list[_Draft]:
@@ -299,6 +307,7 @@ def _role_after_intro(rest: str) -> list[_Draft]:
     if (home := re.fullmatch(r"(?P<role>.+?) from (?P<x>.+)", rest, re.I)) and (place := _proper_run(home["x"])):
         rest = home.group("role")  # "game dev from bandung": the job, and where the user is from
         drafts.append(_my_home_town(home.group("x"), place))
+    rest = re.sub(r"^(?:a|an)\s+", "", rest, flags=re.I)  # "I'm Luana, 24, a nurse in Porto"
     words = rest.split()
     if not words or words[0].lower() in ("and", "but", "so", "from", "i", "we", "my", "just", "still") \
             or {"past", "ing"} & _verb_kinds(words[0].lower().rstrip(",")).keys():
@@ -1426,7 +1435,8 @@ _RULES: list[tuple[re.Pattern, Callable[[_Said], _Draft | list[_Draft] | None]]]
          rf"(?P<np>{_SNP})(?:,[^,]*,| (?!and\b)[^,]*?)?,? (?:and )?"
          rf"(?:(?:we|i|it|she|he|they)(?:'s|'re| is| are| was| were)? )?"
          rf"{_NAMING}(?: (?:it|him|her|them))? (?P<x>.+)"), _named_it),
-    (_rx(rf"{_SUBJ}(?:{_BE}|(?:'ve| has| have)? {_ADV}turned) (?P<x>\d{{1,3}}|{_NUM}(?:[- ]{_NUM})?)"
+    (_rx(rf"{_SUBJ}(?:{_BE}(?: (?:actually|really|now|only|just))?|(?:'ve| has| have)? {_ADV}turned) "
+         rf"(?P<x>\d{{1,3}}|{_NUM}(?:[- ]{_NUM})?)"
          r"(?: years? old| yrs? old| yo)?(?P<tail>(?:,| and| but) .*|(?: lol| haha| now| already| btw| tho| on| last| "
          r"this| in| yesterday| today| not)\b.*)?"), _age),  # "I turned 52 last month", "im 25 lol
     (_rx(rf"(?P<pos>my|our) (?P<fav>favou?rite|fave|fav|all-time favou?rite|go-to) (?P<np>{_NP}) "
