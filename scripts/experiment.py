@@ -86,19 +86,25 @@ def scenario(rows: list[dict], rounds: int, max_personas: int = 0, users: list[s
 def gold_facts(messages: list[dict]) -> list[dict]:
     """One entry per stated fact: id (message id + index), user, round, key, questions, corrects (fact id)."""
     out = []
+    gone: dict[str, list[str]] = {}  # a correction's old values (its not_facts), by fact id
     for m in messages:
         for i, f in enumerate(m["facts"]):
             fid = f"{m['id']}.{i}"
             out.append({"id": fid, "user": m["persona"], "round": m["round"], "key": f["key"],
                         "questions": f["questions"], "corrects": f.get("corrects")})
+            gone[fid] = [v.lower() for v in m.get("not_facts", [])]
     by_msg = {}
     for f in out:
         by_msg.setdefault(f["id"].split(".")[0], []).append(f)
-    for f in out:  # `corrects` names a message: the corrected fact is the one of that message with the key asked
+    for f in out:  # `corrects` names a message: the corrected fact is the one of that message whose key the
+        # correction says is gone (its not_facts: "Thursday" of "Thursday evenings"), else one asked the same way,
+        # else its first ("alto" was scored as the old value of a choir's rehearsal night before session 26)
         if f["corrects"]:
             cands = by_msg.get(f["corrects"], [])
+            said_gone = [c["id"] for c in cands
+                         if any(c["key"].lower() in v or v in c["key"].lower() for v in gone[f["id"]])]
             same = [c["id"] for c in cands if set(c["questions"]) & set(f["questions"])]
-            f["corrects"] = (same or [c["id"] for c in cands] or [None])[0]
+            f["corrects"] = (said_gone or same or [c["id"] for c in cands] or [None])[0]
     return out
 
 

@@ -36,6 +36,20 @@ def test_scenario_is_five_rounds_of_about_ten_facts_with_corrections_late():
     assert len({m["persona"] for m in MESSAGES}) == 5
 
 
+def test_the_corrected_fact_is_the_one_whose_value_the_correction_says_is_gone():
+    """A correction names a message; of that message's facts, the one whose key is in the correction's not_facts is
+    the old value (not its first fact: "alto" is no rehearsal night)."""
+    messages = [{"id": "m1", "persona": "u", "round": 1, "not_facts": [],
+                 "facts": [{"key": "alto", "questions": ["What do I sing?"]},
+                           {"key": "Thursday", "questions": ["When does my choir rehearse?"]}]},
+                {"id": "m2", "persona": "u", "round": 3, "not_facts": ["Thursday"],
+                 "facts": [{"key": "Wednesday", "questions": ["On which evening is choir now?"], "corrects": "m1"}]}]
+    facts = {f["id"]: f for f in experiment.gold_facts(messages)}
+    assert facts["m2.0"]["corrects"] == "m1.1"
+    messages[1]["not_facts"] = []  # nothing said gone, no question shared: the message's first fact, as before
+    assert {f["id"]: f for f in experiment.gold_facts(messages)}["m2.0"]["corrects"] == "m1.0"
+
+
 def test_named_users_replace_the_qualifying_personas():
     rows = experiment.load_jsonl(experiment.FACTS.with_name("facts-v2-dev.jsonl"))
     chosen = experiment.scenario(rows, 3, users=["q03", "q01"])
