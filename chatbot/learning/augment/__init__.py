@@ -37,6 +37,7 @@ from chatbot.learning.augment.rules import (
     _MORE_RULES,
     _PETS,
     _RULES,
+    _animate,
     _Draft,
     _fallback,
     _glossed,
@@ -65,7 +66,6 @@ from chatbot.learning.augment.text import (
     _remembered,
     _repair,
     _sentences,
-    _unknown,
     _without_correction,
 )
 
@@ -204,7 +204,7 @@ def _he_or_she(np: str) -> bool:
     is three"), or a word no dictionary knows, which after "my" is mostly a family word in the user's language
     ("my obaachan", "my Enkel Jonas", "my maamiyaar") or a name ("my little sis chioma")."""
     head = np.lower().split()[-1]
-    return _is_person(np) or head in _PETS or head.rstrip("s") in _PETS or _unknown(head)
+    return _is_person(np) or head in _PETS or _animate(head)
 
 
 def _as_said(fact: Fact | None, read: str, said: str) -> Fact | None:

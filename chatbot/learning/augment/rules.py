@@ -228,6 +228,12 @@ def _is_person(np: str) -> bool:
     return head in _PEOPLE or head.rstrip("s") in _PEOPLE
 
 
+def _animate(word: str) -> bool:
+    """A word for someone who can have an age or be "he" or "she": a person, a pet, or a word no dictionary knows
+    (after "my", mostly a family word in the user's language: "obaachan", "maamiyaar")."""
+    return _is_person(word) or word.rstrip("s") in _PETS or _unknown(word)
+
+
 def _is_name(name: str) -> bool:
     """Capitalised, and not a weekday, a nationality or an acronym ("our van failed its MOT")."""
     words = _TITLE.sub("", name).split()
@@ -496,7 +502,7 @@ def _age(g: _Said) -> _Draft | None:
     if _MEASURED.search(g.subject.s):
         return None  # "my shoe size is ten": a number, not an age (`_my_np_is` asks what it is)
     np = g.norm("snp").lower() if g.m.groupdict().get("snp") else ""
-    if np and not any(_is_person(w) or w.rstrip("s") in _PETS or _unknown(w) for w in np.split()) \
+    if np and not any(_animate(w) for w in np.split()) \
             and not re.search(r"\b(?:old|yo|yrs?|years?|turned)\b", g.m.group(0), re.I):
         return None  # "my locker is 41": a number; "my car is twelve years old" is an age; "my obaachan is 88" too
     said = g.said[:g.m.start("tail")] if g.m.group("tail") else g.said
