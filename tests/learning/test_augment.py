@@ -40,7 +40,8 @@ FACTS = [
     ("I speak Portuguese and English fluently.",
      [("You speak Portuguese and English fluently.", "Portuguese and English")]),
     ("I play the piano every evening. I drive a Tesla.",
-     [("You play the piano every evening.", "piano"), ("You drive a Tesla.", "Tesla")]),
+     [("You play the piano every evening.", "piano"), ("You play the piano every evening.", "every evening"),
+      ("You drive a Tesla.", "Tesla")]),
     ("I'm studying medicine at the University of Porto.",
      [("You're studying medicine at the University of Porto.", "medicine"),
       ("You're studying medicine at the University of Porto.", "University of Porto")]),
@@ -573,6 +574,16 @@ def test_to_second_person_in_the_we_voice(sentence, expected):
     ("I'm Luana, 24, a nurse in Porto.", "24", "How old am I?"),
     ("yo im jay, 19, first year mech eng at manchester uni", "jay", "What is my name?"),
     ("im actually 31, not 29 lol", "31", "How old am I?"),
+    # session 27: when a habit recurs ("every Wednesday"), what someone goes and does, the age of someone named
+    ("I swim at Warrender Baths every Friday morning.", "Friday", "What day do I swim?"),
+    ("We play doubles tennis at the club every Saturday morning.", "Saturday", "When do we play doubles tennis?"),
+    ("i call my mum every day", "every day", "How often do I call my mum?"),
+    ("My son Jobin phones me every Friday.", "Friday", "When does my son phone me?"),
+    ("I go bouldering every Wednesday after work, at a gym in Namba.", "bouldering", "What do I do every Wednesday?"),
+    ("I go bouldering every Wednesday at a gym in Namba.", "Wednesday", "When do I go bouldering?"),
+    ("We go camping in Wales every summer.", "every summer", "How often do we go camping?"),
+    ("Survived the school run. Poppy is seven and has opinions about my parking.", "seven", "How old is Poppy?"),
+    ("Jack is 25 and works as an electrician near Kalgoorlie.", "25", "How old is Jack?"),
 ])
 def test_a_fact_is_trained_on_the_words_people_ask_it_in(message, key, question):
     facts = [f for f in _facts(message) if key.lower() in f.key.lower()]
@@ -595,6 +606,9 @@ def test_a_fact_is_trained_on_the_words_people_ask_it_in(message, key, question)
     ("My shift ended late. She was angry.", "What was my shift?"),  # "she" is no shift
     ("im tired, 3 kids and no sleep", "What is my name?"),  # no adjective is a name
     ("im actually 31, not 29 lol", "What is my name?"),  # nor an adverb
+    ("My mother lives in Valdivia and phones me every Sunday.", "When does my mother live?"),  # the next clause's
+    ("Our book club meets on the last Friday of every month.", "How often does our book club meet?"),
+    ("I buy two every Saturday, one for me and one for Mrs Hofer.", "When do I buy two, one?"),
 ])
 def test_the_words_people_ask_in_fit_the_fact(message, question):
     assert question not in [q for f in _facts(message) for q in f.questions]
@@ -615,6 +629,12 @@ def test_a_clause_between_commas_about_someone_is_read_as_well(message, keys):
     found = [f.key for f in _facts(message)]
     assert all(any(k.lower() in f.lower() for f in found) for k in keys), found
     assert all(f.statement == message for f in _facts(message) if "the cat" not in message)
+
+
+@pytest.mark.parametrize("message", ["It is 141, not 114.", "Monday is 5.", "My Enkel Jonas plays. He is nine."])
+def test_only_a_name_has_an_age_without_my(message):
+    assert not any(f.questions[0].startswith(("How old is It", "How old is Monday", "How old is My "))
+                   for f in _facts(message)), [f.questions for f in _facts(message)]
 
 
 def test_an_opinion_between_commas_is_no_fact():

@@ -35,6 +35,7 @@ from lemminflect import getAllLemmas
 from chatbot.learning.augment.person import to_second_person
 from chatbot.learning.augment.rules import (
     _MORE_RULES,
+    _NAMED_AGE,
     _PETS,
     _RULES,
     _animate,
@@ -44,6 +45,7 @@ from chatbot.learning.augment.rules import (
     _hedged,
     _introduced,
     _is_person,
+    _named_age,
     _names,
     _possessive,
     _Said,
@@ -245,7 +247,9 @@ def _facts(clause: str, borrowed: str, greeted: bool, correcting: bool) -> list[
         (correcting or _without_correction(core) != core) and core.lower().startswith("the "))
     if not _is_statement(clause, core, the_subject):
         # "hello this is gene", "Fiona here": no "I", still a fact
-        return [fact for draft in _introduced(core, said, greeted) if (fact := _finish(clause, draft))]
+        named = (m := _NAMED_AGE.fullmatch(core)) and _named_age(_Said(m, said, greeted))  # "Poppy is seven"
+        drafts = _introduced(core, said, greeted) or ([named] if named else [])
+        return [fact for draft in drafts if (fact := _finish(clause, draft))]
     names = _names(said, core)
     drafts: list[_Draft] = []
     for pattern, build in _RULES:

@@ -511,6 +511,23 @@ def _age(g: _Said) -> _Draft | None:
         "What age did I tell you {S} {am|are|is}?"), g["x"])
 
 
+_NOT_A_NAMED_AGE = frozenset("it this that he she there here everything everyone everybody which what who my our your "
+                              "his her their".split())
+_NAMED_AGE = _rx(rf"(?P<x>{_NAME}) (?:is|'s|turned|has (?:just )?turned|just turned) (?:only |nearly |almost )?"
+                 rf"(?P<age>\d{{1,3}}|{_NUM}(?:[- ]{_NUM})?)(?: (?:years?|yrs?) old| yo)?"
+                 r"(?P<tail>(?:,| and| but| now| already| lol| haha) .*)?")
+
+
+def _named_age(g: _Said) -> _Draft | None:
+    """"Poppy is seven and has opinions about everything", "Jack is 25 and works ...": the age of someone the user
+    names without "my" (their child, their dog: who else would they tell the bot the age of?)."""
+    name = g["x"]
+    if not _is_name(name) or name.split()[0].lower() in _NOT_NAMES | _NOT_A_NAMED_AGE:
+        return None
+    return _Draft(_sentence(g.said[:g.m.end("age")]), [f"How old is {name}?", f"What age is {name}?",
+                                                      f"Do you remember how old {name} is?"], g["age"])
+
+
 _JOB_QUESTIONS = ["What {do|does} {S} do for a living?", "What is {P} job?", "What is {P} profession?",
                   "What {do|does} {S} work as?", "What's {P} occupation?",
                   "Do you remember what {S} {do|does} for work?"]
@@ -1183,9 +1200,39 @@ _HOW_OFTEN = re.compile(r"(?:everywhere|anywhere|there|here|abroad|home|overseas
                         r"a lot|(?:every|each|most|some|on) \w+|a bit|sometimes|often|daily|weekly)\b", re.I)
 
 
+_DAY_NAME = r"(?:mon|tues?|wed(?:nes)?|weds|thu(?:rs?)?|fri|sat(?:ur)?|sun)(?:day)?s?"
+# A habit's "every Wednesday", "each Friday morning", "every tues n thurs", "every other week": when it recurs
+_EVERY = re.compile(rf"\s*,?\s*\b(?:every|each)\s+(?:other\s+|single\s+)?(?P<when>(?P<day>{_DAY_NAME})\b"
+                    rf"(?:\s+(?:and|n|&)\s+{_DAY_NAME}\b)?(?:\s+(?:morning|afternoon|evening|night)s?\b)?|"
+                    r"(?:morning|afternoon|evening|night|day|weekend|week|month|year|summer|winter|fortnight)\b)", re.I)
+
+
+def _every(rest: str) -> tuple[str, str, bool]:
+    """(what is left of `rest` without its "every <day>", the key of when, whether it names a day of the week);
+    ("rest", "", False) when nothing recurs."""
+    m = _EVERY.search(rest)
+    # not the next clause's ("lives in Valdivia and phones me every Sunday"), nor "the first Monday of every month"
+    if not m or re.search(r"\band\b", rest[:m.start()], re.I) or re.search(r"\bof$", rest[:m.start()], re.I):
+        return rest, "", False
+    tail = rest[m.end():]
+    left = (rest[:m.start()] + (" " if tail[:1].isalnum() else "") + tail).strip(" ,")
+    return left, m.group("when") if m.group("day") else m.group(0).strip(" ,"), bool(m.group("day"))
+
+
+def _when_asked(answer: str, g: _Said, do: str, doing: str, finite: str, when: str, day: bool) -> _Draft:
+    """The fact of when a habit recurs: "I go bouldering every Wednesday" asked "What day do I go bouldering?"."""
+    qs = [f"When {do} {{S}} {doing}?", f"How often {do} {{S}} {doing}?", f"Do you remember when {{S}} {finite}?"]
+    if day:
+        qs[1:1] = [f"What day {do} {{S}} {doing}?", f"Which day of the week {do} {{S}} {doing}?"]
+    return _Draft(answer, g.ask(*qs), when)
+
+
 def _did(g: _Said) -> list[_Draft] | None:
     """A statement of what someone does, did or has done, with its object and where, when, for or with whom."""
     rest = _value(g["rest"])
+    if not rest:
+        return None
+    said_rest, (rest, when, day) = rest, _every(rest)
     if not rest:
         return None
     v, aux = g.norm("v").lower(), g.norm("aux").lower().lstrip("'").strip()
@@ -1214,11 +1261,12 @@ def _did(g: _Said) -> list[_Draft] | None:
     else:
         do, main, finite = "{do|does}", base, f"{{{base}|{forms['third']}}}"
     finite = finite or f"{do} {main}"
-    answer = _sentence(to_second_person(g.said[:g.m.start("rest")] + " " + rest))
+    answer = _sentence(to_second_person(g.said[:g.m.start("rest")] + " " + said_rest))
     if particle := _PARTICLE.match(rest):  # "I've signed up for ...": the particle belongs to the verb
         main, finite, rest = f"{main} {particle.group(1)}", f"{finite} {particle.group(1)}", rest[particle.end():]
     m = _PREP.match(rest)
-    obj, prep, x = (m.group("obj").strip(), m.group("prep").lower().split()[-1], m.group("x")) if m else (rest, "", "")
+    obj, prep, x = (m.group("obj").strip(" ,"), m.group("prep").lower().split()[-1], m.group("x")) if m \
+        else (rest, "", "")
     if x and (_PRONOUN_VALUE.match(x) or (prep == "to" and _INFINITIVE.match(x))):
         x = ""  # "we pay too much for it", "passed her exams to become a vet": nothing to ask about
     if _PARTICLE_ONLY.match(obj):
@@ -1226,6 +1274,8 @@ def _did(g: _Said) -> list[_Draft] | None:
     drafts: list[_Draft] = []
     o = f" {obj}" if obj else ""
     bare = not obj or base in _INTRANSITIVE
+    if when and do == "{do|does}" and "," not in obj:  # "I swim at Warrender Baths every Friday": when and where
+        drafts.append(_when_asked(answer, g, do, f"{main}{o}", f"{finite}{o}", when, day))
     said_x, said_prep = x, prep
     for prep, x in _phrases(said_prep, said_x):
         dated = bool(_DATE.match(x))
@@ -1299,6 +1349,19 @@ def _did(g: _Said) -> list[_Draft] | None:
     return drafts or None
 
 
+def _go_doing(g: _Said) -> list[_Draft] | None:
+    """"I go bouldering every Wednesday at a gym in Namba": what the user goes and does, beside when and where."""
+    doing = g.norm("x").lower()
+    if "ing" not in _verb_kinds(doing) and "VERB" not in getAllLemmas(doing):
+        return None  # "we go camping", not "I go nothing"
+    every = _EVERY.search(g.norm("rest"))
+    qs = ["What activity {do|does} {S} do?", "What {do|does} {S} do for fun?", "What {do|does} {S} go and do?"]
+    if every:
+        qs[:0] = [f"What {{do|does}} {{S}} do {every.group(0).strip(' ,')}?"]
+    found = [d for d in _did(g) or [] if d.key.lower() != doing]
+    return [_Draft(_sentence(to_second_person(g.said)), g.ask(*qs), g["x"]), *found]
+
+
 def _did_any(g: _Said) -> list[_Draft] | None:
     """`_did` for a verb outside its closed list ("I inherited my grandfather's piano", "we've been fostering
     kittens for the shelter"): any verb form lemminflect knows, in the form the auxiliary before it asks for, but
@@ -1310,8 +1373,8 @@ def _did_any(g: _Said) -> list[_Draft] | None:
         return None
     if not any(_content_word(w) for w in re.findall(r"[\w'-]+", g.norm("rest").lower())):
         return None  # "I just bike everywhere", "we moved away": how, not what or where
-    if re.match(r"\s*(?:me|you|us|myself|ourselves)\b", g.norm("rest"), re.I):
-        return None  # "my kids are driving me mad": about the speaker's mood, not a fact
+    if re.match(r"\s*(?:me|you|us|myself|ourselves)\b", g.norm("rest"), re.I) and not _EVERY.search(g.norm("rest")):
+        return None  # "my kids are driving me mad": the speaker's mood; "my son phones me every Friday" is a habit
     if (inf := re.match(r"\s*to (\w+)", g.norm("rest"), re.I)) and "base" in _verb_kinds(inf.group(1).lower()):
         return None  # "I used to live in London", "we started to ...": the verb that matters comes after "to"
     if aux in ("ve", "s", "have", "has", "had"):
@@ -1445,6 +1508,7 @@ _RULES: list[tuple[re.Pattern, Callable[[_Said], _Draft | list[_Draft] | None]]]
          rf"(?P<x>\d{{1,3}}|{_NUM}(?:[- ]{_NUM})?)"
          r"(?: years? old| yrs? old| yo)?(?P<tail>(?:,| and| but) .*|(?: lol| haha| now| already| btw| tho| on| last| "
          r"this| in| yesterday| today| not)\b.*)?"), _age),  # "I turned 52 last month", "im 25 lol
+    (_NAMED_AGE, _named_age),
     (_rx(rf"(?P<pos>my|our) (?P<fav>favou?rite|fave|fav|all-time favou?rite|go-to) (?P<np>{_NP}) "
          rf"(?P<v>is|are|was|were|{_IS_S}) (?P<x>.+)"), _favourite),
     (_rx(r"(?P<x>[^,]+?) (?P<v>is|are) (?P<pos>my|our) (?P<fav>favou?rite|fave)(?: (?P<np>.+))?"),
@@ -1502,6 +1566,7 @@ _RULES: list[tuple[re.Pattern, Callable[[_Said], _Draft | list[_Draft] | None]]]
          r"known|gone|\w{2,}ed)\b)(?P<x>.+)"), _have),
     (_rx(rf"{_SUBJ} {_ADV}(?P<v>speak|speaks|play|plays|drive|drives|study|studies|studied) (?P<x>.+)"), _activity),
     (_rx(rf"{_SUBJ}{_BE} {_ADV}(?P<v>studying|learning) (?P<x>.+)"), _activity),
+    (_rx(rf"{_SUBJ} {_ADV}(?P<v>go|goes)(?P<rest> (?P<x>[a-z]+ing)\b.*)"), _go_doing),
     (_rx(rf"{_SUBJ}(?P<aux>'ve|'s| have| has| had) {_ADV}(?P<v>{_PP})(?P<rest> \w.*)"), _did),
     (_rx(rf"{_SUBJ}(?P<aux>{_BE}| was| were) {_ADV}(?P<v>{_ING})(?P<rest> \w.*)"), _did),
     (_rx(rf"{_SUBJ}(?P<aux>{_BE}| was| were| got| get| gets) {_ADV}(?P<v>{_PP})(?P<rest> \w.*)"), _did),
