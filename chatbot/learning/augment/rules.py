@@ -1209,7 +1209,7 @@ _EVERY = re.compile(rf"\s*,?\s*\b(?:every|each)\s+(?:other\s+|single\s+)?(?P<whe
 
 def _every(rest: str) -> tuple[str, str, bool]:
     """(what is left of `rest` without its "every <day>", the key of when, whether it names a day of the week);
-    ("rest", "", False) when nothing recurs."""
+    (rest, "", False) when nothing recurs."""
     m = _EVERY.search(rest)
     # not the next clause's ("lives in Valdivia and phones me every Sunday"), nor "the first Monday of every month"
     if not m or re.search(r"\band\b", rest[:m.start()], re.I) or re.search(r"\bof$", rest[:m.start()], re.I):
@@ -1353,11 +1353,11 @@ def _go_doing(g: _Said) -> list[_Draft] | None:
     """"I go bouldering every Wednesday at a gym in Namba": what the user goes and does, beside when and where."""
     doing = g.norm("x").lower()
     if "ing" not in _verb_kinds(doing) and "VERB" not in getAllLemmas(doing):
-        return None  # "we go camping", not "I go nothing"
-    every = _EVERY.search(g.norm("rest"))
+        return None  # "we go camping", not "I go ceiling-high"
+    _, when, day = _every(_value(g["rest"]))
     qs = ["What activity {do|does} {S} do?", "What {do|does} {S} do for fun?", "What {do|does} {S} go and do?"]
-    if every:
-        qs[:0] = [f"What {{do|does}} {{S}} do {every.group(0).strip(' ,')}?"]
+    if when:
+        qs[:0] = [f"What {{do|does}} {{S}} do {f'every {when}' if day else when}?"]
     found = [d for d in _did(g) or [] if d.key.lower() != doing]
     return [_Draft(_sentence(to_second_person(g.said)), g.ask(*qs), g["x"]), *found]
 
