@@ -1229,10 +1229,8 @@ def _when_asked(answer: str, g: _Said, do: str, doing: str, finite: str, when: s
 
 def _did(g: _Said) -> list[_Draft] | None:
     """A statement of what someone does, did or has done, with its object and where, when, for or with whom."""
-    rest = _value(g["rest"])
-    if not rest:
-        return None
-    said_rest, (rest, when, day) = rest, _every(rest)
+    said_rest = _value(g["rest"])
+    rest, when, day = _every(said_rest)
     if not rest:
         return None
     v, aux = g.norm("v").lower(), g.norm("aux").lower().lstrip("'").strip()
@@ -1373,7 +1371,7 @@ def _did_any(g: _Said) -> list[_Draft] | None:
         return None
     if not any(_content_word(w) for w in re.findall(r"[\w'-]+", g.norm("rest").lower())):
         return None  # "I just bike everywhere", "we moved away": how, not what or where
-    if re.match(r"\s*(?:me|you|us|myself|ourselves)\b", g.norm("rest"), re.I) and not _EVERY.search(g.norm("rest")):
+    if re.match(r"\s*(?:me|you|us|myself|ourselves)\b", g.norm("rest"), re.I) and not _every(g.norm("rest"))[1]:
         return None  # "my kids are driving me mad": the speaker's mood; "my son phones me every Friday" is a habit
     if (inf := re.match(r"\s*to (\w+)", g.norm("rest"), re.I)) and "base" in _verb_kinds(inf.group(1).lower()):
         return None  # "I used to live in London", "we started to ...": the verb that matters comes after "to"
