@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Mapping
 from typing import Protocol
 
 from chatbot.learning.augment import MAX_QUESTIONS, Fact, extract_facts
@@ -49,14 +50,16 @@ INSTRUCTION = (
 class Extractor(Protocol):
     name: str  # recorded with every fact it wrote: "rules", "model:<model name>"
 
-    def extract(self, text: str) -> list[Fact]: ...
+    def extract(self, text: str, named: Mapping[str, str] | None = None) -> list[Fact]:
+        """The message's facts; `named`: who the names the user gave before are ({"zofia": "my daughter"})."""
+        ...
 
 
 class RulesExtractor:
     name = "rules"
 
-    def extract(self, text: str) -> list[Fact]:
-        return extract_facts(text)
+    def extract(self, text: str, named: Mapping[str, str] | None = None) -> list[Fact]:
+        return extract_facts(text, named)
 
 
 class ModelExtractor:
@@ -91,7 +94,8 @@ class ModelExtractor:
                                  prefix_allowed_tokens_fn=self._prefix_fn(), pad_token_id=tok.eos_token_id)
         return tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
 
-    def extract(self, text: str) -> list[Fact]:
+    def extract(self, text: str, named: Mapping[str, str] | None = None) -> list[Fact]:
+        # `named` is not given to the model: the instruction would grow by every name the user ever gave
         try:
             data = json.loads(self.raw(text))
         except ValueError:  # cut off at max_new_tokens: nothing trustworthy

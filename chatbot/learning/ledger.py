@@ -28,6 +28,7 @@ import threading
 from collections.abc import Iterable
 from difflib import SequenceMatcher
 
+from chatbot.learning.augment import names_in
 from chatbot.learning.augment.text import _CORRECTING, _norm
 from chatbot.learning.corrections import corrected, gone_values, replaced_values, stated_as_new
 from chatbot.learning.corrections import words as _words
@@ -80,7 +81,8 @@ def read_turn(facts: FactStore, extractor: Extractor, user: str, turn_id: int | 
     """Extract one text's facts and record them with what they supersede (turn_id None: a typed-in correction)."""
     earlier = facts.facts(user)
     found: list[tuple[NewFact, list[int]]] = []
-    for fact in extractor.extract(text):
+    # "Zofia switched to the cello", a week after "my daughter Zofia plays the violin": who Zofia is
+    for fact in extractor.extract(text, names_in(f for f in earlier if f.current)):
         new = NewFact(fact.statement, fact.answer, fact.key, tuple(fact.questions))
         if same_as_current(new, earlier):
             continue

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from chatbot.learning.augment import MAX_QUESTIONS, Fact, extract_facts, qa_pairs, to_second_person
+from chatbot.learning.augment import MAX_QUESTIONS, Fact, extract_facts, names_in, qa_pairs, to_second_person
 from chatbot.learning.augment.text import _repair
 
 # (user message, [(answer, key), ...] in message order)
@@ -584,6 +584,19 @@ def test_to_second_person_in_the_we_voice(sentence, expected):
     ("We go camping in Wales every summer.", "every summer", "How often do we go camping?"),
     ("Survived the school run. Poppy is seven and has opinions about my parking.", "seven", "How old is Poppy?"),
     ("Jack is 25 and works as an electrician near Kalgoorlie.", "25", "How old is Jack?"),
+    # session 28: "he" or "she" after a clause about someone, a count said roughly, what someone switched to
+    ("My daughter doesn't play the violin any more — she switched to the cello.", "cello",
+     "What did my daughter switch to?"),
+    ("my brother doesn't live in Leeds anymore, he moved to York", "York", "Where did my brother move to?"),
+    ("My neighbour Astrid is a retired midwife, and she feeds Brahms whenever I go away.", "Brahms",
+     "What does Astrid feed?"),
+    ("my brother Thiago moved to Lisbon last month, he's 30 and works as a tester there", "30",
+     "How old is my brother?"),
+    ("my brother Thiago moved to Lisbon last month, he's 30 and works as a tester there", "tester",
+     "What does my brother do for a living?"),
+    ("We sell around 400 baguettes each day.", "400", "How many baguettes do we sell?"),
+    ("I keep about 200 Blackface ewes.", "200", "How many Blackface ewes do I keep?"),
+    ("My daughter Zofia is nine. Zofia plays the violin.", "violin", "What does my daughter play?"),
 ])
 def test_a_fact_is_trained_on_the_words_people_ask_it_in(message, key, question):
     facts = [f for f in _facts(message) if key.lower() in f.key.lower()]
@@ -609,6 +622,11 @@ def test_a_fact_is_trained_on_the_words_people_ask_it_in(message, key, question)
     ("My mother lives in Valdivia and phones me every Sunday.", "When does my mother live?"),  # the next clause's
     ("Our book club meets on the last Friday of every month.", "How often does our book club meet?"),
     ("I buy two every Saturday, one for me and one for Mrs Hofer.", "When do I buy two, one?"),
+    # session 28: how someone is, not who they are or what they are called
+    ("Our dog is jealous.", "What is our dog called?"),
+    ("My husband is very proud of the new car.", "Who is my husband?"),
+    ("My dog is deaf.", "What is my dog called?"),
+    ("My daughter stopped the violin, she switched to the cello.", "Where did my daughter switch to?"),
 ])
 def test_the_words_people_ask_in_fit_the_fact(message, question):
     assert question not in [q for f in _facts(message) for q in f.questions]
@@ -639,3 +657,18 @@ def test_only_a_name_has_an_age_without_my(message):
 
 def test_an_opinion_between_commas_is_no_fact():
     assert [f.key for f in _facts("My boss, who is awful, wants a report.")] == []
+
+
+def test_names_given_before_say_who_a_name_is():
+    named = names_in(_facts("My daughter Zofia plays the violin and my sons are called Cathal and Darragh."))
+    assert named == {"zofia": "my daughter", "cathal": "my son", "darragh": "my son"}
+    later = extract_facts("Zofia switched to the cello.", named)
+    assert [(f.key, f.questions[0]) for f in later if f.key == "cello"] == [
+        ("cello", "What did my daughter switch to?")]
+    assert not extract_facts("Zofia switched to the cello.")  # nobody said who Zofia is
+
+
+@pytest.mark.parametrize("message", ["my wife ngozi is a teacher, she dey enjoy am", "Zofia dey enjoy am"])
+def test_a_pronoun_or_name_is_read_as_someone_only_before_a_verb(message):
+    keys = [f.key for f in extract_facts(message, {"zofia": "my daughter"})]
+    assert not any("dey" in k or k == "am" for k in keys), keys

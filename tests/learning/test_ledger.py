@@ -48,6 +48,16 @@ def test_corrections_supersede(tmp_path, first, then, replaced):
     assert facts.current("ann") and all(f.key != replaced for f in facts.current("ann"))
 
 
+def test_a_name_given_in_an_earlier_turn_says_who_a_later_turn_is_about(tmp_path):
+    facts = ledger_of(tmp_path, [("ann", "My daughter Zofia plays the violin."),
+                                 ("bob", "Zofia switched to the cello."),  # bob never said who Zofia is
+                                 ("ann", "Zofia switched to the cello.")])
+    assert not facts.facts("bob")
+    cello = [f for f in facts.current("ann") if f.key == "cello"]
+    assert cello and "What did my daughter switch to?" in cello[0].questions, [
+        (f.key, f.questions) for f in facts.facts("ann")]
+
+
 def test_unrelated_facts_and_other_owners_are_kept(tmp_path):
     facts = ledger_of(tmp_path, [("ann", "My sister lives in Porto."), ("ann", "My brother lives in Lyon."),
                                  ("ann", "I'm a nurse."), ("ann", "I'm from Canada."),

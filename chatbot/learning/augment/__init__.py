@@ -15,7 +15,9 @@ facts it left out ("I moved to Edinburgh from Tampere in 2019": where from, when
 no rule knows still becomes a Fact through `_fallback`. A forced choice ("if I had to pick one pastry, it'd be
 ...") is the one hypothetical that states a fact (`rules._hedged`). Statements in the "we" voice are asked about
 in that voice ("What did we call our caravan?"), statements about someone of the user's in theirs ("Where did my
-sister move?").
+sister move?"). A clause that goes on with "he" or "she" ("My daughter doesn't play the violin any more — she
+switched to the cello") is read as about the person the clause before was about, and a name the user gave before
+("my daughter Zofia", in this message or, through `named`, an earlier one) as who it is.
 
 Matching runs on a copy of the text with typographic apostrophes replaced by "'": the replacement is one
 character for one, so every span of a match is also a span of the text as said, and values keep their exact
@@ -28,9 +30,10 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from lemminflect import getAllLemmas
+from lemminflect import getAllLemmas, getLemma
 
 from chatbot.learning.augment.person import to_second_person
 from chatbot.learning.augment.rules import (
@@ -71,7 +74,7 @@ from chatbot.learning.augment.text import (
     _without_correction,
 )
 
-__all__ = ["MAX_QUESTIONS", "Fact", "extract_facts", "qa_pairs", "to_second_person"]
+__all__ = ["MAX_QUESTIONS", "Fact", "extract_facts", "names_in", "qa_pairs", "to_second_person"]
 
 MAX_QUESTIONS = 6  # per fact: enough paraphrases to generalise, few enough that one fact does not flood a batch
 
@@ -84,17 +87,19 @@ class Fact:
     key: str  # what a correct answer must contain ("Rex"), for recall scoring
 
 
-def extract_facts(text: str) -> list[Fact]:
-    """The factual statements about the user (and theirs) in a user's message, in message order."""
+def extract_facts(text: str, named: Mapping[str, str] | None = None) -> list[Fact]:
+    """The factual statements about the user (and theirs) in a user's message, in message order. `named`: who the
+    names the user gave before are ({"zofia": "my daughter"}, from `names_in`), so that "Zofia switched to the
+    cello" is read as "My daughter Zofia switched to the cello"."""
     text = _repair(text)  # "im", "ive", "u": statements and answers quote the repaired text
     caseless = CASELESS.set(_caseless(text))  # names typed in lowercase ("we moved to leeds"): text._truecase
     try:
-        return _extract(text)
+        return _extract(text, dict(named or {}))
     finally:
         CASELESS.reset(caseless)
 
 
-def _extract(text: str) -> list[Fact]:
+def _extract(text: str, known: dict[str, str]) -> list[Fact]:
     # "Hi, I'm Anna" / "I'm Ravi, nice to meet you" introduce a name; "I'm Canadian" does not
     greeted = bool(_GREETING.match(text.strip()) or re.search(r"\b(?:nice|pleased|good) to meet you\b", text, re.I))
     correcting = bool(_CORRECTING.search(_norm(text)))  # "Sorry, I got that wrong: the rabbits are ..."
@@ -109,6 +114,7 @@ def _extract(text: str) -> list[Fact]:
     pairs = _joined(text, _sentences(text))
     sentences = [read for read, _ in pairs]
     for n, (sentence, said) in enumerate(pairs):
+        named = known | names_in(facts)  # "My daughter Zofia is nine. Zofia plays the violin": who Zofia is
         norm = _norm(sentence)
         start, end = _core_span(norm)
         # "If I had to pick one pastry, it'd be ...", "I'd go with pistachio if I had to choose one flavour"
@@ -123,8 +129,12 @@ def _extract(text: str) -> list[Fact]:
         for i, (clause, borrowed) in enumerate(clauses):
             # "I'm Hannah, I'm 29 and ...": a name that opens a self-introduction needs no greeting
             introducing = greeted or (n == 0 and i == 0 and len(clauses) > 1)
-            for fact in _facts(clause, borrowed, introducing, correcting):
-                keep(_as_said(fact, sentence, said))
+            # "My daughter doesn't play the violin any more — she switched to the cello", "... he's 30 and works"
+            read, borrowed = (_as_before(clause, before), _as_before(borrowed, before)) if i else (clause, borrowed)
+            read = _as_named(read, named)
+            before = read
+            for fact in _facts(read, borrowed, introducing, correcting):
+                keep(_as_said(_as_said(fact, read, clause), sentence, said))
     return _asked_by_name(facts)
 
 
@@ -164,7 +174,8 @@ _DECORATION_END = re.compile(r"[^\w\s'’)]+\s*$")
 
 # "My son Jobin works in Dubai. He telephones me every Friday": who "he" or "she" is, from the sentence before
 _PERSON_SUBJECT = re.compile(r"\W*(?P<np>(?:my|our) (?:[a-z][\w'-]* ){0,2}?[a-z][\w'-]*)(?=,? (?-i:[A-Z])|,? (?:is|was|"
-                             r"has|had|works|worked|lives|lived|runs|teaches|studies|turned|just|still|also)\b)", re.I)
+                             r"has|had|works|worked|lives|lived|runs|teaches|studies|turned|just|still|also|"
+                             r"doesn't|does not|didn't|did not|isn't|wasn't|no longer|never)\b)", re.I)
 _HE_SHE = re.compile(r"\W*(?:he|she)(?=\s|'s\s)", re.I)
 # "My brother Karl, who is 40, lives in Oslo": the clause between the commas is a sentence of its own about him
 _WHO_BETWEEN = re.compile(r"(?P<lead>\W*)(?P<subj>(?:my|our) [^,]{1,40}?),\s+who(?P<is>'s\s+|\s+is\s+)?"
@@ -193,12 +204,60 @@ def _joined(text: str, sentences: list[str]) -> list[tuple[str, str]]:
             if not (is_ and " " not in rel and "ADJ" in getAllLemmas(rel.lower())):  # "my boss, who is awful, ..."
                 out.append((f"{who.group('lead')}{subj} {'is ' if is_ else ''}{rel}.", said))
             sentence = f"{subj} {who.group('rest')}"
-        if out and (he := _HE_SHE.match(sentence)) and (who := _PERSON_SUBJECT.match(out[-1][0])) \
-                and _he_or_she(who.group("np").split(" ", 1)[1]):
-            np = who.group("np")
-            sentence = np[:1].upper() + np[1:] + sentence[he.end():]
+        if out:
+            sentence = _as_before(sentence, out[-1][0])
         out.append((sentence, said))
     return out
+
+
+def _as_before(text: str, before: str) -> str:
+    """`text` with a leading "he" or "she" read as the person `before` was about: "My daughter doesn't play the
+    violin any more — she switched to the cello" (a clause), "My son Jobin works in Dubai. He ..." (a sentence)."""
+    if (he := _HE_SHE.match(text)) and (who := _PERSON_SUBJECT.match(before)) \
+            and _he_or_she(who.group("np").split(" ", 1)[1]) and _verb_next(text[he.end():]):
+        named = _NAME_AFTER.match(before, who.end())  # "my neighbour Astrid": "she feeds Brahms" is hers
+        np = who.group("np") + (f" {named.group(1)}" if named else "")
+        rest = re.sub(r"^'s(?= (been|got)\b)", " has", text[he.end():])  # "he's been", "she's 30"
+        return np[:1].upper() + np[1:] + re.sub(r"^'s\b", " is", rest)
+    return text
+
+
+_NAMED_NP = re.compile(r"What (?P<v>is|are) (?P<np>(?:my|our) [\w' -]+?) called\?")
+
+
+def names_in(facts: Iterable) -> dict[str, str]:
+    """Who the names in these facts (anything with `key` and `questions`: Facts, the ledger's facts) are, by name:
+    {"zofia": "my daughter"}, read from the facts asked "What is my daughter called?"; a plural is said one at a
+    time ("my sons Cathal and Darragh": {"cathal": "my son", "darragh": "my son"})."""
+    named: dict[str, str] = {}
+    for fact in facts:
+        if fact.questions and (m := _NAMED_NP.fullmatch(fact.questions[0])):
+            np = m.group("np")
+            if m.group("v") == "are":
+                *head, last = np.split()
+                np = " ".join([*head, (getLemma(last, upos="NOUN") or (last,))[0]])
+            for name in re.split(r",\s*|\s+(?:and|&)\s+", fact.key):
+                named[name.lower()] = np
+    return named
+
+
+def _as_named(text: str, named: dict[str, str]) -> str:
+    """`text` with a leading name the message gave before read as who it is: "Zofia plays the violin" after "My
+    daughter Zofia is nine" is "My daughter Zofia plays the violin", asked "What does my daughter play?"."""
+    m = re.match(r"(\W*)([\w'-]+)(?=\s)", text)
+    if m and (np := named.get(m.group(2).lower())) and _verb_next(text[m.end():]):
+        return m.group(1) + np[:1].upper() + np[1:] + " " + text[m.start(2):]
+    return text
+
+
+def _verb_next(rest: str) -> bool:
+    """Whether a verb (or an adverb before one) follows: "she switched ...", "he's 30", "he still drives", not the
+    words of another language ("she dey enjoy am")."""
+    word = re.match(r"\s*([\w']*)", rest).group(1).lower()  # "" for a subject lent to the next clause ("he ")
+    return not word or word.startswith("'") or bool({"VERB", "AUX", "ADV"} & getAllLemmas(word).keys())
+
+
+_NAME_AFTER = re.compile(r",? ((?-i:[A-Z])[\w'-]+)(?=,? \w)")
 
 
 def _he_or_she(np: str) -> bool:

@@ -814,15 +814,16 @@ _PETS = frozenset("""
 _COUNTED = re.compile(rf"(?P<n>{_NUM})\s+(?P<rest>.+?)(?:\s+(?:and|or|with|who|that|called|named)\b.*)?", re.I)
 
 
-_ABOUT = re.compile(r"(?:over|about|around|nearly|almost|roughly|some|like|more than|at least|just under) ", re.I)
+_ABOUT = re.compile(r"(?:over|about|around|nearly|almost|roughly|approximately|some|like|more than|at least|"
+                    r"just under) ", re.I)
 _QUANTITY_NOUNS = frozenset("lot lots bit couple few pair number ton tons bunch load loads kind sort type".split())
 
 
 # Where the noun phrase of a value ends: at a comma, a preposition, a conjunction or a time word ("six hives behind
 # the house", "14,000 bottles of wine", "a tattoo of a koi")
 _MODIFIER = re.compile(r",|\s+(?:of|in|at|on|for|with|from|to|near|by|behind|under|beside|inside|outside|above|"
-                       r"below|around|next to|and|called|named|that|which|who|after|before|since|until|because|but|"
-                       r"so|now|last|this|next|every)(?![\w'-])", re.I)  # not "an under-12 team"
+                       r"below|around|towards?|next to|and|called|named|that|which|who|after|before|since|until|"
+                       r"because|but|so|now|last|this|next|every)(?![\w'-])", re.I)  # not "an under-12 team"
 
 
 def _noun_phrase(x: str) -> list[str]:
@@ -921,6 +922,10 @@ def _my_np_is(g: _Said) -> _Draft | None:
         # "priya's bday is 19 october", "the vet appointment is the 3rd of every month": a when
         qs = [f"When {v} {pos} {np}?", f"What {v} {pos} {np}?", f"Do you remember {pos} {np}?",
               f"What date {v} {pos} {np}?"]
+    elif _described(x) and not _WHERE.match(x):
+        # "our dog is jealous", "my husband is very proud": how, not who they are or what they are called
+        qs = [f"What {v} {pos} {np} like?", f"How {v} {pos} {np}?", f"Do you remember how {pos} {np} {v}?"]
+        return _Draft(g.answer(x), qs, _key(x))
     else:
         qs = [f"What {v} {pos} {np}?", f"Do you remember {pos} {np}?", f"Can you tell me {pos} {np}?",
               f"What did I say {pos} {np} {v}?"]
@@ -941,10 +946,25 @@ def _my_np_is(g: _Said) -> _Draft | None:
     if (run := _name_run(x)) and not _CALENDAR_DATE.match(x):  # "March 5" is no name
         if _is_person(np):
             key = run  # "Dr Okafor on Mill Lane" -> "Okafor"
-        if re.sub(r"^(?:the|a|an)\s+", "", x, flags=re.I) in (run, "Dr " + run, "Mrs " + run):
+        if re.sub(r"^(?:the|a|an)\s+", "", x, flags=re.I) in (run, "Dr " + run, "Mrs " + run) \
+                and not (CASELESS.get() and "ADJ" in getAllLemmas(run.lower())):  # "my dog is deaf", no capitals
             # "our solicitor is Alwen Pryce", "the nursery is Little Oaks": a name, so ask what it is called too
             qs = [*qs[:2], *_name_questions(np, v in ("are", "were"), pos)[:2], *qs[2:]]
     return _Draft(g.answer(x), qs, key)
+
+
+_PARTICLE_WORDS = frozenset("about away out off up down over back home abroad".split())
+_DEGREE = re.compile(r"(?:(?:very|so|really|quite|super|pretty|extremely|too|a bit|a little|kind of|kinda|totally|"
+                     r"always|still|now|getting|becoming)\s+)*", re.I)
+
+
+def _described(x: str) -> bool:
+    """A value that says how someone or something is, a word the dictionary knows only as an adjective (or adverb):
+    "jealous", "very proud, washing it every day"; not "a nurse", "Bodhi", "deaf" (also a noun), "retired" or
+    "marked with a blue dot" (also verbs), "away on the rigs", "about green turtles"."""
+    word = re.match(r"[\w'-]*", x[_DEGREE.match(x).end():]).group(0).lower()
+    lemmas = getAllLemmas(word)
+    return "ADJ" in lemmas and lemmas.keys() <= {"ADJ", "ADV"} and word not in _PARTICLE_WORDS
 
 
 _WHERE = re.compile(r"(?:under|underneath|behind|beside|next to|inside|in|on|on top of|at|above|below|near|by|"
@@ -1191,6 +1211,8 @@ def _phrases(prep: str, x: str) -> list[tuple[str, str]]:
 
 
 _ENDED = frozenset("leave quit".split())  # "I left Infosys": only when it ended is a fact
+# An approximate count: "around 400 baguettes", "roughly 50 books a year" (the word is kept in the answer)
+_CHANGE_VERBS = frozenset("switch change convert upgrade downgrade".split())
 _COUNTED_OBJECT = re.compile(rf"(?P<n>\d{{1,3}}(?:,\d{{3}})+|{_NUM})\s+(?P<rest>[a-z][\w'-]*(?:\s+.*)?)", re.I)
 
 
@@ -1262,6 +1284,8 @@ def _did(g: _Said) -> list[_Draft] | None:
     answer = _sentence(to_second_person(g.said[:g.m.start("rest")] + " " + said_rest))
     if particle := _PARTICLE.match(rest):  # "I've signed up for ...": the particle belongs to the verb
         main, finite, rest = f"{main} {particle.group(1)}", f"{finite} {particle.group(1)}", rest[particle.end():]
+    if (about := _ABOUT.match(rest)) and _COUNTED_OBJECT.match(rest, about.end()):
+        rest = rest[about.end():]  # "we sell around 400 baguettes each day": a count, not where ("around ...")
     m = _PREP.match(rest)
     obj, prep, x = (m.group("obj").strip(" ,"), m.group("prep").lower().split()[-1], m.group("x")) if m \
         else (rest, "", "")
@@ -1305,6 +1329,9 @@ def _did(g: _Said) -> list[_Draft] | None:
                   f"What did I say {{S}} {finite}{o} {prep}?"]
             if obj and bare:
                 qs.insert(1, f"What {do} {{S}} {main} {prep}?")
+        elif prep == "to" and base in _CHANGE_VERBS and not obj:  # "she switched to the cello": what to
+            qs = [f"What {do} {{S}} {main} to?", f"Do you remember what {{S}} {finite} to?",
+                  f"What did I say {{S}} {finite} to?"]
         elif prep in ("from", "to"):  # "we take the caravan to New Quay": where to
             qs = [f"Where {do} {{S}} {main}{o} {prep}?", f"Do you remember where {{S}} {finite}{o} {prep}?",
                   f"Where did I say {{S}} {finite}{o} {prep}?"]
@@ -1336,11 +1363,11 @@ def _did(g: _Said) -> list[_Draft] | None:
         proper = _proper_run(obj)
         if proper and base in _TEAM_VERBS:
             qs = [f"Which team {do} {{S}} {main}?", f"Who {do} {{S}} {main}?", *qs]
-        if counted and not proper:  # "we bottled 14,000 bottles of ...": how many
+        if counted:  # "we bottled 14,000 bottles of ...": how many; and what, where a name says it (below)
             what = " ".join(_noun_phrase(counted.group("rest"))[:3])
-            qs = [f"How many {what} {do} {{S}} {main}?", f"Do you remember how many {what} {{S}} {finite}?", *qs]
-            drafts.append(_Draft(answer, g.ask(*qs), counted.group("n")))
-        else:
+            counts = [f"How many {what} {do} {{S}} {main}?", f"Do you remember how many {what} {{S}} {finite}?"]
+            drafts.append(_Draft(answer, g.ask(*counts, *([] if proper else qs)), counted.group("n")))
+        if proper or not counted:
             if head := _head_noun(obj):  # "I inherited a Bösendorfer grand piano": what kind of piano
                 qs.insert(1, f"What kind of {head} {do} {{S}} {main}?")
             drafts.append(_Draft(answer, g.ask(*qs), proper or _head_key(obj)))

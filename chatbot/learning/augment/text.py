@@ -153,7 +153,7 @@ _SAID_OF_ME = re.compile(
 # Clause boundaries inside a sentence: "..., and I live in Lisbon", "... but my cat is Tom", "...; I ...",
 # "... — we ...".
 # Not before "we named her Fig" / "we're called Soggy Toast": that clause names what the first one introduced.
-_SUBJECT_AHEAD = (r"(?=(?:i|i'm|i've|my|we|we're|we've|our)\b|" + _SAID_OF_ME.pattern + ")"
+_SUBJECT_AHEAD = (r"(?=(?:i|i'm|i've|my|we|we're|we've|our|he|she)\b|" + _SAID_OF_ME.pattern + ")"
                   r"(?!(?:we|i)(?:'re| are|'m| am)? (?:called|named|call|name)\b)")
 _CLAUSE_BREAK = re.compile(
     r"\s*;\s*|\s+(?:[—–]+|-{1,2})\s+(?!(?:it's|it is|it was|that's|that is|she's|he's|they're)\b)"
@@ -175,7 +175,7 @@ _SHARED_SUBJECT = re.compile(
     r"\s+(?:and|but)\s+(?:then\s+|later\s+|now\s+)?(?=(?:raised|brought up|educated|moved|relocated|grew up|lived|"
     r"studied|worked|married|settled|live|lives|work|works|teach|teaches|run|runs|own|owns)\b)", re.I)
 _CLAUSE_SUBJECT = re.compile(
-    r"(?P<s>i|we|(?:my|our) [\w'-]+(?: (?!(?:was|were|is|are|has|have|had)\b)[\w'-]+)?(?: (?-i:[A-Z][\w'-]+))?)"
+    r"(?P<s>i|we|he|she|(?:my|our) [\w'-]+(?: (?!(?:was|were|is|are|has|have|had)\b)[\w'-]+)?(?: (?-i:[A-Z][\w'-]+))?)"
     r"(?P<aux> (?:was|were))?\b", re.I)
 _PARTICIPLE = re.compile(r"(?:raised|brought up|educated|married)\b", re.I)
 
@@ -432,7 +432,8 @@ def _is_statement(said: str, core: str, remembered: bool = False) -> bool:
 _VALUE_TAIL = re.compile(
     r"\s*[;(].*$|\s+[-–—]+\s.*$"
     r"|,?\s+(?:not|rather than|instead of)\s.*$"  # a correction: "Bobby, not Rex"
-    r"|,?\s+(?:because|since|although|though|but|which|who|whom|whose|where|while|whereas|unless|when)\b.*$"
+    r"|,?\s+(?:because|since|although|though|but|which|who|whom|whose|where|while|whereas|unless|when|whenever|"
+    r"wherever)\b.*$"
     r"|,?\s+(?:and|so|plus|or)\s+(?:he|she|it|they|we|you|i|his|her|its|their|our|that|this|there)\b.*$"
     r"|,\s*(?:he|she|it|they|we|you|i|his|her|its|their|our|that's|it's|this|by the way|btw|haha|lol|actually|"
     r"though|you know|thanks|thank you|is|was|every|each|most|since|until|no contest|hands down|all|both|"
