@@ -2,9 +2,10 @@
 
 Reads the output folder of `scripts/experiment.py` (its results.json names the facts file and the users; its
 answers.jsonl holds every answer) and splits each round's recall of the current facts by whether the rules
-(`augment.extract_facts` on the fact's message) read the fact with a specific question, in the sense of
-`scripts/bench_extraction.py`. Recall is then about (share read) x (answered when read). The rules are today's:
-run it at the commit of the experiment to see what that run's rules read. A measurement only.
+(`augment.extract_facts` on the fact's message, with the names the person gave before) read the fact with a
+specific question, in the sense of `scripts/bench_extraction.py`. Recall is then about (share read) x (answered
+when read). The rules are today's: run it at the commit of the experiment to see what that run's rules read. A
+measurement only.
 
     .venv/bin/python scripts/recall_breakdown.py docs/experiment/test5 [--json]
 """
@@ -23,15 +24,19 @@ from bench_extraction import is_generic, is_specific, keys_match  # noqa: E402
 from experiment import current_facts, gold_facts, load_jsonl, rate, scenario  # noqa: E402
 
 from chatbot.evaluation.scoring import has_word  # noqa: E402
-from chatbot.learning.augment import Fact, extract_facts  # noqa: E402
+from chatbot.learning.augment import Fact, extract_facts, names_in  # noqa: E402
 
 
 def facts_read(messages: list[dict]) -> dict[str, Fact]:
     """Fact id -> the first Fact the rules extract for it from its message with a specific question; the facts they
-    do not read are absent."""
+    do not read are absent. Each person's messages are read in round order with the names their earlier ones gave
+    (`augment.names_in`), as the ledger reads turns."""
     read = {}
-    for m in messages:
-        found = [x for x in extract_facts(m["message"]) if not is_generic(x) and is_specific(x)]
+    said: dict[str, list[Fact]] = defaultdict(list)
+    for m in sorted(messages, key=lambda m: m["round"]):  # a stable sort: message order within a round
+        extracted = extract_facts(m["message"], names_in(said[m["persona"]]))
+        said[m["persona"]] += extracted
+        found = [x for x in extracted if not is_generic(x) and is_specific(x)]
         for i, f in enumerate(m["facts"]):
             if match := [x for x in found if keys_match(x.key, f["key"])]:
                 read[f"{m['id']}.{i}"] = match[0]

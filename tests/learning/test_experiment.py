@@ -113,6 +113,17 @@ def test_recall_breakdown_splits_answers_by_what_the_rules_read():
     assert r2["unread"]["recall"] == 0.0 and r2["recall"] == 0.5
 
 
+def test_recall_breakdown_reads_with_the_names_a_person_gave_before():
+    messages = [{"id": "m2", "persona": "u", "round": 2, "kind": "correction", "not_facts": ["violin"],
+                 "message": "Zofia switched to the cello.", "facts": [{"key": "cello", "questions": ["q1"]}]},
+                {"id": "m1", "persona": "u", "round": 1, "kind": "plain", "not_facts": [],
+                 "message": "My daughter Zofia plays the violin.", "facts": [{"key": "violin", "questions": ["q1"]}]},
+                {"id": "m3", "persona": "v", "round": 2, "kind": "plain", "not_facts": [],
+                 "message": "Zofia switched to the cello.", "facts": [{"key": "cello", "questions": ["q2"]}]}]
+    read = recall_breakdown.read_by_rules(messages)
+    assert read == {"m1.0": True, "m2.0": True, "m3.0": False}  # v never said who Zofia is
+
+
 def test_bench_questions_compares_what_is_asked_with_what_is_trained(tmp_path):
     from chatbot.learning.augment import extract_facts
     from chatbot.memory.embed import Embedder
