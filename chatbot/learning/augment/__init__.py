@@ -138,13 +138,15 @@ def _extract(text: str, known: dict[str, str]) -> list[Fact]:
     return _asked_by_name(facts)
 
 
-_CALLED = re.compile(r"What is (?P<np>(?:my|our) [\w' -]+?) called\?")
+# The question a name fact is asked first: "What is my sister called?", "What are my sons called?"
+_NAMED_NP = re.compile(r"What (?P<v>is|are) (?P<np>(?:my|our) [\w' -]+?) called\?")
 
 
 def _asked_by_name(facts: list[Fact]) -> list[Fact]:
     """Facts about someone the message names ("My fiancée, Neema, is a nurse") asked by the name as well: people ask
     "What does Neema do?" as often as "What does my fiancée do?"."""
-    names = {m.group("np").lower(): f.key for f in facts if f.questions and (m := _CALLED.fullmatch(f.questions[0]))}
+    names = {m.group("np").lower(): f.key for f in facts
+             if f.questions and (m := _NAMED_NP.fullmatch(f.questions[0])) and m.group("v") == "is"}
     if not names:
         return facts
     alternatives = "|".join(map(re.escape, sorted(names, key=len, reverse=True)))
@@ -210,6 +212,9 @@ def _joined(text: str, sentences: list[str]) -> list[tuple[str, str]]:
     return out
 
 
+_NAME_AFTER = re.compile(r",? ((?-i:[A-Z])[\w'-]+)(?=,? \w)")  # "my neighbour Astrid is ...": her name
+
+
 def _as_before(text: str, before: str) -> str:
     """`text` with a leading "he" or "she" read as the person `before` was about: "My daughter doesn't play the
     violin any more — she switched to the cello" (a clause), "My son Jobin works in Dubai. He ..." (a sentence)."""
@@ -220,9 +225,6 @@ def _as_before(text: str, before: str) -> str:
         rest = re.sub(r"^'s(?= (been|got)\b)", " has", text[he.end():])  # "he's been", "she's 30"
         return np[:1].upper() + np[1:] + re.sub(r"^'s\b", " is", rest)
     return text
-
-
-_NAMED_NP = re.compile(r"What (?P<v>is|are) (?P<np>(?:my|our) [\w' -]+?) called\?")
 
 
 def names_in(facts: Iterable) -> dict[str, str]:
@@ -255,9 +257,6 @@ def _verb_next(rest: str) -> bool:
     words of another language ("she dey enjoy am")."""
     word = re.match(r"\s*([\w']*)", rest).group(1).lower()  # "" for a subject lent to the next clause ("he ")
     return not word or word.startswith("'") or bool({"VERB", "AUX", "ADV"} & getAllLemmas(word).keys())
-
-
-_NAME_AFTER = re.compile(r",? ((?-i:[A-Z])[\w'-]+)(?=,? \w)")
 
 
 def _he_or_she(np: str) -> bool:

@@ -953,7 +953,6 @@ def _my_np_is(g: _Said) -> _Draft | None:
     return _Draft(g.answer(x), qs, key)
 
 
-_PARTICLE_WORDS = frozenset("about away out off up down over back home abroad".split())
 _DEGREE = re.compile(r"(?:(?:very|so|really|quite|super|pretty|extremely|too|a bit|a little|kind of|kinda|totally|"
                      r"always|still|now|getting|becoming)\s+)*", re.I)
 
@@ -964,7 +963,7 @@ def _described(x: str) -> bool:
     "marked with a blue dot" (also verbs), "away on the rigs", "about green turtles"."""
     word = re.match(r"[\w'-]*", x[_DEGREE.match(x).end():]).group(0).lower()
     lemmas = getAllLemmas(word)
-    return "ADJ" in lemmas and lemmas.keys() <= {"ADJ", "ADV"} and word not in _PARTICLE_WORDS
+    return "ADJ" in lemmas and lemmas.keys() <= {"ADJ", "ADV"} and not _PARTICLE_ONLY.fullmatch(word)
 
 
 _WHERE = re.compile(r"(?:under|underneath|behind|beside|next to|inside|in|on|on top of|at|above|below|near|by|"
@@ -1211,7 +1210,7 @@ def _phrases(prep: str, x: str) -> list[tuple[str, str]]:
 
 
 _ENDED = frozenset("leave quit".split())  # "I left Infosys": only when it ended is a fact
-# An approximate count: "around 400 baguettes", "roughly 50 books a year" (the word is kept in the answer)
+# "she switched to the cello": asked what someone changed to, not where
 _CHANGE_VERBS = frozenset("switch change convert upgrade downgrade".split())
 _COUNTED_OBJECT = re.compile(rf"(?P<n>\d{{1,3}}(?:,\d{{3}})+|{_NUM})\s+(?P<rest>[a-z][\w'-]*(?:\s+.*)?)", re.I)
 
